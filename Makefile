@@ -1,0 +1,35 @@
+# The README's two commands are `make run` and `make test`; everything else is for developers.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test gen lint typecheck check clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+	touch $@
+
+## run: the whole stack (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set)
+run: $(INSTALLED)
+	$(BIN)/python -m taskscheduler.devstack
+
+## test: the whole suite (unit, integration, end to end) on real servers
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+## gen: regenerate the Python code of protos/
+gen: $(INSTALLED)
+	$(BIN)/python -m taskscheduler.devstack.protogen
+
+## lint: buf lint, ruff and mypy
+lint: $(INSTALLED)
+	$(BIN)/buf lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

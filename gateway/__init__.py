@@ -1,0 +1,1 @@
+"""The REST gateway: FastAPI routes translated to TaskService gRPC calls, no business logic."""

@@ -1,0 +1,11 @@
+"""`python -m gateway` starts the REST gateway with uvicorn."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from gateway.app import create_app
+from taskscheduler.settings import get_settings
+
+settings = get_settings()
+uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port)

@@ -1,0 +1,176 @@
+"""The FastAPI application: the seed's two endpoints and the /v1/tasks resource routes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import grpc
+from fastapi import Body, FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sse_starlette import EventSourceResponse
+
+from gateway import schemas
+from gateway.problems import grpc_error_handler, problem, validation_error_handler
+from taskscheduler.settings import Settings, get_settings
+from taskscheduler.v1 import task_pb2
+from taskscheduler.v1 import task_service_pb2 as pb
+from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+
+DEMO_TASK = ("demo.sleep", {"seconds": 2})
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": "RFC 9457 problem details", "content": {"application/problem+json": {}}}
+    for code in (400, 404, 409, 503)
+}
+TaskId = Annotated[str, Path(description="The task's UUID.", max_length=100)]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    deadline = settings.gateway_deadline_seconds
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        max_bytes = settings.grpc_max_message_bytes
+        channel = grpc.aio.insecure_channel(
+            settings.api_address,
+            options=[
+                ("grpc.max_receive_message_length", max_bytes),
+                ("grpc.max_send_message_length", max_bytes),
+            ],
+        )
+        app.state.stub = TaskServiceStub(channel)
+        app.state.health = health_pb2_grpc.HealthStub(channel)
+        yield
+        await channel.close()
+
+    app = FastAPI(
+        title="Task Scheduler",
+        version="1.0.0",
+        description="REST gateway of the taskscheduler.v1.TaskService gRPC API.",
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+    )
+    app.add_exception_handler(grpc.aio.AioRpcError, grpc_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+
+    def stub(request: Request) -> TaskServiceStub:
+        return request.app.state.stub  # type: ignore[no-any-return]
+
+    @app.post("/run-task/", response_model=schemas.RunTaskResponse, tags=["seed"])
+    async def run_task(
+        request: Request, body: Annotated[schemas.RunTaskBody | None, Body()] = None
+    ) -> schemas.RunTaskResponse:
+        """Schedules the demo task (or the kind and payload given) and answers its id."""
+        kind, payload = DEMO_TASK if body is None else (body.kind, body.payload or {})
+        message = pb.ScheduleTaskRequest(kind=kind)
+        message.payload.update(payload)
+        response = await stub(request).ScheduleTask(message, timeout=deadline)
+        return schemas.RunTaskResponse(
+            message="Task scheduled successfully!", task_id=response.task.id
+        )
+
+    @app.get("/tasks/{task_id}", response_model=schemas.TaskSummary, tags=["seed"])
+    async def task_status(request: Request, task_id: TaskId) -> schemas.TaskSummary:
+        """The short status of a task."""
+        task = (
+            await stub(request).GetTask(pb.GetTaskRequest(task_id=task_id), timeout=deadline)
+        ).task
+        full = schemas.task_out(task)
+        return schemas.TaskSummary(
+            task_id=full.task_id,
+            status=full.status,
+            attempt=full.attempt,
+            result=full.result,
+            error=full.error,
+        )
+
+    @app.post("/v1/tasks", status_code=201, response_model=schemas.TaskOut, tags=["tasks"])
+    async def create_task(
+        request: Request,
+        body: schemas.ScheduleTaskBody,
+        idempotency_key: Annotated[str, Header(max_length=200)] = "",
+    ) -> schemas.TaskOut:
+        """Schedules a task. `Idempotency-Key` (or `request_id`) makes retries safe."""
+        message = schemas.schedule_request(body, request_id=idempotency_key)
+        response = await stub(request).ScheduleTask(message, timeout=deadline)
+        return schemas.task_out(response.task)
+
+    @app.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"])
+    async def list_tasks(
+        request: Request,
+        page_size: Annotated[int, Query(ge=0, le=1000)] = 0,
+        page_token: Annotated[str, Query(max_length=1000)] = "",
+        status: Annotated[list[schemas.StatusName] | None, Query()] = None,
+        kind: Annotated[str, Query(max_length=200)] = "",
+    ) -> schemas.TaskList:
+        """Tasks newest first; repeat `status` to select several."""
+        message = pb.ListTasksRequest(
+            page_size=page_size,
+            page_token=page_token,
+            kind=kind,
+            statuses=[task_pb2.TaskStatus.Value(schemas.STATUS_PREFIX + s) for s in status or []],
+        )
+        response = await stub(request).ListTasks(message, timeout=deadline)
+        return schemas.TaskList(
+            tasks=[schemas.task_out(task) for task in response.tasks],
+            next_page_token=response.next_page_token,
+        )
+
+    @app.post("/v1/tasks/{task_id}:cancel", response_model=schemas.TaskOut, tags=["tasks"])
+    async def cancel_task(request: Request, task_id: TaskId) -> schemas.TaskOut:
+        """Cancels a task that has not finished; 409 when it has."""
+        response = await stub(request).CancelTask(
+            pb.CancelTaskRequest(task_id=task_id), timeout=deadline
+        )
+        return schemas.task_out(response.task)
+
+    @app.get("/v1/tasks/{task_id}", response_model=schemas.TaskOut, tags=["tasks"])
+    async def get_task(request: Request, task_id: TaskId) -> schemas.TaskOut:
+        """A task with every attempt."""
+        response = await stub(request).GetTask(pb.GetTaskRequest(task_id=task_id), timeout=deadline)
+        return schemas.task_out(response.task)
+
+    @app.get(
+        "/v1/tasks/{task_id}/events",
+        tags=["tasks"],
+        response_class=EventSourceResponse,
+        responses={200: {"description": "text/event-stream of `status` events"}},
+    )
+    async def task_events(request: Request, task_id: TaskId) -> EventSourceResponse:
+        """Server-Sent Events: the current state, then each change; closes after a terminal one."""
+        call = stub(request).StreamStatus(pb.StreamStatusRequest(task_id=task_id))
+        first = await call.read()  # errors (404, 400) surface here, before the stream starts
+        if first is grpc.aio.EOF:
+            return EventSourceResponse(iter(()))
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            message = first
+            try:
+                while message is not grpc.aio.EOF:
+                    assert isinstance(message, pb.StreamStatusResponse)
+                    body = schemas.event_out(message).model_dump(mode="json")
+                    yield {"event": "status", "data": json.dumps(body)}
+                    message = await call.read()
+            finally:
+                call.cancel()
+
+        return EventSourceResponse(events())
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> JSONResponse:
+        """200 when the api answers its gRPC health check as SERVING."""
+        try:
+            reply = await request.app.state.health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.aio.AioRpcError:
+            return problem(503, "Unavailable", "the task service does not answer")
+        serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+        if not serving:
+            return problem(503, "Unavailable", "the task service is not serving")
+        return JSONResponse({"status": "SERVING"})
+
+    return app

@@ -1,0 +1,1 @@
+"""The service processes: api (gRPC), worker (Celery) and dispatcher (timers)."""

@@ -1,0 +1,1 @@
+"""The api service: TaskService over grpc.aio, with health and reflection."""

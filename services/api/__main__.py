@@ -1,0 +1,5 @@
+"""`python -m services.api` starts the gRPC api."""
+
+from services.api.server import main
+
+main()

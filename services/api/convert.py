@@ -1,0 +1,162 @@
+"""Conversions between protobuf messages and core types, at the edge of the api."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+
+from taskscheduler.core.errors import InvalidArgument
+from taskscheduler.core.manager import ListRequest, ScheduleRequest
+from taskscheduler.core.model import (
+    Attempt,
+    RetryPolicy,
+    RetryPolicyOverride,
+    StatusEvent,
+    Task,
+    TaskFilter,
+    TaskStatus,
+)
+from taskscheduler.protojson import struct_to_dict
+from taskscheduler.v1 import task_pb2, task_service_pb2
+
+_STATUS_TO_PROTO = {
+    status: task_pb2.TaskStatus.Value(f"TASK_STATUS_{status.value}") for status in TaskStatus
+}
+_STATUS_FROM_PROTO = {number: status for status, number in _STATUS_TO_PROTO.items()}
+
+
+def status_to_proto(status: TaskStatus) -> task_pb2.TaskStatus.ValueType:
+    return _STATUS_TO_PROTO[status]
+
+
+def status_from_proto(value: int, field: str) -> TaskStatus:
+    status: TaskStatus | None = _STATUS_FROM_PROTO.get(task_pb2.TaskStatus.ValueType(value))
+    if status is None:
+        raise InvalidArgument(field, f"{value} is not a task status")
+    return status
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(value)
+    return message
+
+
+def _duration(value: timedelta | None) -> duration_pb2.Duration | None:
+    if value is None:
+        return None
+    message = duration_pb2.Duration()
+    message.FromTimedelta(value)
+    return message
+
+
+def _from_duration(message: duration_pb2.Duration, field: str) -> timedelta:
+    if message.seconds < 0 or message.nanos < 0:
+        raise InvalidArgument(field, "must not be negative")
+    return message.ToTimedelta()
+
+
+def _from_timestamp(message: timestamp_pb2.Timestamp, field: str) -> datetime:
+    try:
+        return message.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(field, "is out of range") from None
+
+
+def retry_policy_to_proto(policy: RetryPolicy) -> task_pb2.RetryPolicy:
+    return task_pb2.RetryPolicy(
+        max_attempts=policy.max_attempts,
+        initial_backoff=_duration(policy.initial_backoff),
+        max_backoff=_duration(policy.max_backoff),
+        backoff_multiplier=policy.backoff_multiplier,
+        jitter=policy.jitter,
+    )
+
+
+def attempt_to_proto(attempt: Attempt) -> task_pb2.Attempt:
+    return task_pb2.Attempt(
+        number=attempt.number,
+        status=status_to_proto(attempt.status),
+        worker=attempt.worker,
+        start_time=_timestamp(attempt.start_time),
+        finish_time=_timestamp(attempt.finish_time),
+        error_type=attempt.error_type,
+        error_message=attempt.error_message,
+        traceback=attempt.traceback,
+    )
+
+
+def task_to_proto(task: Task) -> task_pb2.Task:
+    message = task_pb2.Task(
+        id=str(task.id),
+        kind=task.kind,
+        status=status_to_proto(task.status),
+        attempt=task.attempt,
+        max_attempts=task.max_attempts,
+        run_at=_timestamp(task.run_at),
+        create_time=_timestamp(task.create_time),
+        update_time=_timestamp(task.update_time),
+        start_time=_timestamp(task.start_time),
+        finish_time=_timestamp(task.finish_time),
+        error=task.error,
+        attempts=[attempt_to_proto(attempt) for attempt in task.attempts],
+        retry_policy=retry_policy_to_proto(task.retry_policy),
+        timeout=_duration(task.timeout),
+        request_id=task.request_id,
+    )
+    message.payload.update(task.payload)
+    if task.result is not None:
+        json_format.ParseDict(task.result, message.result)
+    return message
+
+
+def event_to_proto(event: StatusEvent, task: Task) -> task_service_pb2.StreamStatusResponse:
+    return task_service_pb2.StreamStatusResponse(
+        task_id=str(event.task_id),
+        status=status_to_proto(event.status),
+        attempt=event.attempt,
+        event_time=_timestamp(event.event_time),
+        task=task_to_proto(task),
+    )
+
+
+def _retry_override(request: task_service_pb2.ScheduleTaskRequest) -> RetryPolicyOverride:
+    if not request.HasField("retry_policy"):
+        return RetryPolicyOverride()
+    policy = request.retry_policy
+    prefix = "retry_policy."
+    return RetryPolicyOverride(
+        max_attempts=policy.max_attempts or None,
+        initial_backoff=_from_duration(policy.initial_backoff, prefix + "initial_backoff")
+        if policy.HasField("initial_backoff")
+        else None,
+        max_backoff=_from_duration(policy.max_backoff, prefix + "max_backoff")
+        if policy.HasField("max_backoff")
+        else None,
+        backoff_multiplier=policy.backoff_multiplier or None,
+        jitter=policy.jitter if policy.HasField("jitter") else None,
+    )
+
+
+def schedule_request_from_proto(request: task_service_pb2.ScheduleTaskRequest) -> ScheduleRequest:
+    payload: struct_pb2.Struct = request.payload
+    return ScheduleRequest(
+        kind=request.kind,
+        payload=struct_to_dict(payload) if request.HasField("payload") else {},
+        run_at=_from_timestamp(request.run_at, "run_at") if request.HasField("run_at") else None,
+        retry_policy=_retry_override(request),
+        timeout=_from_duration(request.timeout, "timeout") if request.HasField("timeout") else None,
+        request_id=request.request_id,
+    )
+
+
+def list_request_from_proto(request: task_service_pb2.ListTasksRequest) -> ListRequest:
+    statuses = frozenset(status_from_proto(value, "statuses") for value in request.statuses)
+    return ListRequest(
+        task_filter=TaskFilter(statuses=statuses, kind=request.kind),
+        page_size=request.page_size,
+        page_token=request.page_token,
+    )

@@ -1,0 +1,44 @@
+"""The one table from domain errors to gRPC status codes, with google.rpc.ErrorInfo details."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from taskscheduler.core import errors
+
+ERROR_DOMAIN = "taskscheduler"
+
+STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.TaskNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.TaskFinished: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.IdempotencyConflict: grpc.StatusCode.ALREADY_EXISTS,
+    errors.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_code_for(error: errors.DomainError) -> grpc.StatusCode:
+    for error_type in type(error).__mro__:
+        code = STATUS_CODES.get(error_type)
+        if code is not None:
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def to_rpc_status(error: errors.DomainError) -> status_pb2.Status:
+    """A google.rpc.Status carrying ErrorInfo(reason, domain, metadata{field})."""
+    code = status_code_for(error)
+    metadata = {"field": error.field} if isinstance(error, errors.InvalidArgument) else {}
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    return status_pb2.Status(
+        code=getattr(code_pb2, code.name), message=error.message, details=[detail]
+    )
+
+
+async def abort_with(context: grpc.aio.ServicerContext, error: errors.DomainError) -> None:
+    await context.abort_with_status(rpc_status.to_status(to_rpc_status(error)))

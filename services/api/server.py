@@ -1,0 +1,96 @@
+"""Wires the api: engine, listener, broker and servicer on a grpc.aio server with health and
+reflection; stops gracefully (health NOT_SERVING, in-flight calls finish)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.api.servicer import TaskServicer
+from taskscheduler.adapters.broker import CeleryPublisher, make_celery_app
+from taskscheduler.adapters.postgres.engine import make_async_engine
+from taskscheduler.adapters.postgres.listener import StatusListener
+from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.core.kinds import load_handler_modules
+from taskscheduler.core.manager import TaskManager
+from taskscheduler.settings import Settings, get_settings
+from taskscheduler.v1 import task_service_pb2, task_service_pb2_grpc
+
+log = logging.getLogger("taskscheduler.api")
+
+SERVICE_NAME = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name
+
+
+@dataclass
+class RunningApi:
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    engine: AsyncEngine
+    listener: StatusListener
+    grace_seconds: float
+
+    async def stop(self) -> None:
+        """Health goes NOT_SERVING first, so balancers drain us; then in-flight calls finish."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.grace_seconds)
+        await self.listener.stop()
+        await self.engine.dispose()
+
+
+async def start_api(settings: Settings) -> RunningApi:
+    kinds = load_handler_modules(settings.handler_modules)
+    engine = make_async_engine(settings)
+    listener = StatusListener(settings.libpq_url)
+    await listener.start()
+    manager = TaskManager(
+        repository=PostgresTaskRepository(engine),
+        publisher=CeleryPublisher(make_celery_app(settings)),
+        events=listener,
+        kinds=kinds,
+        default_retry_policy=settings.default_retry_policy,
+    )
+    max_bytes = settings.grpc_max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes),
+        ]
+    )
+    task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(manager), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningApi(
+        server, port, health_servicer, engine, listener, settings.grpc_shutdown_grace_seconds
+    )
+
+
+async def serve(settings: Settings) -> None:
+    api = await start_api(settings)
+    log.info("TaskService listening on %s:%d", settings.grpc_host, api.port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("shutting down: draining in-flight calls")
+    await api.stop()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(get_settings()))

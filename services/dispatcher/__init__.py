@@ -1,0 +1,1 @@
+"""The dispatcher service: durable timers (run_at, retry backoff) moved to the broker when due."""

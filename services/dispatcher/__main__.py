@@ -1,0 +1,41 @@
+"""`python -m services.dispatcher` starts a dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from services.dispatcher.dispatcher import Dispatcher
+from taskscheduler.adapters.broker import CeleryPublisher, make_celery_app
+from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
+from taskscheduler.adapters.postgres.engine import make_async_engine
+from taskscheduler.adapters.postgres.listener import StatusListener
+from taskscheduler.settings import Settings, get_settings
+
+log = logging.getLogger("taskscheduler.dispatcher")
+
+
+async def run(settings: Settings) -> None:
+    engine = make_async_engine(settings)
+    listener = StatusListener(settings.libpq_url)
+    dispatcher = Dispatcher(
+        PostgresDueTasks(engine),
+        CeleryPublisher(make_celery_app(settings)),
+        listener,
+        settings.dispatcher_batch_size,
+        settings.dispatcher_idle_poll_seconds,
+    )
+    await listener.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    log.info("dispatcher running")
+    await dispatcher.run(stopping)
+    await listener.stop()
+    await engine.dispose()
+
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+asyncio.run(run(get_settings()))

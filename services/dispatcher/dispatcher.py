@@ -1,0 +1,84 @@
+"""The dispatch loop: promote due tasks in batches, sleep until the next due time or a NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
+from taskscheduler.adapters.postgres.listener import StatusListener
+from taskscheduler.core.errors import StorageUnavailable
+from taskscheduler.core.model import StatusEvent, TaskStatus
+from taskscheduler.core.ports import TaskPublisher
+
+log = logging.getLogger("taskscheduler.dispatcher")
+
+_TIMER_STATUSES = frozenset({TaskStatus.SCHEDULED, TaskStatus.RETRYING})
+
+
+class Dispatcher:
+    """Any number may run side by side: each due row is claimed by exactly one of them."""
+
+    def __init__(
+        self,
+        due_tasks: PostgresDueTasks,
+        publisher: TaskPublisher,
+        listener: StatusListener,
+        batch_size: int,
+        idle_poll_seconds: float,
+    ) -> None:
+        self._due_tasks = due_tasks
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._idle_poll_seconds = idle_poll_seconds
+        self._wake = asyncio.Event()
+        self._planned_wake: datetime | None = None
+        listener.observe(self._on_event)
+
+    def _on_event(self, event: StatusEvent | None, run_at: datetime | None) -> None:
+        """Wakes the loop early when a timer appears that is due before the planned wake-up."""
+        if event is None or run_at is None:
+            self._wake.set()
+            return
+        if event.status not in _TIMER_STATUSES:
+            return
+        if self._planned_wake is None or run_at < self._planned_wake:
+            self._wake.set()
+
+    async def dispatch_due(self) -> int:
+        promoted = await self._due_tasks.promote_due(self._batch_size)
+        for task_id, attempt in promoted:
+            await self._publisher.publish(task_id, attempt)
+        return len(promoted)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                if await self.dispatch_due() == self._batch_size:
+                    continue  # more may be due right now
+                delay = await self._seconds_until_next_due()
+            except StorageUnavailable as exc:
+                log.warning("%s; retrying", exc)
+                delay = self._idle_poll_seconds
+            await self._sleep(delay, stopping)
+
+    async def _seconds_until_next_due(self) -> float:
+        next_due = await self._due_tasks.next_due_time()
+        now = datetime.now(UTC)
+        if next_due is None:
+            self._planned_wake = None
+            return self._idle_poll_seconds
+        self._planned_wake = next_due
+        return max(0.0, min((next_due - now).total_seconds(), self._idle_poll_seconds))
+
+    async def _sleep(self, delay: float, stopping: asyncio.Event) -> None:
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED), delay
+            )
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,69 @@
+"""The Celery app of the workers and its one thin task: execute a task id.
+
+Start with `celery -A services.worker.app worker`. The message is only a wake-up call: the
+claim in PostgreSQL decides whether this delivery runs anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+
+from celery import Task
+from celery.exceptions import Reject
+from celery.signals import worker_process_init
+
+from taskscheduler.adapters.broker import EXECUTE_TASK, make_celery_app
+from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
+from taskscheduler.adapters.postgres.engine import make_sync_engine
+from taskscheduler.core.errors import StorageUnavailable
+from taskscheduler.core.execution import TaskExecutor
+from taskscheduler.core.kinds import load_handler_modules
+from taskscheduler.settings import get_settings
+
+log = logging.getLogger("taskscheduler.worker")
+
+settings = get_settings()
+app = make_celery_app(settings)
+kinds = load_handler_modules(settings.handler_modules)
+
+STORAGE_RETRY_DELAY_SECONDS = 1.0
+
+_executor: TaskExecutor | None = None
+
+
+def _build_executor() -> TaskExecutor:
+    engine = make_sync_engine(settings)
+    worker_name = f"{socket.gethostname()}:{os.getpid()}"
+    return TaskExecutor(PostgresAttemptStore(engine), kinds, worker_name)
+
+
+@worker_process_init.connect
+def _init_child_process(**_: object) -> None:
+    """Each pool process gets its own engine: connections must not cross a fork."""
+    global _executor
+    _executor = _build_executor()
+
+
+def executor() -> TaskExecutor:
+    global _executor
+    if _executor is None:
+        _executor = _build_executor()
+    return _executor
+
+
+@app.task(name=EXECUTE_TASK, bind=True)
+def execute(self: Task, task_id: str, attempt: int) -> str:
+    """Claims and runs one attempt of task_id; `attempt` is for logs and tracing only."""
+    try:
+        outcome = executor().execute(uuid.UUID(task_id))
+    except StorageUnavailable:
+        # Hand the message back rather than lose it; the database may be restarting.
+        log.warning("database unavailable; requeueing task %s", task_id)
+        time.sleep(STORAGE_RETRY_DELAY_SECONDS)
+        raise Reject("database unavailable", requeue=True) from None
+    log.info("task %s attempt %s: %s", task_id, attempt, outcome.value)
+    return outcome.value

@@ -1,0 +1,1 @@
+"""taskscheduler: a distributed task scheduling service (core, adapters and shared code)."""

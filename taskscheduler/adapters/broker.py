@@ -1,0 +1,48 @@
+"""The Celery broker: the app's configuration and the publisher of task ids."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from celery import Celery
+
+from taskscheduler.settings import Settings
+
+EXECUTE_TASK = "taskscheduler.execute"
+"""The one Celery task: its message carries a task id and attempt number, never state."""
+
+
+def make_celery_app(settings: Settings) -> Celery:
+    app = Celery("taskscheduler", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=settings.celery_queue,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+        # PostgreSQL decides what runs: a broker blip must not kill handlers that are running.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    return app
+
+
+class CeleryPublisher:
+    """Implements core.ports.TaskPublisher; kombu is blocking, so publishing runs in a thread."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    def publish_sync(self, task_id: uuid.UUID, attempt: int) -> None:
+        self._app.send_task(EXECUTE_TASK, args=[str(task_id), attempt])
+
+    async def publish(self, task_id: uuid.UUID, attempt: int) -> None:
+        await asyncio.to_thread(self.publish_sync, task_id, attempt)

@@ -1,0 +1,1 @@
+"""PostgreSQL: the schema, the stores and the status-change listener."""

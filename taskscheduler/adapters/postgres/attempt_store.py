@@ -1,0 +1,134 @@
+"""The worker's storage (sync): claim an attempt and record its outcome, fenced by attempt."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from taskscheduler.adapters.postgres.engine import storage_errors
+from taskscheduler.adapters.postgres.rows import claimed_from_row
+from taskscheduler.adapters.postgres.schema import task_attempts, tasks
+from taskscheduler.core.execution import AttemptError, ClaimedAttempt
+from taskscheduler.core.model import JSON, TaskStatus
+
+S = TaskStatus
+_CANCEL_REQUESTED = tasks.c.cancel_requested_at.isnot(None)
+
+
+class PostgresAttemptStore:
+    """Implements core.execution.AttemptStore; each method is one statement (CTEs)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def claim(self, task_id: uuid.UUID, worker: str) -> ClaimedAttempt | None:
+        now = sa.func.now()
+        claimed = (
+            tasks.update()
+            .where(
+                tasks.c.id == task_id,
+                tasks.c.status == S.PENDING.value,
+                tasks.c.attempt < tasks.c.max_attempts,
+            )
+            .values(
+                status=S.RUNNING.value,
+                attempt=tasks.c.attempt + 1,
+                started_at=now,
+                updated_at=now,
+                worker=worker,
+            )
+            .returning(*tasks.c)
+            .cte("claimed")
+        )
+        recorded = (
+            task_attempts.insert()
+            .from_select(
+                ["task_id", "number", "status", "worker", "started_at"],
+                sa.select(
+                    claimed.c.id,
+                    claimed.c.attempt,
+                    sa.literal(S.RUNNING.value),
+                    sa.literal(worker),
+                    claimed.c.started_at,
+                ),
+            )
+            .cte("recorded")
+        )
+        row = self._execute(sa.select(claimed).add_cte(recorded))
+        return None if row is None else claimed_from_row(row)
+
+    def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool:
+        final_status = sa.case((_CANCEL_REQUESTED, S.CANCELLED.value), else_=S.SUCCESS.value)
+        values = {
+            "status": final_status,
+            "result": sa.case(
+                (_CANCEL_REQUESTED, sa.null()), else_=sa.literal(result, type_=tasks.c.result.type)
+            ),
+            "error": None,
+            "finished_at": sa.func.now(),
+        }
+        return self._finish(task_id, attempt, values, attempt_status=None, error=None)
+
+    def fail(
+        self, task_id: uuid.UUID, attempt: int, error: AttemptError, retry_at: datetime | None
+    ) -> bool:
+        retrying = retry_at is not None
+        final_status = sa.case(
+            (_CANCEL_REQUESTED, S.CANCELLED.value),
+            else_=(S.RETRYING if retrying else S.FAILED).value,
+        )
+        values: dict[str, Any] = {
+            "status": final_status,
+            "error": f"{error.type}: {error.message}",
+            "finished_at": sa.case((_CANCEL_REQUESTED, sa.func.now()), else_=None)
+            if retrying
+            else sa.func.now(),
+        }
+        if retry_at is not None:
+            values["run_at"] = sa.case((_CANCEL_REQUESTED, tasks.c.run_at), else_=retry_at)
+        return self._finish(task_id, attempt, values, attempt_status=S.FAILED.value, error=error)
+
+    def _finish(
+        self,
+        task_id: uuid.UUID,
+        attempt: int,
+        values: dict[str, Any],
+        attempt_status: str | None,
+        error: AttemptError | None,
+    ) -> bool:
+        """RUNNING -> a final or retry status for exactly this attempt, and its attempt row.
+
+        attempt_status None records the task's new status on the attempt row too.
+        """
+        finished = (
+            tasks.update()
+            .where(
+                tasks.c.id == task_id, tasks.c.status == S.RUNNING.value, tasks.c.attempt == attempt
+            )
+            .values(updated_at=sa.func.now(), **values)
+            .returning(tasks.c.id, tasks.c.status, tasks.c.updated_at)
+            .cte("finished")
+        )
+        recorded_status = (
+            finished.c.status if attempt_status is None else sa.literal(attempt_status)
+        )
+        statement = (
+            task_attempts.update()
+            .where(task_attempts.c.task_id == finished.c.id, task_attempts.c.number == attempt)
+            .values(
+                status=recorded_status,
+                finished_at=finished.c.updated_at,
+                error_type=error.type if error else None,
+                error_message=error.message if error else None,
+                traceback=error.traceback if error else None,
+            )
+            .returning(task_attempts.c.task_id)
+        )
+        return self._execute(statement) is not None
+
+    def _execute(self, statement: sa.Executable) -> sa.RowMapping | None:
+        with storage_errors(), self._engine.begin() as conn:
+            return conn.execute(statement).mappings().first()

@@ -1,0 +1,48 @@
+"""Engines for the async (api, dispatcher) and sync (worker) sides, and storage error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from taskscheduler.core.errors import StorageUnavailable
+from taskscheduler.settings import Settings
+
+# Errors that mean "the database is unreachable or went away", as opposed to a bug.
+CONNECTION_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
+
+
+def _connect_args(settings: Settings) -> dict[str, object]:
+    return {"connect_timeout": max(1, int(settings.db_connect_timeout_seconds))}
+
+
+def make_async_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.db_pool_size,
+        pool_pre_ping=True,
+        pool_timeout=settings.db_connect_timeout_seconds,
+        connect_args=_connect_args(settings),
+    )
+
+
+def make_sync_engine(settings: Settings, pool_size: int = 2) -> sa.Engine:
+    return sa.create_engine(
+        settings.sqlalchemy_url,
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=settings.db_connect_timeout_seconds,
+        connect_args=_connect_args(settings),
+    )
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turns connection failures into StorageUnavailable, which transports map to UNAVAILABLE."""
+    try:
+        yield
+    except CONNECTION_ERRORS as exc:
+        raise StorageUnavailable(f"the task database is unavailable: {type(exc).__name__}") from exc

@@ -1,0 +1,119 @@
+"""The api's task storage (async): insert, read, list and cancel with guarded statements."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from taskscheduler.adapters.postgres.engine import storage_errors
+from taskscheduler.adapters.postgres.rows import insert_values, task_from_row
+from taskscheduler.adapters.postgres.schema import task_attempts, tasks
+from taskscheduler.core.model import NewTask, PageCursor, Task, TaskFilter, TaskPage, TaskStatus
+
+_CANCELLABLE = ("SCHEDULED", "PENDING", "RETRYING", "RUNNING")
+_RUNNING = tasks.c.status == TaskStatus.RUNNING.value
+
+
+class PostgresTaskRepository:
+    """Implements core.ports.TaskRepository on an async SQLAlchemy engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def insert(self, new: NewTask) -> tuple[Task, bool]:
+        insert = pg_insert(tasks).values(insert_values(new))
+        if new.request_id:
+            insert = insert.on_conflict_do_nothing(
+                index_elements=[tasks.c.request_id],
+                index_where=tasks.c.request_id.isnot(None),
+            )
+        statement = insert.returning(*tasks.c)
+        with storage_errors():
+            async with self._engine.begin() as conn:
+                row = (await conn.execute(statement)).mappings().first()
+                if row is not None:
+                    return task_from_row(row), True
+                existing = (
+                    (
+                        await conn.execute(
+                            sa.select(tasks).where(tasks.c.request_id == new.request_id)
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
+                return await self._with_attempts(conn, existing), False
+
+    async def get(self, task_id: uuid.UUID, *, with_attempts: bool = True) -> Task | None:
+        with storage_errors():
+            async with self._engine.connect() as conn:
+                row = (
+                    (await conn.execute(sa.select(tasks).where(tasks.c.id == task_id)))
+                    .mappings()
+                    .first()
+                )
+                if row is None:
+                    return None
+                if not with_attempts:
+                    return task_from_row(row)
+                return await self._with_attempts(conn, row)
+
+    async def list(
+        self, task_filter: TaskFilter, page_size: int, after: PageCursor | None
+    ) -> TaskPage:
+        query = sa.select(tasks).order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
+        if task_filter.statuses:
+            query = query.where(tasks.c.status.in_(sorted(task_filter.statuses)))
+        if task_filter.kind:
+            query = query.where(tasks.c.kind == task_filter.kind)
+        if after is not None:
+            query = query.where(
+                sa.tuple_(tasks.c.created_at, tasks.c.id) < (after.create_time, after.task_id)
+            )
+        with storage_errors():
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query.limit(page_size + 1))).mappings().all()
+        page = [task_from_row(row) for row in rows[:page_size]]
+        has_more = len(rows) > page_size
+        cursor = PageCursor(page[-1].create_time, page[-1].id) if has_more else None
+        return TaskPage(page, cursor)
+
+    async def cancel(self, task_id: uuid.UUID) -> Task | None:
+        now = sa.func.now()
+        statement = (
+            tasks.update()
+            .where(tasks.c.id == task_id, tasks.c.status.in_(_CANCELLABLE))
+            .values(
+                # A RUNNING task is only asked to stop; its worker records CANCELLED once the
+                # handler has returned (DESIGN.md section 3).
+                status=sa.case((_RUNNING, tasks.c.status), else_=TaskStatus.CANCELLED.value),
+                finished_at=sa.case((_RUNNING, tasks.c.finished_at), else_=now),
+                cancel_requested_at=sa.func.coalesce(tasks.c.cancel_requested_at, now),
+                updated_at=now,
+            )
+            .returning(*tasks.c)
+        )
+        with storage_errors():
+            async with self._engine.begin() as conn:
+                row = (await conn.execute(statement)).mappings().first()
+                if row is None:
+                    return None
+                return await self._with_attempts(conn, row)
+
+    @staticmethod
+    async def _with_attempts(conn: AsyncConnection, row: sa.RowMapping) -> Task:
+        attempts = (
+            (
+                await conn.execute(
+                    sa.select(task_attempts)
+                    .where(task_attempts.c.task_id == row["id"])
+                    .order_by(task_attempts.c.number)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        return task_from_row(row, attempts)

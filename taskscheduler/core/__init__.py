@@ -1,0 +1,1 @@
+"""The transport-free core: domain types, the state machine, kinds, use cases and errors."""

@@ -1,0 +1,50 @@
+"""Domain errors. Transports map them to status codes in one table each."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the core raises on purpose; `reason` is a stable UPPER_SNAKE code."""
+
+    reason = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(DomainError):
+    """The request is malformed; `field` names the offending field (dotted path)."""
+
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, field: str, message: str, reason: str = "INVALID_ARGUMENT") -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = reason
+
+
+class TaskNotFound(DomainError):
+    reason = "TASK_NOT_FOUND"
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id} not found")
+        self.task_id = task_id
+
+
+class TaskFinished(DomainError):
+    """The task is terminal and the operation would change it."""
+
+    reason = "TASK_ALREADY_FINISHED"
+
+
+class IdempotencyConflict(DomainError):
+    """The idempotency key was used before with a different request."""
+
+    reason = "IDEMPOTENCY_KEY_REUSED"
+
+
+class StorageUnavailable(DomainError):
+    """The database cannot be reached; the caller may retry."""
+
+    reason = "STORAGE_UNAVAILABLE"

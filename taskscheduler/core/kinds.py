@@ -1,0 +1,116 @@
+"""The registry of task kinds: a handler per kind, with its payload schema and defaults."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+import pydantic
+
+from taskscheduler.core.errors import InvalidArgument
+from taskscheduler.core.model import JSON, RetryPolicy
+
+P = TypeVar("P", bound=pydantic.BaseModel)
+
+
+class PayloadModel(pydantic.BaseModel):
+    """Base for payload schemas: unknown fields are an error, not silently dropped."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a handler may know about the attempt it runs in."""
+
+    task_id: str
+    attempt: int
+    max_attempts: int
+
+
+class NonRetryableError(Exception):
+    """Raised by a handler when trying again cannot help: the task fails at once."""
+
+
+Handler = Callable[[Any, TaskContext], JSON]
+
+
+@dataclass(frozen=True)
+class Kind(Generic[P]):
+    """A registered kind: its handler, payload schema and default policies."""
+
+    name: str
+    handler: Callable[[P, TaskContext], JSON]
+    payload_model: type[P]
+    retry_policy: RetryPolicy | None = None
+    timeout: timedelta | None = None
+    non_retryable: tuple[type[BaseException], ...] = field(default=())
+
+    def parse_payload(self, payload: dict[str, JSON]) -> P:
+        """Validates a payload, raising InvalidArgument that names the first bad field."""
+        try:
+            return self.payload_model.model_validate(payload)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            path = ".".join(str(part) for part in ("payload", *first["loc"]))
+            raise InvalidArgument(path, first["msg"], reason="INVALID_PAYLOAD") from None
+
+
+class KindRegistry:
+    """Maps kind names to Kind; the api validates against it, the worker runs from it."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, Kind[Any]] = {}
+
+    def register(
+        self,
+        name: str,
+        *,
+        payload: type[P],
+        retry_policy: RetryPolicy | None = None,
+        timeout: timedelta | None = None,
+        non_retryable: Iterable[type[BaseException]] = (),
+    ) -> Callable[[Callable[[P, TaskContext], JSON]], Callable[[P, TaskContext], JSON]]:
+        """Decorator that registers a handler under `name`."""
+
+        def decorate(handler: Callable[[P, TaskContext], JSON]) -> Callable[[P, TaskContext], JSON]:
+            if name in self._kinds:
+                raise ValueError(f"kind {name!r} is registered twice")
+            self._kinds[name] = Kind(
+                name=name,
+                handler=handler,
+                payload_model=payload,
+                retry_policy=retry_policy,
+                timeout=timeout,
+                non_retryable=tuple(non_retryable),
+            )
+            return handler
+
+        return decorate
+
+    def get(self, name: str) -> Kind[Any]:
+        """Returns the kind, or raises InvalidArgument naming the `kind` field."""
+        kind = self._kinds.get(name)
+        if kind is None:
+            known = ", ".join(sorted(self._kinds)) or "none"
+            raise InvalidArgument("kind", f"unknown kind {name!r} (known: {known})", "UNKNOWN_KIND")
+        return kind
+
+    def names(self) -> list[str]:
+        return sorted(self._kinds)
+
+
+registry = KindRegistry()
+"""The process-wide registry that handler modules register into."""
+
+BUILTIN_HANDLER_MODULES = ("taskscheduler.handlers.demo",)
+
+
+def load_handler_modules(extra_modules: Iterable[str] = ()) -> KindRegistry:
+    """Imports the built-in handler modules and those named by configuration."""
+    for module in (*BUILTIN_HANDLER_MODULES, *extra_modules):
+        importlib.import_module(module)
+    return registry

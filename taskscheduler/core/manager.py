@@ -1,0 +1,212 @@
+"""The use cases of the api: schedule, get, list, cancel and watch tasks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from taskscheduler.core import paging, states
+from taskscheduler.core.errors import (
+    IdempotencyConflict,
+    InvalidArgument,
+    TaskFinished,
+    TaskNotFound,
+)
+from taskscheduler.core.kinds import KindRegistry
+from taskscheduler.core.model import (
+    JSON,
+    NewTask,
+    RetryPolicy,
+    RetryPolicyOverride,
+    StatusEvent,
+    Task,
+    TaskFilter,
+    TaskStatus,
+)
+from taskscheduler.core.ports import RESYNC, StatusEvents, TaskPublisher, TaskRepository
+
+MAX_ATTEMPTS_LIMIT = 100
+MAX_REQUEST_ID_LENGTH = 200
+MAX_KIND_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    """What a caller asks for; validated and completed by TaskManager.schedule."""
+
+    kind: str
+    payload: dict[str, JSON] = field(default_factory=dict)
+    run_at: datetime | None = None
+    retry_policy: RetryPolicyOverride = field(default_factory=RetryPolicyOverride)
+    timeout: timedelta | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    task_filter: TaskFilter = field(default_factory=TaskFilter)
+    page_size: int = 0
+    page_token: str = ""
+
+
+@dataclass(frozen=True)
+class ListResult:
+    tasks: list[Task]
+    next_page_token: str
+
+
+def parse_task_id(value: str, field_name: str = "task_id") -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument(field_name, f"{value[:64]!r} is not a UUID") from None
+
+
+def _validated_policy(policy: RetryPolicy) -> RetryPolicy:
+    prefix = "retry_policy."
+    if not 1 <= policy.max_attempts <= MAX_ATTEMPTS_LIMIT:
+        raise InvalidArgument(
+            prefix + "max_attempts", f"must be between 1 and {MAX_ATTEMPTS_LIMIT}"
+        )
+    if policy.initial_backoff < timedelta(0):
+        raise InvalidArgument(prefix + "initial_backoff", "must not be negative")
+    if policy.max_backoff < policy.initial_backoff:
+        raise InvalidArgument(prefix + "max_backoff", "must not be less than initial_backoff")
+    if policy.backoff_multiplier < 1:
+        raise InvalidArgument(prefix + "backoff_multiplier", "must be at least 1")
+    return policy
+
+
+def _fingerprint(request: ScheduleRequest) -> str:
+    """A digest of everything that makes two requests 'the same' for idempotency."""
+    policy = request.retry_policy
+    canonical = {
+        "kind": request.kind,
+        "payload": request.payload,
+        "run_at": request.run_at.isoformat() if request.run_at else None,
+        "retry_policy": [
+            policy.max_attempts,
+            policy.initial_backoff.total_seconds() if policy.initial_backoff is not None else None,
+            policy.max_backoff.total_seconds() if policy.max_backoff is not None else None,
+            policy.backoff_multiplier,
+            policy.jitter,
+        ],
+        "timeout": request.timeout.total_seconds() if request.timeout else None,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+class TaskManager:
+    """Validates requests against the kind registry and drives the repository and broker."""
+
+    def __init__(
+        self,
+        repository: TaskRepository,
+        publisher: TaskPublisher,
+        events: StatusEvents,
+        kinds: KindRegistry,
+        default_retry_policy: RetryPolicy,
+    ) -> None:
+        self._repository = repository
+        self._publisher = publisher
+        self._events = events
+        self._kinds = kinds
+        self._default_retry_policy = default_retry_policy
+
+    def prepare(self, request: ScheduleRequest, now: datetime) -> NewTask:
+        """Validates a request and applies defaults; raises InvalidArgument naming the field."""
+        if not request.kind or len(request.kind) > MAX_KIND_LENGTH:
+            raise InvalidArgument("kind", "is required" if not request.kind else "is too long")
+        kind = self._kinds.get(request.kind)
+        kind.parse_payload(request.payload)
+        if len(request.request_id) > MAX_REQUEST_ID_LENGTH:
+            raise InvalidArgument(
+                "request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters"
+            )
+        if request.timeout is not None and request.timeout <= timedelta(0):
+            raise InvalidArgument("timeout", "must be positive")
+        if request.run_at is not None and request.run_at.tzinfo is None:
+            raise InvalidArgument("run_at", "must carry a time zone")
+        base_policy = kind.retry_policy or self._default_retry_policy
+        policy = _validated_policy(request.retry_policy.applied_to(base_policy))
+        run_at = max(request.run_at or now, now)
+        return NewTask(
+            id=uuid.uuid4(),
+            kind=request.kind,
+            payload=request.payload,
+            status=states.initial_status(run_at_in_future=run_at > now),
+            retry_policy=policy,
+            timeout=request.timeout or kind.timeout,
+            run_at=run_at,
+            request_id=request.request_id,
+            request_fingerprint=_fingerprint(request) if request.request_id else "",
+        )
+
+    async def schedule(self, request: ScheduleRequest) -> Task:
+        new = self.prepare(request, datetime.now(UTC))
+        task, created = await self._repository.insert(new)
+        if not created and task.request_fingerprint != new.request_fingerprint:
+            raise IdempotencyConflict(
+                f"request_id {new.request_id!r} was already used for a different request"
+            )
+        if created and task.status is TaskStatus.PENDING:
+            await self._publisher.publish(task.id, task.attempt + 1)
+        return task
+
+    async def get(self, task_id: str) -> Task:
+        parsed = parse_task_id(task_id)
+        task = await self._repository.get(parsed)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    async def list(self, request: ListRequest) -> ListResult:
+        page_size = paging.page_size_or_default(request.page_size)
+        if len(request.task_filter.kind) > MAX_KIND_LENGTH:
+            raise InvalidArgument("kind", "is too long")
+        cursor = paging.decode_page_token(request.page_token, request.task_filter)
+        page = await self._repository.list(request.task_filter, page_size, cursor)
+        token = ""
+        if page.next_cursor is not None:
+            token = paging.encode_page_token(page.next_cursor, request.task_filter)
+        return ListResult(page.tasks, token)
+
+    async def cancel(self, task_id: str) -> Task:
+        parsed = parse_task_id(task_id)
+        cancelled = await self._repository.cancel(parsed)
+        if cancelled is not None:
+            return cancelled
+        current = await self._repository.get(parsed, with_attempts=False)
+        if current is None:
+            raise TaskNotFound(task_id)
+        raise TaskFinished(f"task {task_id} is already {current.status.value}")
+
+    async def watch(self, task_id: str) -> AsyncIterator[tuple[StatusEvent, Task]]:
+        """The task's current state, then each committed change, ending after a terminal one."""
+        parsed = parse_task_id(task_id)
+        async with self._events.subscribe(parsed) as events:
+            task = await self.get(task_id)
+            yield _snapshot_event(task), task
+            seen_version = task.version
+            if task.status.is_terminal:
+                return
+            async for event in events:
+                if event is not RESYNC and event.version <= seen_version:
+                    continue
+                task = await self.get(task_id)
+                if event is RESYNC:
+                    if task.version <= seen_version:
+                        continue
+                    event = _snapshot_event(task)
+                seen_version = max(seen_version, event.version)
+                yield event, task
+                if event.status.is_terminal:
+                    return
+
+
+def _snapshot_event(task: Task) -> StatusEvent:
+    return StatusEvent(task.id, task.status, task.attempt, task.version, task.update_time)

@@ -1,0 +1,161 @@
+"""Domain types of a task and its attempts, free of any transport or driver."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+JSON = Any  # a value that json.dumps accepts
+_T = TypeVar("_T")
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task stands; the values are the names used in SQL and REST."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how late a failed task is tried again."""
+
+    max_attempts: int = 3
+    initial_backoff: timedelta = timedelta(seconds=1)
+    max_backoff: timedelta = timedelta(minutes=5)
+    backoff_multiplier: float = 2.0
+    jitter: bool = True
+
+
+@dataclass(frozen=True)
+class RetryPolicyOverride:
+    """The fields a caller set on a retry policy; None means 'take the default'."""
+
+    max_attempts: int | None = None
+    initial_backoff: timedelta | None = None
+    max_backoff: timedelta | None = None
+    backoff_multiplier: float | None = None
+    jitter: bool | None = None
+
+    def applied_to(self, base: RetryPolicy) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=_first(self.max_attempts, base.max_attempts),
+            initial_backoff=_first(self.initial_backoff, base.initial_backoff),
+            max_backoff=_first(self.max_backoff, base.max_backoff),
+            backoff_multiplier=_first(self.backoff_multiplier, base.backoff_multiplier),
+            jitter=_first(self.jitter, base.jitter),
+        )
+
+
+def _first(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One execution of a task by a worker."""
+
+    number: int
+    status: TaskStatus
+    worker: str
+    start_time: datetime
+    finish_time: datetime | None = None
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as stored, with its attempts when they were asked for."""
+
+    id: uuid.UUID
+    kind: str
+    payload: dict[str, JSON]
+    status: TaskStatus
+    attempt: int
+    retry_policy: RetryPolicy
+    timeout: timedelta | None
+    run_at: datetime
+    create_time: datetime
+    update_time: datetime
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    result: JSON = None
+    error: str = ""
+    request_id: str = ""
+    request_fingerprint: str = ""
+    cancel_requested: bool = False
+    version: int = 1
+    attempts: tuple[Attempt, ...] = field(default=())
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retry_policy.max_attempts
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A validated request to create a task, defaults applied, ready to store."""
+
+    id: uuid.UUID
+    kind: str
+    payload: dict[str, JSON]
+    status: TaskStatus
+    retry_policy: RetryPolicy
+    timeout: timedelta | None
+    run_at: datetime
+    request_id: str = ""
+    request_fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Which tasks a listing returns."""
+
+    statuses: frozenset[TaskStatus] = frozenset()
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class PageCursor:
+    """Keyset position after the last task of a page (newest first order)."""
+
+    create_time: datetime
+    task_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[Task]
+    next_cursor: PageCursor | None
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """One committed status change of a task, as announced by the store.
+
+    `version` grows by one with every status change of the task, so a subscriber can
+    drop events it has already seen in a snapshot.
+    """
+
+    task_id: uuid.UUID
+    status: TaskStatus
+    attempt: int
+    version: int
+    event_time: datetime

@@ -1,0 +1,48 @@
+"""The interfaces the core needs from its adapters (storage, broker, status events)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from taskscheduler.core.model import NewTask, PageCursor, StatusEvent, Task, TaskFilter, TaskPage
+
+RESYNC = None
+"""Sent on an event subscription when events may have been missed (the listener reconnected)."""
+
+
+class TaskRepository(Protocol):
+    """Durable storage of tasks; every status change is one guarded statement."""
+
+    async def insert(self, new: NewTask) -> tuple[Task, bool]:
+        """Stores a task; with a request_id already used, returns that task and False."""
+        ...
+
+    async def get(self, task_id: uuid.UUID, *, with_attempts: bool = True) -> Task | None: ...
+
+    async def list(
+        self, task_filter: TaskFilter, page_size: int, after: PageCursor | None
+    ) -> TaskPage: ...
+
+    async def cancel(self, task_id: uuid.UUID) -> Task | None:
+        """Cancels a waiting task, or asks a RUNNING one to stop; None when it was terminal or
+        unknown."""
+        ...
+
+
+class TaskPublisher(Protocol):
+    """Hands a task id to the workers (a wake-up call, never state)."""
+
+    async def publish(self, task_id: uuid.UUID, attempt: int) -> None: ...
+
+
+class StatusEvents(Protocol):
+    """Committed status changes, fanned out from the store to subscribers."""
+
+    def subscribe(
+        self, task_id: uuid.UUID
+    ) -> AbstractAsyncContextManager[AsyncIterator[StatusEvent | None]]:
+        """Yields events of one task; None (RESYNC) means some may have been missed."""
+        ...

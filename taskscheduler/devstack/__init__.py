@@ -1,0 +1,1 @@
+"""Developer tooling: embedded servers, the process launcher behind `make run`, code generation."""

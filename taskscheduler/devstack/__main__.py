@@ -1,0 +1,55 @@
+"""`python -m taskscheduler.devstack`: the whole stack in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from taskscheduler.devstack.stack import Stack, StackConfig
+
+
+def main() -> int:
+    config = StackConfig(
+        data_dir=Path(os.environ.get("TASKSCHED_DATA_DIR", ".data")).resolve(),
+        grpc_port=int(os.environ.get("TASKSCHED_GRPC_PORT", "50051")),
+        gateway_port=int(os.environ.get("TASKSCHED_GATEWAY_PORT", "8000")),
+        database_url=os.environ.get("DATABASE_URL") or None,
+        redis_url=os.environ.get("REDIS_URL") or None,
+    )
+    stack = Stack(config)
+    stopping = False
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack.start_servers()
+        stack.migrate()
+        stack.start_processes()
+        stack.wait_ready()
+        gateway = f"http://127.0.0.1:{config.gateway_port}"
+        stack.log("stack", f"gRPC TaskService  127.0.0.1:{config.grpc_port}")
+        stack.log("stack", f"REST gateway      {gateway}  (Swagger UI: {gateway}/docs)")
+        stack.log("stack", f"PostgreSQL        {stack.database_url}")
+        stack.log("stack", f"Redis             {stack.redis_url}")
+        stack.log("stack", f"try: curl -X POST {gateway}/run-task/   (Ctrl-C stops everything)")
+        while not stopping:
+            if dead := stack.exited():
+                stack.log("stack", f"{dead[0].name} exited unexpectedly; stopping the stack")
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        stack.log("stack", "stopping")
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

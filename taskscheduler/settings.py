@@ -1,0 +1,100 @@
+"""All configuration, read from the environment in one place (pydantic-settings)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from taskscheduler.core.model import RetryPolicy
+
+
+class Settings(BaseSettings):
+    """Every setting of every process; TASKSCHED_ prefixed, except DATABASE_URL and REDIS_URL."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKSCHED_", extra="ignore")
+
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        validation_alias=AliasChoices("DATABASE_URL", "TASKSCHED_DATABASE_URL"),
+        description="PostgreSQL in plain libpq form: postgresql://user@host:5432/db",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "TASKSCHED_REDIS_URL"),
+        description="The Celery broker: redis://host:6379/0",
+    )
+    environment: str = Field(default="development", description="development or production")
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    grpc_max_message_bytes: int = 4 * 1024 * 1024
+    grpc_shutdown_grace_seconds: float = 10.0
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    api_address: str = Field(
+        default="127.0.0.1:50051", description="Where the gateway finds the api"
+    )
+    gateway_deadline_seconds: float = 10.0
+
+    db_pool_size: int = 10
+    db_connect_timeout_seconds: float = 5.0
+
+    handler_modules: list[str] = Field(
+        default_factory=list, description="Extra modules that register kinds (comma separated)"
+    )
+
+    worker_concurrency: int = 2
+    celery_queue: str = "taskscheduler"
+
+    dispatcher_batch_size: int = 100
+    dispatcher_idle_poll_seconds: float = 1.0
+
+    default_max_attempts: int = 3
+    default_initial_backoff_seconds: float = 1.0
+    default_max_backoff_seconds: float = 300.0
+    default_backoff_multiplier: float = 2.0
+    default_jitter: bool = True
+
+    @field_validator("handler_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def default_retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.default_max_attempts,
+            initial_backoff=timedelta(seconds=self.default_initial_backoff_seconds),
+            max_backoff=timedelta(seconds=self.default_max_backoff_seconds),
+            backoff_multiplier=self.default_backoff_multiplier,
+            jitter=self.default_jitter,
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """DATABASE_URL with the psycopg 3 driver named (SQLAlchemy's sync and async engines)."""
+        return with_driver(self.database_url, "postgresql+psycopg")
+
+    @property
+    def libpq_url(self) -> str:
+        """DATABASE_URL as psycopg connects to it directly (LISTEN connections)."""
+        return with_driver(self.database_url, "postgresql")
+
+
+def with_driver(url: str, scheme: str) -> str:
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got scheme {parts.scheme!r}")
+    return urlunsplit((scheme, *parts[1:]))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

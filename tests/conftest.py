@@ -1,0 +1,84 @@
+"""Shared fixtures: real PostgreSQL and Redis, a migrated database, the api in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import psycopg
+import pytest
+
+from services.api.server import RunningApi, start_api
+from taskscheduler.settings import Settings, with_driver
+from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+from tests.servers import (
+    Servers,
+    ServiceProcess,
+    running_servers,
+    settings_for,
+    start_dispatcher,
+    start_worker,
+)
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    with running_servers(tmp_path_factory.mktemp("servers")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def settings(servers: Servers) -> Settings:
+    return settings_for(servers, dispatcher_idle_poll_seconds=0.5)
+
+
+@pytest.fixture
+def clean_db(settings: Settings) -> Iterator[None]:
+    with psycopg.connect(with_driver(settings.database_url, "postgresql"), autocommit=True) as conn:
+        conn.execute("TRUNCATE tasks CASCADE")
+    yield
+
+
+@pytest.fixture
+def db(settings: Settings, clean_db: None) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A plain connection for tests that look at the rows themselves."""
+    with psycopg.connect(with_driver(settings.database_url, "postgresql"), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+async def api(settings: Settings) -> AsyncIterator[RunningApi]:
+    running = await start_api(settings)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture(scope="session")
+async def channel(api: RunningApi) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def stub(channel: grpc.aio.Channel) -> TaskServiceStub:
+    return TaskServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, log_dir: Path) -> Iterator[ServiceProcess]:
+    process = start_worker(settings, log_dir)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def dispatcher(settings: Settings, log_dir: Path) -> Iterator[ServiceProcess]:
+    process = start_dispatcher(settings, log_dir)
+    yield process
+    process.stop()

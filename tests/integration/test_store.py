@@ -1,0 +1,218 @@
+"""The PostgreSQL stores: guarded transitions, fenced completions, concurrent claims."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
+from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
+from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
+from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.core.execution import AttemptError
+from taskscheduler.core.model import NewTask, RetryPolicy, TaskFilter
+from taskscheduler.core.model import TaskStatus as S
+from taskscheduler.settings import Settings
+
+ERROR = AttemptError("builtins.ValueError", "boom", "Traceback ...")
+
+
+def new_task(status: S = S.PENDING, run_at: datetime | None = None, **kw: Any) -> NewTask:
+    return NewTask(
+        id=uuid.uuid4(),
+        kind="demo.echo",
+        payload={"n": 1},
+        status=status,
+        retry_policy=RetryPolicy(max_attempts=kw.pop("max_attempts", 3)),
+        timeout=None,
+        run_at=run_at or datetime.now(UTC),
+        **kw,
+    )
+
+
+@pytest.fixture
+async def repository(settings: Settings, clean_db: None) -> Any:
+    engine = make_async_engine(settings)
+    yield PostgresTaskRepository(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def attempts(settings: Settings) -> Iterator[PostgresAttemptStore]:
+    engine = make_sync_engine(settings, pool_size=10)
+    yield PostgresAttemptStore(engine)
+    engine.dispose()
+
+
+async def test_insert_and_get_round_trip(repository: PostgresTaskRepository) -> None:
+    new = new_task()
+    stored, created = await repository.insert(new)
+    assert created
+    assert (stored.id, stored.status, stored.attempt, stored.payload) == (new.id, S.PENDING, 0, {"n": 1})
+    assert await repository.get(new.id) == stored
+    assert await repository.get(uuid.uuid4()) is None
+
+
+async def test_claim_then_succeed_records_the_attempt(
+    repository: PostgresTaskRepository, attempts: PostgresAttemptStore
+) -> None:
+    task, _ = await repository.insert(new_task())
+    claimed = attempts.claim(task.id, "w1")
+    assert claimed is not None and claimed.attempt == 1
+    assert attempts.claim(task.id, "w2") is None  # a second delivery does nothing
+    assert attempts.succeed(task.id, 1, {"ok": True})
+    done = await repository.get(task.id)
+    assert done is not None
+    assert (done.status, done.result, done.attempt) == (S.SUCCESS, {"ok": True}, 1)
+    assert done.finish_time is not None and done.start_time is not None
+    [attempt] = done.attempts
+    assert (attempt.number, attempt.status, attempt.worker) == (1, S.SUCCESS, "w1")
+    assert attempt.finish_time == done.finish_time
+
+
+async def test_completions_are_fenced_by_status_and_attempt(
+    repository: PostgresTaskRepository, attempts: PostgresAttemptStore
+) -> None:
+    task, _ = await repository.insert(new_task())
+    assert not attempts.succeed(task.id, 1, None)  # not RUNNING yet
+    attempts.claim(task.id, "w1")
+    assert not attempts.succeed(task.id, 2, None)  # another attempt's completion
+    assert attempts.fail(task.id, 1, ERROR, None)
+    assert not attempts.succeed(task.id, 1, None)  # terminal: never changes again
+    failed = await repository.get(task.id)
+    assert failed is not None
+    assert failed.status is S.FAILED
+    assert failed.error == "builtins.ValueError: boom"
+    assert failed.attempts[0].traceback == "Traceback ..."
+
+
+async def test_a_failure_with_attempts_left_waits_for_its_retry_time(
+    repository: PostgresTaskRepository, attempts: PostgresAttemptStore, settings: Settings
+) -> None:
+    task, _ = await repository.insert(new_task())
+    attempts.claim(task.id, "w1")
+    retry_at = datetime.now(UTC) + timedelta(hours=1)
+    attempts.fail(task.id, 1, ERROR, retry_at)
+    retrying = await repository.get(task.id)
+    assert retrying is not None
+    assert (retrying.status, retrying.run_at, retrying.finish_time) == (S.RETRYING, retry_at, None)
+    engine = make_async_engine(settings)
+    try:
+        assert await PostgresDueTasks(engine).promote_due(10) == []  # not due yet
+    finally:
+        await engine.dispose()
+
+
+async def test_due_tasks_are_promoted_once(
+    repository: PostgresTaskRepository, settings: Settings
+) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    due, _ = await repository.insert(new_task(S.SCHEDULED, run_at=past))
+    await repository.insert(new_task(S.SCHEDULED, run_at=past + timedelta(hours=2)))
+    engine = make_async_engine(settings)
+    try:
+        store = PostgresDueTasks(engine)
+        assert await store.promote_due(10) == [(due.id, 1)]
+        assert await store.promote_due(10) == []
+    finally:
+        await engine.dispose()
+    promoted = await repository.get(due.id)
+    assert promoted is not None and promoted.status is S.PENDING
+
+
+async def test_two_workers_claiming_one_task_exactly_one_wins(
+    repository: PostgresTaskRepository, attempts: PostgresAttemptStore
+) -> None:
+    for _ in range(20):
+        task, _ = await repository.insert(new_task())
+        barrier = threading.Barrier(4)
+        results: list[object] = []
+
+        def claim(name: str, task_id: uuid.UUID = task.id, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            results.append(attempts.claim(task_id, name))
+
+        threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sum(result is not None for result in results) == 1
+        stored = await repository.get(task.id)
+        assert stored is not None and len(stored.attempts) == 1
+
+
+async def test_cancel_waiting_and_running_tasks(
+    repository: PostgresTaskRepository, attempts: PostgresAttemptStore
+) -> None:
+    waiting, _ = await repository.insert(new_task())
+    cancelled = await repository.cancel(waiting.id)
+    assert cancelled is not None and cancelled.status is S.CANCELLED
+    assert attempts.claim(waiting.id, "w1") is None  # a late message runs nothing
+    assert await repository.cancel(waiting.id) is None  # terminal: unchanged
+
+    running, _ = await repository.insert(new_task())
+    attempts.claim(running.id, "w1")
+    asked = await repository.cancel(running.id)
+    assert asked is not None and (asked.status, asked.cancel_requested) == (S.RUNNING, True)
+    attempts.succeed(running.id, 1, {"late": True})
+    stopped = await repository.get(running.id)
+    assert stopped is not None
+    assert (stopped.status, stopped.result) == (S.CANCELLED, None)
+
+
+async def test_every_status_change_is_notified_in_commit_order(
+    repository: PostgresTaskRepository, attempts: PostgresAttemptStore, settings: Settings
+) -> None:
+    with psycopg.connect(settings.libpq_url, autocommit=True) as listener:
+        listener.execute("LISTEN task_status")
+        task, _ = await repository.insert(new_task())
+        attempts.claim(task.id, "w1")
+        attempts.succeed(task.id, 1, None)
+        seen = [n.payload for n in listener.notifies(timeout=2, stop_after=3)]
+    statuses = [p.split('"status" : "')[1].split('"')[0] for p in seen]
+    assert statuses == ["PENDING", "RUNNING", "SUCCESS"]
+
+
+async def test_list_pages_with_keyset_tokens_and_filters(
+    repository: PostgresTaskRepository,
+) -> None:
+    ids = [(await repository.insert(new_task()))[0].id for _ in range(7)]
+    seen: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        page = await repository.list(TaskFilter(), 3, cursor)
+        seen += [task.id for task in page.tasks]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == list(reversed(ids))  # newest first, each exactly once
+    only_failed = await repository.list(TaskFilter(statuses=frozenset({S.FAILED})), 10, None)
+    assert only_failed.tasks == []
+
+
+async def test_idempotent_insert_returns_the_first_task(repository: PostgresTaskRepository) -> None:
+    first, created = await repository.insert(new_task(request_id="key-1", request_fingerprint="a"))
+    again, created_again = await repository.insert(new_task(request_id="key-1", request_fingerprint="a"))
+    assert created and not created_again
+    assert again.id == first.id
+
+
+def test_the_migrated_schema_matches_the_metadata(settings: Settings) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from taskscheduler.adapters.postgres.schema import metadata
+
+    engine = sa.create_engine(settings.sqlalchemy_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert diff == []

@@ -1,0 +1,111 @@
+"""Validation of schedule requests and page tokens, before anything reaches storage."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from taskscheduler.core import paging
+from taskscheduler.core.errors import InvalidArgument
+from taskscheduler.core.kinds import load_handler_modules
+from taskscheduler.core.manager import ScheduleRequest, TaskManager, parse_task_id
+from taskscheduler.core.model import PageCursor, RetryPolicy, RetryPolicyOverride, TaskFilter
+from taskscheduler.core.model import TaskStatus as S
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def manager() -> TaskManager:
+    unused: Any = None  # prepare() touches neither storage nor broker
+    return TaskManager(unused, unused, unused, load_handler_modules(), RetryPolicy())
+
+
+def field_of(excinfo: pytest.ExceptionInfo[InvalidArgument]) -> str:
+    return excinfo.value.field
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (ScheduleRequest(kind=""), "kind"),
+        (ScheduleRequest(kind="no.such.kind"), "kind"),
+        (ScheduleRequest(kind="demo.sleep", payload={"seconds": "soon"}), "payload.seconds"),
+        (ScheduleRequest(kind="demo.sleep", payload={"seconds": -1}), "payload.seconds"),
+        (ScheduleRequest(kind="demo.sleep", payload={"unknown": 1}), "payload.unknown"),
+        (ScheduleRequest(kind="demo.fail", payload={"fail_times": 1.5}), "payload.fail_times"),
+        (
+            ScheduleRequest(kind="demo.echo", retry_policy=RetryPolicyOverride(max_attempts=0)),
+            "retry_policy.max_attempts",
+        ),
+        (
+            ScheduleRequest(
+                kind="demo.echo",
+                retry_policy=RetryPolicyOverride(
+                    initial_backoff=timedelta(seconds=10), max_backoff=timedelta(seconds=1)
+                ),
+            ),
+            "retry_policy.max_backoff",
+        ),
+        (
+            ScheduleRequest(kind="demo.echo", retry_policy=RetryPolicyOverride(backoff_multiplier=0.5)),
+            "retry_policy.backoff_multiplier",
+        ),
+        (ScheduleRequest(kind="demo.echo", timeout=timedelta(0)), "timeout"),
+        (ScheduleRequest(kind="demo.echo", run_at=datetime(2026, 1, 1)), "run_at"),
+        (ScheduleRequest(kind="demo.echo", request_id="x" * 201), "request_id"),
+    ],
+)
+def test_a_bad_request_names_its_field(
+    manager: TaskManager, request_: ScheduleRequest, field: str
+) -> None:
+    with pytest.raises(InvalidArgument) as excinfo:
+        manager.prepare(request_, NOW)
+    assert field_of(excinfo) == field
+
+
+def test_defaults_come_from_the_service_and_run_at_from_now(manager: TaskManager) -> None:
+    new = manager.prepare(ScheduleRequest(kind="demo.sleep", payload={"seconds": 1}), NOW)
+    assert new.status is S.PENDING
+    assert new.run_at == NOW
+    assert new.retry_policy == RetryPolicy()
+
+
+def test_a_future_run_at_makes_a_scheduled_task(manager: TaskManager) -> None:
+    later = NOW + timedelta(minutes=5)
+    new = manager.prepare(ScheduleRequest(kind="demo.echo", run_at=later), NOW)
+    assert (new.status, new.run_at) == (S.SCHEDULED, later)
+
+
+def test_a_partial_retry_policy_keeps_the_other_defaults(manager: TaskManager) -> None:
+    request = ScheduleRequest(kind="demo.echo", retry_policy=RetryPolicyOverride(max_attempts=7))
+    policy = manager.prepare(request, NOW).retry_policy
+    assert policy.max_attempts == 7
+    assert policy.initial_backoff == RetryPolicy().initial_backoff
+
+
+def test_malformed_task_ids_are_invalid_arguments() -> None:
+    with pytest.raises(InvalidArgument) as excinfo:
+        parse_task_id("not-a-uuid")
+    assert field_of(excinfo) == "task_id"
+
+
+def test_page_tokens_round_trip_and_are_bound_to_their_filter() -> None:
+    cursor = PageCursor(NOW, uuid.uuid4())
+    only_failed = TaskFilter(statuses=frozenset({S.FAILED}))
+    token = paging.encode_page_token(cursor, only_failed)
+    assert paging.decode_page_token(token, only_failed) == cursor
+    with pytest.raises(InvalidArgument, match="other filters"):
+        paging.decode_page_token(token, TaskFilter())
+    with pytest.raises(InvalidArgument) as excinfo:
+        paging.decode_page_token("garbage!", TaskFilter())
+    assert field_of(excinfo) == "page_token"
+
+
+@pytest.mark.parametrize("size", [-1, 1001])
+def test_page_size_is_bounded(size: int) -> None:
+    with pytest.raises(InvalidArgument):
+        paging.page_size_or_default(size)
