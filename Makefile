@@ -16,8 +16,8 @@ $(INSTALLED): pyproject.toml
 run: $(INSTALLED)
 	$(BIN)/python -m taskscheduler.devstack
 
-## test: the whole suite (unit, integration, end to end) on real servers
-test: $(INSTALLED)
+## test: lint, then the whole suite (unit, integration, end to end) on real servers
+test: lint
 	$(BIN)/python -m pytest
 
 ## gen: regenerate the Python code of protos/

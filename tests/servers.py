@@ -27,12 +27,15 @@ class Servers:
     redis: EmbeddedRedis | None
 
 
-def _fresh_database(server_url: str) -> str:
+def fresh_database(server_url: str, migrate: bool = False) -> str:
     """Creates a database of our own on the server, so tests never touch anybody's data."""
     name = f"taskscheduler_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(with_driver(server_url, "postgresql"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return server_url.rsplit("/", 1)[0] + "/" + name
+    url = server_url.rsplit("/", 1)[0] + "/" + name
+    if migrate:
+        upgrade(Settings(database_url=url))
+    return url
 
 
 @contextmanager
@@ -49,8 +52,7 @@ def running_servers(data_dir: Path) -> Iterator[Servers]:
             redis = EmbeddedRedis(data_dir / "redis", free_port(), persistent=False)
             redis.start()
             redis_url = redis.url
-        database_url = _fresh_database(database_server)
-        upgrade(Settings(database_url=database_url))
+        database_url = fresh_database(database_server, migrate=True)
         yield Servers(database_url, redis_url, postgres, redis)
     finally:
         if redis is not None:

@@ -55,7 +55,12 @@ async def test_insert_and_get_round_trip(repository: PostgresTaskRepository) -> 
     new = new_task()
     stored, created = await repository.insert(new)
     assert created
-    assert (stored.id, stored.status, stored.attempt, stored.payload) == (new.id, S.PENDING, 0, {"n": 1})
+    assert (stored.id, stored.status, stored.attempt, stored.payload) == (
+        new.id,
+        S.PENDING,
+        0,
+        {"n": 1},
+    )
     assert await repository.get(new.id) == stored
     assert await repository.get(uuid.uuid4()) is None
 
@@ -127,23 +132,30 @@ async def test_due_tasks_are_promoted_once(
     assert promoted is not None and promoted.status is S.PENDING
 
 
+def claim_concurrently(
+    attempts: PostgresAttemptStore, task_id: uuid.UUID, workers: int
+) -> list[object]:
+    barrier = threading.Barrier(workers)
+    results: list[object] = []
+
+    def claim(name: str) -> None:
+        barrier.wait()  # all threads send their claim at the same moment
+        results.append(attempts.claim(task_id, name))
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 async def test_two_workers_claiming_one_task_exactly_one_wins(
     repository: PostgresTaskRepository, attempts: PostgresAttemptStore
 ) -> None:
     for _ in range(20):
         task, _ = await repository.insert(new_task())
-        barrier = threading.Barrier(4)
-        results: list[object] = []
-
-        def claim(name: str, task_id: uuid.UUID = task.id, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            results.append(attempts.claim(task_id, name))
-
-        threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = claim_concurrently(attempts, task.id, workers=4)
         assert sum(result is not None for result in results) == 1
         stored = await repository.get(task.id)
         assert stored is not None and len(stored.attempts) == 1
@@ -200,7 +212,9 @@ async def test_list_pages_with_keyset_tokens_and_filters(
 
 async def test_idempotent_insert_returns_the_first_task(repository: PostgresTaskRepository) -> None:
     first, created = await repository.insert(new_task(request_id="key-1", request_fingerprint="a"))
-    again, created_again = await repository.insert(new_task(request_id="key-1", request_fingerprint="a"))
+    again, created_again = await repository.insert(
+        new_task(request_id="key-1", request_fingerprint="a")
+    )
     assert created and not created_again
     assert again.id == first.id
 

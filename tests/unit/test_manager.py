@@ -51,7 +51,9 @@ def field_of(excinfo: pytest.ExceptionInfo[InvalidArgument]) -> str:
             "retry_policy.max_backoff",
         ),
         (
-            ScheduleRequest(kind="demo.echo", retry_policy=RetryPolicyOverride(backoff_multiplier=0.5)),
+            ScheduleRequest(
+                kind="demo.echo", retry_policy=RetryPolicyOverride(backoff_multiplier=0.5)
+            ),
             "retry_policy.backoff_multiplier",
         ),
         (ScheduleRequest(kind="demo.echo", timeout=timedelta(0)), "timeout"),

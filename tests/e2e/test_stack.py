@@ -1,0 +1,234 @@
+"""End to end: the processes as `make run` starts them; REST -> gateway -> api -> worker."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from taskscheduler.devstack.embedded import free_port
+from taskscheduler.devstack.stack import Stack, StackConfig
+from tests.servers import Servers, fresh_database
+
+pytestmark = pytest.mark.e2e
+
+
+def start_stack(config: StackConfig) -> Stack:
+    stack = Stack(config)
+    try:
+        stack.start_servers()
+        stack.migrate()
+        stack.start_processes()
+        stack.wait_ready()
+        wait_for_health(f"http://127.0.0.1:{config.gateway_port}")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def wait_for_health(base_url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base_url}/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the stack did not become healthy"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    config = StackConfig(
+        data_dir=tmp_path_factory.mktemp("stack"),
+        grpc_port=free_port(),
+        gateway_port=free_port(),
+        database_url=fresh_database(servers.database_url),
+        redis_url=servers.redis_url,
+        extra_env={"TASKSCHED_CELERY_QUEUE": f"e2e-{free_port()}"},
+        log_stream=io.StringIO(),
+    )
+    running = start_stack(config)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"http://127.0.0.1:{stack.config.gateway_port}", timeout=30) as c:
+        yield c
+
+
+def wait_for_status(
+    client: httpx.Client, task_id: str, wanted: str, timeout: float = 30
+) -> list[str]:
+    """Polls the seed's status endpoint; returns every distinct status seen, in order."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not seen or seen[-1] != wanted:
+        status = client.get(f"/tasks/{task_id}").json()["status"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        assert time.monotonic() < deadline, f"{task_id} stuck at {seen}"
+        time.sleep(0.02)
+    return seen
+
+
+def test_the_seed_curl_example_reaches_success(client: httpx.Client) -> None:
+    response = client.post("/run-task/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["message"] == "Task scheduled successfully!"
+    assert set(body) == {"message", "task_id"}
+    seen = wait_for_status(client, body["task_id"], "SUCCESS")
+    assert seen[-2:] == ["RUNNING", "SUCCESS"]
+    assert set(seen) <= {"PENDING", "RUNNING", "SUCCESS"}
+
+
+def test_run_task_accepts_another_kind(client: httpx.Client) -> None:
+    response = client.post("/run-task/", json={"kind": "demo.echo", "payload": {"x": 1}})
+    task_id = response.json()["task_id"]
+    wait_for_status(client, task_id, "SUCCESS")
+    assert client.get(f"/tasks/{task_id}").json()["result"] == {"x": 1}
+
+
+def test_v1_resource_routes(client: httpx.Client) -> None:
+    created = client.post(
+        "/v1/tasks",
+        json={
+            "kind": "demo.fail",
+            "payload": {"fail_times": 1},
+            "retry_policy": {"initial_backoff": 0.1, "jitter": False},
+        },
+    )
+    assert created.status_code == 201
+    task = created.json()
+    assert task["status"] == "PENDING" and task["retry_policy"]["initial_backoff"] == 0.1
+    wait_for_status(client, task["task_id"], "SUCCESS")
+    full = client.get(f"/v1/tasks/{task['task_id']}").json()
+    assert [a["status"] for a in full["attempts"]] == ["FAILED", "SUCCESS"]
+    assert full["attempts"][0]["error_type"].endswith("DemoFailure")
+    listed = client.get("/v1/tasks", params={"kind": "demo.fail", "status": ["SUCCESS"]}).json()
+    assert task["task_id"] in [t["task_id"] for t in listed["tasks"]]
+
+
+def test_cancel_over_rest(client: httpx.Client) -> None:
+    later = client.post(
+        "/v1/tasks", json={"kind": "demo.echo", "run_at": "2100-01-01T00:00:00Z"}
+    ).json()
+    assert later["status"] == "SCHEDULED"
+    cancelled = client.post(f"/v1/tasks/{later['task_id']}:cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    again = client.post(f"/v1/tasks/{later['task_id']}:cancel")
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "field"),
+    [
+        ("GET", "/tasks/00000000-0000-4000-8000-000000000000", None, 404, None),
+        ("GET", "/v1/tasks/00000000-0000-4000-8000-000000000000", None, 404, None),
+        ("GET", "/v1/tasks/not-a-uuid", None, 400, "task_id"),
+        ("POST", "/v1/tasks", {"kind": "nope"}, 400, "kind"),
+        (
+            "POST",
+            "/v1/tasks",
+            {"kind": "demo.sleep", "payload": {"seconds": "x"}},
+            400,
+            "payload.seconds",
+        ),
+        ("POST", "/v1/tasks", {"payload": {}}, 400, "kind"),
+        ("POST", "/v1/tasks", {"kind": "demo.echo", "run_at": "tomorrow"}, 400, "run_at"),
+        (
+            "POST",
+            "/v1/tasks",
+            {"kind": "demo.echo", "retry_policy": {"max_attempts": 0}},
+            400,
+            "retry_policy.max_attempts",
+        ),
+        ("GET", "/v1/tasks?page_size=100000", None, 400, "page_size"),
+        ("GET", "/v1/tasks?page_token=garbage", None, 400, "page_token"),
+    ],
+)
+def test_errors_are_problem_details_naming_the_field(
+    client: httpx.Client, method: str, path: str, body: object, status: int, field: str | None
+) -> None:
+    before = client.get("/v1/tasks", params={"page_size": 1000}).json()["tasks"]
+    response = client.request(method, path, json=body)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status and problem["detail"]
+    if field is not None:
+        assert problem["field"] == field
+    after = client.get("/v1/tasks", params={"page_size": 1000}).json()["tasks"]
+    assert len(after) == len(before)  # nothing stored for a rejected request
+
+
+def test_sse_stream_sends_each_status_then_closes(client: httpx.Client) -> None:
+    task = client.post(
+        "/v1/tasks",
+        json={"kind": "demo.sleep", "payload": {"seconds": 0.2}, "run_at": _in_seconds(1.5)},
+    ).json()
+    statuses = []
+    with client.stream("GET", f"/v1/tasks/{task['task_id']}/events") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                statuses.append(json.loads(line.removeprefix("data:"))["status"])
+    assert statuses == ["SCHEDULED", "PENDING", "RUNNING", "SUCCESS"]
+
+
+def test_sse_for_an_unknown_task_is_404(client: httpx.Client) -> None:
+    response = client.get("/v1/tasks/00000000-0000-4000-8000-000000000000/events")
+    assert response.status_code == 404
+
+
+def test_openapi_docs_are_served(client: httpx.Client) -> None:
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/run-task/", "/tasks/{task_id}", "/v1/tasks", "/v1/tasks/{task_id}/events"):
+        assert path in paths
+
+
+def _in_seconds(seconds: float) -> str:
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def test_embedded_servers_keep_tasks_across_restarts(tmp_path: Path) -> None:
+    """`make run` twice on a fresh machine: the second run finds the first run's tasks."""
+
+    def config() -> StackConfig:
+        return StackConfig(
+            data_dir=tmp_path,
+            grpc_port=free_port(),
+            gateway_port=free_port(),
+            postgres_port=free_port(),
+            redis_port=free_port(),
+            log_stream=io.StringIO(),
+        )
+
+    first = start_stack(config())
+    try:
+        base = f"http://127.0.0.1:{first.config.gateway_port}"
+        task_id = httpx.post(f"{base}/run-task/", json={"kind": "demo.echo"}).json()["task_id"]
+        with httpx.Client(base_url=base) as c:
+            wait_for_status(c, task_id, "SUCCESS")
+    finally:
+        first.stop()
+    second = start_stack(config())
+    try:
+        base = f"http://127.0.0.1:{second.config.gateway_port}"
+        assert httpx.get(f"{base}/tasks/{task_id}").json()["status"] == "SUCCESS"
+    finally:
+        second.stop()

@@ -1,0 +1,186 @@
+"""The gRPC TaskService over a real aio channel: validation, errors, listing, cancel, health."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from services.api.server import SERVICE_NAME, RunningApi
+from taskscheduler.v1 import task_pb2
+from taskscheduler.v1 import task_service_pb2 as pb
+from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+
+PENDING = task_pb2.TASK_STATUS_PENDING
+SCHEDULED = task_pb2.TASK_STATUS_SCHEDULED
+CANCELLED = task_pb2.TASK_STATUS_CANCELLED
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            info = error_details_pb2.ErrorInfo()
+            assert status.details[0].Unpack(info)
+            return info
+    raise AssertionError("no ErrorInfo detail")
+
+
+def count_tasks(db: psycopg.Connection[tuple[object, ...]]) -> int:
+    row = db.execute("SELECT count(*) FROM tasks").fetchone()
+    assert row is not None
+    count = row[0]
+    assert isinstance(count, int)
+    return count
+
+
+def schedule_request(kind: str = "demo.echo", **payload: Any) -> pb.ScheduleTaskRequest:
+    request = pb.ScheduleTaskRequest(kind=kind)
+    request.payload.update(payload)
+    return request
+
+
+async def test_schedule_stores_a_pending_task(
+    stub: TaskServiceStub, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    task = (await stub.ScheduleTask(schedule_request(n=2))).task
+    assert uuid.UUID(task.id).version == 4
+    assert task.status == PENDING
+    assert dict(task.payload) == {"n": 2}
+    assert task.max_attempts == 3 and task.retry_policy.jitter
+    row = db.execute("SELECT id::text, status, created_at FROM tasks").fetchone()
+    assert row is not None and row[:2] == (task.id, "PENDING")
+    fetched = (await stub.GetTask(pb.GetTaskRequest(task_id=task.id))).task
+    assert fetched.id == task.id and fetched.kind == "demo.echo"
+
+
+async def test_run_at_in_the_future_is_scheduled(stub: TaskServiceStub, clean_db: None) -> None:
+    request = schedule_request()
+    request.run_at.GetCurrentTime()
+    request.run_at.seconds += 3600
+    task = (await stub.ScheduleTask(request)).task
+    assert task.status == SCHEDULED
+    assert task.run_at.seconds == request.run_at.seconds
+
+
+@pytest.mark.parametrize(
+    ("request_", "field", "reason"),
+    [
+        (schedule_request("no.such.kind"), "kind", "UNKNOWN_KIND"),
+        (schedule_request("demo.sleep", seconds="x"), "payload.seconds", "INVALID_PAYLOAD"),
+        (schedule_request("demo.sleep", bogus=1), "payload.bogus", "INVALID_PAYLOAD"),
+        (
+            pb.ScheduleTaskRequest(
+                kind="demo.echo", retry_policy=task_pb2.RetryPolicy(max_attempts=500)
+            ),
+            "retry_policy.max_attempts",
+            "INVALID_ARGUMENT",
+        ),
+    ],
+)
+async def test_bad_requests_name_the_field_and_store_nothing(
+    stub: TaskServiceStub,
+    db: psycopg.Connection[tuple[object, ...]],
+    request_: pb.ScheduleTaskRequest,
+    field: str,
+    reason: str,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stub.ScheduleTask(request_)
+    assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert field in (excinfo.value.details() or "")
+    info = error_info(excinfo.value)
+    assert (info.reason, info.domain, info.metadata["field"]) == (reason, "taskscheduler", field)
+    assert count_tasks(db) == 0
+
+
+async def test_unknown_ids_are_not_found_never_pending(stub: TaskServiceStub) -> None:
+    unknown = str(uuid.uuid4())
+    for call in (
+        stub.GetTask(pb.GetTaskRequest(task_id=unknown)),
+        stub.CancelTask(pb.CancelTaskRequest(task_id=unknown)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+            await call
+        assert excinfo.value.code() is grpc.StatusCode.NOT_FOUND
+        assert error_info(excinfo.value).reason == "TASK_NOT_FOUND"
+    stream = stub.StreamStatus(pb.StreamStatusRequest(task_id=unknown))
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stream.read()
+    assert excinfo.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_malformed_ids_are_invalid_arguments(stub: TaskServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stub.GetTask(pb.GetTaskRequest(task_id="../etc/passwd"))
+    assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(excinfo.value).metadata["field"] == "task_id"
+
+
+async def test_cancel_a_waiting_task_then_again_is_failed_precondition(
+    stub: TaskServiceStub, clean_db: None
+) -> None:
+    request = schedule_request()
+    request.run_at.GetCurrentTime()
+    request.run_at.seconds += 3600
+    task = (await stub.ScheduleTask(request)).task
+    cancelled = (await stub.CancelTask(pb.CancelTaskRequest(task_id=task.id))).task
+    assert cancelled.status == CANCELLED and cancelled.HasField("finish_time")
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stub.CancelTask(pb.CancelTaskRequest(task_id=task.id))
+    assert excinfo.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    again = (await stub.GetTask(pb.GetTaskRequest(task_id=task.id))).task
+    assert again.update_time == cancelled.update_time
+
+
+async def test_list_tasks_pages_and_filters(stub: TaskServiceStub, clean_db: None) -> None:
+    created = [(await stub.ScheduleTask(schedule_request(i=i))).task.id for i in range(5)]
+    await stub.ScheduleTask(schedule_request("demo.sleep", seconds=0))
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await stub.ListTasks(
+            pb.ListTasksRequest(page_size=2, page_token=token, kind="demo.echo")
+        )
+        seen += [task.id for task in page.tasks]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == list(reversed(created))
+    none = await stub.ListTasks(pb.ListTasksRequest(statuses=[task_pb2.TASK_STATUS_FAILED]))
+    assert list(none.tasks) == []
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stub.ListTasks(pb.ListTasksRequest(page_size=5000))
+    assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_idempotent_schedule(stub: TaskServiceStub, clean_db: None) -> None:
+    request = schedule_request(n=1)
+    request.request_id = "order-42"
+    first = (await stub.ScheduleTask(request)).task
+    second = (await stub.ScheduleTask(request)).task
+    assert first.id == second.id
+    different = schedule_request(n=2)
+    different.request_id = "order-42"
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stub.ScheduleTask(different)
+    assert excinfo.value.code() is grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_health_and_reflection_are_served(channel: grpc.aio.Channel, api: RunningApi) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", SERVICE_NAME):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    async for response in reflection.ServerReflectionInfo(iter([request])):
+        names = {service.name for service in response.list_services_response.service}
+        assert SERVICE_NAME in names and "grpc.health.v1.Health" in names
+        break
