@@ -70,14 +70,15 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-@pytest.fixture(scope="session")
+# Module scope: a dispatcher left running would promote the rows that store tests examine.
+@pytest.fixture(scope="module")
 def worker(settings: Settings, log_dir: Path) -> Iterator[ServiceProcess]:
     process = start_worker(settings, log_dir)
     yield process
     process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dispatcher(settings: Settings, log_dir: Path) -> Iterator[ServiceProcess]:
     process = start_dispatcher(settings, log_dir)
     yield process
