@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from taskscheduler.core.model import RetryPolicy
 
@@ -44,7 +45,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_connect_timeout_seconds: float = 5.0
 
-    handler_modules: list[str] = Field(
+    handler_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra modules that register kinds (comma separated)"
     )
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,57 +14,9 @@ import pytest
 
 from taskscheduler.devstack.embedded import free_port
 from taskscheduler.devstack.stack import Stack, StackConfig
-from tests.servers import Servers, fresh_database
+from tests.e2e.conftest import start_stack
 
 pytestmark = pytest.mark.e2e
-
-
-def start_stack(config: StackConfig) -> Stack:
-    stack = Stack(config)
-    try:
-        stack.start_servers()
-        stack.migrate()
-        stack.start_processes()
-        stack.wait_ready()
-        wait_for_health(f"http://127.0.0.1:{config.gateway_port}")
-    except BaseException:
-        stack.stop()
-        raise
-    return stack
-
-
-def wait_for_health(base_url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{base_url}/healthz").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the stack did not become healthy"
-        time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("stack"),
-        grpc_port=free_port(),
-        gateway_port=free_port(),
-        database_url=fresh_database(servers.database_url),
-        redis_url=servers.redis_url,
-        extra_env={"TASKSCHED_CELERY_QUEUE": f"e2e-{free_port()}"},
-        log_stream=io.StringIO(),
-    )
-    running = start_stack(config)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.config.gateway_port}", timeout=30) as c:
-        yield c
 
 
 def wait_for_status(
@@ -232,3 +185,18 @@ def test_embedded_servers_keep_tasks_across_restarts(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/tasks/{task_id}").json()["status"] == "SUCCESS"
     finally:
         second.stop()
+
+
+def test_the_readme_python_client_follows_a_task_to_success(stack: Stack) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "grpc_client.py"
+    result = subprocess.run(
+        [sys.executable, str(example), f"127.0.0.1:{stack.config.grpc_port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("scheduled ")
+    assert lines[-1] == "TASK_STATUS_SUCCESS attempt 1"
