@@ -6,6 +6,7 @@ import pytest
 
 from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.kinds import TaskContext, load_handler_modules
+from taskscheduler.handlers.demo import EchoPayload, echo
 from taskscheduler.settings import Settings
 
 
@@ -32,4 +33,4 @@ def test_unknown_kind_names_the_known_ones() -> None:
 def test_a_kind_cannot_be_registered_twice() -> None:
     kinds = load_handler_modules()
     with pytest.raises(ValueError, match="twice"):
-        kinds.register("demo.echo", payload=type(kinds.get("demo.echo").payload_model))(print)
+        kinds.register("demo.echo", payload=EchoPayload)(echo)
