@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from taskscheduler.core.execution import LeaseSettings
 from taskscheduler.core.model import RetryPolicy
 
 
@@ -50,6 +51,15 @@ class Settings(BaseSettings):
     )
 
     worker_concurrency: int = 2
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="How long a RUNNING attempt lives without a heartbeat"
+    )
+    cancel_grace_seconds: float = Field(
+        default=10.0, gt=0, description="How long a cancelled RUNNING handler may take to stop"
+    )
+    timeout_grace_seconds: float = Field(
+        default=10.0, gt=0, description="Past its timeout, how long before a handler is killed"
+    )
     celery_queue: str = "taskscheduler"
 
     dispatcher_batch_size: int = 100
@@ -67,6 +77,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def lease(self) -> LeaseSettings:
+        return LeaseSettings(
+            duration=timedelta(seconds=self.lease_seconds),
+            cancel_grace=timedelta(seconds=self.cancel_grace_seconds),
+        )
 
     @property
     def default_retry_policy(self) -> RetryPolicy:

@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.servicer import TaskServicer
-from taskscheduler.adapters.broker import CeleryPublisher, make_celery_app
+from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.engine import make_async_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
@@ -52,7 +52,7 @@ async def start_api(settings: Settings) -> RunningApi:
     await listener.start()
     manager = TaskManager(
         repository=PostgresTaskRepository(engine),
-        publisher=CeleryPublisher(make_celery_app(settings)),
+        publisher=make_publisher(settings),
         events=listener,
         kinds=kinds,
         default_retry_policy=settings.default_retry_policy,

@@ -7,9 +7,10 @@ import logging
 import signal
 
 from services.dispatcher.dispatcher import Dispatcher
-from taskscheduler.adapters.broker import CeleryPublisher, make_celery_app
+from taskscheduler.adapters.broker import make_publisher
+from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
-from taskscheduler.adapters.postgres.engine import make_async_engine
+from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.settings import Settings, get_settings
 
@@ -18,13 +19,16 @@ log = logging.getLogger("taskscheduler.dispatcher")
 
 async def run(settings: Settings) -> None:
     engine = make_async_engine(settings)
+    sync_engine = make_sync_engine(settings)
     listener = StatusListener(settings.libpq_url)
     dispatcher = Dispatcher(
         PostgresDueTasks(engine),
-        CeleryPublisher(make_celery_app(settings)),
+        PostgresAttemptStore(sync_engine),
+        make_publisher(settings),
         listener,
         settings.dispatcher_batch_size,
         settings.dispatcher_idle_poll_seconds,
+        reap_every_seconds=settings.lease_seconds / 4,
     )
     await listener.start()
     stopping = asyncio.Event()
@@ -35,6 +39,7 @@ async def run(settings: Settings) -> None:
     await dispatcher.run(stopping)
     await listener.stop()
     await engine.dispose()
+    sync_engine.dispose()
 
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -1,4 +1,5 @@
-"""The dispatch loop: promote due tasks in batches, sleep until the next due time or a NOTIFY."""
+"""The dispatch loops: promote due tasks in batches, sleeping until the next due time or a
+NOTIFY; and recover attempts whose lease expired."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.core.errors import StorageUnavailable
+from taskscheduler.core.execution import AttemptStore, recover_expired_leases
 from taskscheduler.core.model import StatusEvent, TaskStatus
 from taskscheduler.core.ports import TaskPublisher
 
@@ -24,15 +26,19 @@ class Dispatcher:
     def __init__(
         self,
         due_tasks: PostgresDueTasks,
+        attempts: AttemptStore,
         publisher: TaskPublisher,
         listener: StatusListener,
         batch_size: int,
         idle_poll_seconds: float,
+        reap_every_seconds: float,
     ) -> None:
         self._due_tasks = due_tasks
+        self._attempts = attempts
         self._publisher = publisher
         self._batch_size = batch_size
         self._idle_poll_seconds = idle_poll_seconds
+        self._reap_every_seconds = reap_every_seconds
         self._wake = asyncio.Event()
         self._planned_wake: datetime | None = None
         listener.observe(self._on_event)
@@ -49,11 +55,20 @@ class Dispatcher:
 
     async def dispatch_due(self) -> int:
         promoted = await self._due_tasks.promote_due(self._batch_size)
-        for task_id, attempt in promoted:
-            await self._publisher.publish(task_id, attempt)
+        for due in promoted:
+            await self._publisher.publish(due.task_id, due.attempt, due.timeout)
         return len(promoted)
 
     async def run(self, stopping: asyncio.Event) -> None:
+        reaper = asyncio.create_task(self._reap_loop(stopping), name="lease-reaper")
+        try:
+            await self._dispatch_loop(stopping)
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+
+    async def _dispatch_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
                 if await self.dispatch_due() == self._batch_size:
@@ -62,7 +77,19 @@ class Dispatcher:
             except StorageUnavailable as exc:
                 log.warning("%s; retrying", exc)
                 delay = self._idle_poll_seconds
-            await self._sleep(delay, stopping)
+            await self._sleep(delay, stopping, self._wake)
+
+    async def _reap_loop(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                recovered = await asyncio.to_thread(
+                    recover_expired_leases, self._attempts, self._batch_size
+                )
+                if recovered:
+                    log.warning("recovered %d attempts whose lease expired", recovered)
+            except StorageUnavailable as exc:
+                log.warning("%s; retrying", exc)
+            await self._sleep(self._reap_every_seconds, stopping)
 
     async def _seconds_until_next_due(self) -> float:
         next_due = await self._due_tasks.next_due_time()
@@ -73,9 +100,12 @@ class Dispatcher:
         self._planned_wake = next_due
         return max(0.0, min((next_due - now).total_seconds(), self._idle_poll_seconds))
 
-    async def _sleep(self, delay: float, stopping: asyncio.Event) -> None:
-        self._wake.clear()
-        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())]
+    @staticmethod
+    async def _sleep(delay: float, *events: asyncio.Event) -> None:
+        """Sleeps `delay` seconds or until one of `events` is set."""
+        for event in events[1:]:
+            event.clear()
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
                 asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED), delay

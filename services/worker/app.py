@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
 
 from celery import Task
-from celery.exceptions import Reject
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 
 from taskscheduler.adapters.broker import EXECUTE_TASK, make_celery_app
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.engine import make_sync_engine
 from taskscheduler.core.errors import StorageUnavailable
-from taskscheduler.core.execution import TaskExecutor
+from taskscheduler.core.execution import Interrupts, TaskExecutor
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.settings import get_settings
 
@@ -35,10 +36,28 @@ STORAGE_RETRY_DELAY_SECONDS = 1.0
 _executor: TaskExecutor | None = None
 
 
+def _interrupt_handler() -> None:
+    """Raises SoftTimeLimitExceeded in the running handler (billiard's SIGUSR1 handler)."""
+    os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def _kill_process() -> None:
+    """The handler ignored its interrupt: end this pool process; the lease reaper records it."""
+    log.error("handler did not stop; killing pool process %d", os.getpid())
+    os._exit(1)
+
+
+INTERRUPTS = Interrupts(
+    interrupt=_interrupt_handler, kill=_kill_process, errors=(SoftTimeLimitExceeded,)
+)
+
+
 def _build_executor() -> TaskExecutor:
     engine = make_sync_engine(settings)
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
-    return TaskExecutor(PostgresAttemptStore(engine), kinds, worker_name)
+    return TaskExecutor(
+        PostgresAttemptStore(engine), kinds, worker_name, settings.lease, INTERRUPTS
+    )
 
 
 @worker_process_init.connect

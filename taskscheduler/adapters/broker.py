@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 from celery import Celery
 
@@ -36,13 +37,33 @@ def make_celery_app(settings: Settings) -> Celery:
 
 
 class CeleryPublisher:
-    """Implements core.ports.TaskPublisher; kombu is blocking, so publishing runs in a thread."""
+    """Implements core.ports.TaskPublisher; kombu is blocking, so publishing runs in a thread.
 
-    def __init__(self, app: Celery) -> None:
+    A task's timeout travels as Celery's soft time limit (SoftTimeLimitExceeded raised in the
+    handler) and, `timeout_grace` later, the hard one (the pool process is killed).
+    """
+
+    def __init__(self, app: Celery, timeout_grace: timedelta) -> None:
         self._app = app
+        self._timeout_grace = timeout_grace
 
-    def publish_sync(self, task_id: uuid.UUID, attempt: int) -> None:
-        self._app.send_task(EXECUTE_TASK, args=[str(task_id), attempt])
+    def publish_sync(self, task_id: uuid.UUID, attempt: int, timeout: timedelta | None) -> None:
+        limits = {}
+        if timeout is not None:
+            soft = timeout.total_seconds()
+            limits = {
+                "soft_time_limit": soft,
+                "time_limit": soft + self._timeout_grace.total_seconds(),
+            }
+        self._app.send_task(EXECUTE_TASK, args=[str(task_id), attempt], **limits)
 
-    async def publish(self, task_id: uuid.UUID, attempt: int) -> None:
-        await asyncio.to_thread(self.publish_sync, task_id, attempt)
+    async def publish(
+        self, task_id: uuid.UUID, attempt: int, attempt_timeout: timedelta | None
+    ) -> None:
+        await asyncio.to_thread(self.publish_sync, task_id, attempt, attempt_timeout)
+
+
+def make_publisher(settings: Settings) -> CeleryPublisher:
+    return CeleryPublisher(
+        make_celery_app(settings), timedelta(seconds=settings.timeout_grace_seconds)
+    )

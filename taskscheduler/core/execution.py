@@ -1,11 +1,15 @@
-"""The worker's use case: claim an attempt, run the kind's handler, record the outcome."""
+"""The worker's use case: claim an attempt, run the kind's handler under a lease, record the
+outcome; and the recovery of attempts whose lease expired (killed worker, hard timeout)."""
 
 from __future__ import annotations
 
 import enum
 import json
+import threading
+import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -17,6 +21,10 @@ from taskscheduler.core.model import JSON, RetryPolicy
 
 MAX_TRACEBACK_CHARS = 16_000
 MAX_MESSAGE_CHARS = 4_000
+
+TIMEOUT_ERROR = "taskscheduler.TimeoutError"
+CANCELLED_ERROR = "taskscheduler.Cancelled"
+WORKER_LOST_ERROR = "taskscheduler.WorkerLost"
 
 
 @dataclass(frozen=True)
@@ -32,10 +40,22 @@ class ClaimedAttempt:
 
 
 @dataclass(frozen=True)
+class ExpiredAttempt:
+    """A RUNNING attempt whose worker stopped renewing its lease."""
+
+    task_id: uuid.UUID
+    attempt: int
+    retry_policy: RetryPolicy
+    timeout: timedelta | None
+    start_time: datetime
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
 class AttemptError:
     type: str
     message: str
-    traceback: str
+    traceback: str = ""
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> AttemptError:
@@ -48,20 +68,39 @@ class AttemptError:
         )
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Whether the attempt still holds its lease, and whether a cancel was asked for."""
+
+    held: bool
+    cancel_requested: bool
+
+
 class AttemptStore(Protocol):
     """The worker's view of storage; completions are fenced by attempt number."""
 
-    def claim(self, task_id: uuid.UUID, worker: str) -> ClaimedAttempt | None:
+    def claim(self, task_id: uuid.UUID, worker: str, lease: timedelta) -> ClaimedAttempt | None:
         """PENDING -> RUNNING with attempt + 1; None when the task is not PENDING."""
         ...
+
+    def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease: ...
 
     def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool: ...
 
     def fail(
-        self, task_id: uuid.UUID, attempt: int, error: AttemptError, retry_at: datetime | None
+        self,
+        task_id: uuid.UUID,
+        attempt: int,
+        error: AttemptError,
+        retry_at: datetime | None,
+        *,
+        only_if_lease_expired: bool = False,
     ) -> bool:
-        """RUNNING -> RETRYING (retry_at set) or FAILED (retry_at None)."""
+        """RUNNING -> RETRYING (retry_at set) or FAILED (retry_at None); CANCELLED instead of
+        either when a cancel was asked for."""
         ...
+
+    def expired_leases(self, limit: int) -> list[ExpiredAttempt]: ...
 
 
 class Outcome(enum.StrEnum):
@@ -71,34 +110,140 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
 
 
+def retry_time(policy: RetryPolicy, failed_attempt: int, retryable: bool) -> datetime | None:
+    """When the next attempt is due, or None when the task has failed for good."""
+    if not retryable or failed_attempt >= policy.max_attempts:
+        return None
+    return datetime.now(UTC) + retry.backoff(policy, failed_attempt)
+
+
+@dataclass(frozen=True)
+class Interrupts:
+    """How the transport stops a handler that must stop: `interrupt` raises one of `errors`
+    inside it (Celery: SoftTimeLimitExceeded); `kill` ends the process when that fails."""
+
+    interrupt: Callable[[], None]
+    kill: Callable[[], None]
+    errors: tuple[type[BaseException], ...]
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    duration: timedelta
+    cancel_grace: timedelta
+
+    @property
+    def renew_every(self) -> float:
+        return self.duration.total_seconds() / 3
+
+
+class _Heartbeat:
+    """Renews the lease while the handler runs; on a cancel (or a lost lease) tells the handler,
+    then interrupts it after the grace period, then kills the process after another."""
+
+    def __init__(
+        self,
+        store: AttemptStore,
+        claimed: ClaimedAttempt,
+        lease: LeaseSettings,
+        interrupts: Interrupts,
+        cancel_event: threading.Event,
+    ) -> None:
+        self._store = store
+        self._claimed = claimed
+        self._lease = lease
+        self._interrupts = interrupts
+        self.cancel_event = cancel_event
+        self.interrupted = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        grace = self._lease.cancel_grace.total_seconds()
+        renew_every = self._lease.renew_every
+        stop_at: float | None = None  # when the next escalation is due, once stopping
+        while not self._done.wait(renew_every if stop_at is None else min(renew_every, grace)):
+            now = time.monotonic()
+            if stop_at is None:
+                if self._must_stop():
+                    self.cancel_event.set()  # a handler may check context.cancel_requested
+                    stop_at = now + grace
+            elif now >= stop_at and not self.interrupted:
+                self.interrupted = True
+                self._interrupts.interrupt()
+                stop_at = now + grace
+            elif now >= stop_at:
+                self._interrupts.kill()
+                return
+
+    def _must_stop(self) -> bool:
+        try:
+            lease = self._store.renew(
+                self._claimed.task_id, self._claimed.attempt, self._lease.duration
+            )
+        except DomainError:
+            return False  # the database is away; the lease may still be ours when it returns
+        return lease.cancel_requested or not lease.held
+
+
 class TaskExecutor:
     """Runs one delivery of a task id; safe to call any number of times for the same id."""
 
-    def __init__(self, store: AttemptStore, kinds: KindRegistry, worker_name: str) -> None:
+    def __init__(
+        self,
+        store: AttemptStore,
+        kinds: KindRegistry,
+        worker_name: str,
+        lease: LeaseSettings,
+        interrupts: Interrupts,
+    ) -> None:
         self._store = store
         self._kinds = kinds
         self._worker_name = worker_name
+        self._lease = lease
+        self._interrupts = interrupts
 
     def execute(self, task_id: uuid.UUID) -> Outcome:
-        claimed = self._store.claim(task_id, self._worker_name)
+        claimed = self._store.claim(task_id, self._worker_name, self._lease.duration)
         if claimed is None:
             return Outcome.SKIPPED
+        cancel_event = threading.Event()
+        heartbeat = _Heartbeat(self._store, claimed, self._lease, self._interrupts, cancel_event)
         try:
-            result = self._run_handler(claimed)
+            with heartbeat:
+                result = self._run_handler(claimed, cancel_event)
         except Exception as exc:
-            return self._record_failure(claimed, exc)
+            return self._record_failure(claimed, self._error_of(exc, claimed, heartbeat), exc)
         self._store.succeed(claimed.task_id, claimed.attempt, result)
         return Outcome.SUCCEEDED
 
-    def _run_handler(self, claimed: ClaimedAttempt) -> JSON:
+    def _run_handler(self, claimed: ClaimedAttempt, cancel_event: threading.Event) -> JSON:
         kind = self._kinds.get(claimed.kind)
         payload = kind.parse_payload(claimed.payload)
         context = TaskContext(
-            str(claimed.task_id), claimed.attempt, claimed.retry_policy.max_attempts
+            str(claimed.task_id), claimed.attempt, claimed.retry_policy.max_attempts, cancel_event
         )
         result = kind.handler(payload, context)
         json.dumps(result)  # a result that cannot be stored is the handler's error
         return result
+
+    def _error_of(
+        self, exc: Exception, claimed: ClaimedAttempt, heartbeat: _Heartbeat
+    ) -> AttemptError:
+        if not isinstance(exc, self._interrupts.errors):
+            return AttemptError.from_exception(exc)
+        if heartbeat.interrupted:
+            return AttemptError(CANCELLED_ERROR, "stopped after a cancel request")
+        seconds = claimed.timeout.total_seconds() if claimed.timeout else 0
+        return AttemptError(TIMEOUT_ERROR, f"the attempt exceeded its timeout of {seconds:g}s")
 
     def _is_retryable(self, claimed: ClaimedAttempt, exc: Exception) -> bool:
         if isinstance(exc, NonRetryableError | DomainError | TypeError):
@@ -106,12 +251,38 @@ class TaskExecutor:
         non_retryable = self._kinds.get(claimed.kind).non_retryable
         return not isinstance(exc, non_retryable)
 
-    def _record_failure(self, claimed: ClaimedAttempt, exc: Exception) -> Outcome:
-        error = AttemptError.from_exception(exc)
-        has_attempts_left = claimed.attempt < claimed.retry_policy.max_attempts
-        if has_attempts_left and self._is_retryable(claimed, exc):
-            delay = retry.backoff(claimed.retry_policy, claimed.attempt)
-            self._store.fail(claimed.task_id, claimed.attempt, error, datetime.now(UTC) + delay)
-            return Outcome.RETRYING
-        self._store.fail(claimed.task_id, claimed.attempt, error, None)
-        return Outcome.FAILED
+    def _record_failure(
+        self, claimed: ClaimedAttempt, error: AttemptError, exc: Exception
+    ) -> Outcome:
+        retry_at = retry_time(
+            claimed.retry_policy, claimed.attempt, self._is_retryable(claimed, exc)
+        )
+        self._store.fail(claimed.task_id, claimed.attempt, error, retry_at)
+        return Outcome.FAILED if retry_at is None else Outcome.RETRYING
+
+
+def lost_attempt_error(expired: ExpiredAttempt, now: datetime) -> AttemptError:
+    """Why an attempt's lease expired: its timeout (the worker was stopped) or a lost worker."""
+    if expired.cancel_requested:
+        return AttemptError(CANCELLED_ERROR, "the worker was stopped after a cancel request")
+    if expired.timeout is not None and now - expired.start_time >= expired.timeout:
+        seconds = expired.timeout.total_seconds()
+        return AttemptError(
+            TIMEOUT_ERROR, f"the attempt exceeded its timeout of {seconds:g}s and was stopped"
+        )
+    return AttemptError(
+        WORKER_LOST_ERROR, "the worker stopped renewing its lease (killed, or cut off)"
+    )
+
+
+def recover_expired_leases(store: AttemptStore, limit: int) -> int:
+    """Puts attempts whose lease expired back under their retry policy; returns how many."""
+    recovered = 0
+    for expired in store.expired_leases(limit):
+        error = lost_attempt_error(expired, datetime.now(UTC))
+        retry_at = retry_time(expired.retry_policy, expired.attempt, retryable=True)
+        if store.fail(
+            expired.task_id, expired.attempt, error, retry_at, only_if_lease_expired=True
+        ):
+            recovered += 1
+    return recovered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +23,10 @@ class PayloadModel(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
 
+class TaskCancelled(Exception):
+    """Raised by TaskContext.raise_if_cancelled when the task was cancelled while running."""
+
+
 @dataclass(frozen=True)
 class TaskContext:
     """What a handler may know about the attempt it runs in."""
@@ -29,6 +34,16 @@ class TaskContext:
     task_id: str
     attempt: int
     max_attempts: int
+    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once the task was cancelled (or its lease lost): stop soon, or be interrupted."""
+        return self.cancel_event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise TaskCancelled(f"task {self.task_id} was cancelled")
 
 
 class NonRetryableError(Exception):

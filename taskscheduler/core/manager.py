@@ -154,7 +154,7 @@ class TaskManager:
                 f"request_id {new.request_id!r} was already used for a different request"
             )
         if created and task.status is TaskStatus.PENDING:
-            await self._publisher.publish(task.id, task.attempt + 1)
+            await self._publisher.publish(task.id, task.attempt + 1, task.timeout)
         return task
 
     async def get(self, task_id: str) -> Task:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 from typing import Protocol
 
 from taskscheduler.core.model import NewTask, PageCursor, StatusEvent, Task, TaskFilter, TaskPage
@@ -35,7 +36,11 @@ class TaskRepository(Protocol):
 class TaskPublisher(Protocol):
     """Hands a task id to the workers (a wake-up call, never state)."""
 
-    async def publish(self, task_id: uuid.UUID, attempt: int) -> None: ...
+    async def publish(
+        self, task_id: uuid.UUID, attempt: int, attempt_timeout: timedelta | None
+    ) -> None:
+        """`attempt_timeout` bounds the attempt; the broker stops a handler past it."""
+        ...
 
 
 class StatusEvents(Protocol):

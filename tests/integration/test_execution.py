@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from taskscheduler.adapters.broker import CeleryPublisher, make_celery_app
+from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.settings import Settings
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
@@ -117,9 +117,9 @@ async def test_duplicate_deliveries_run_the_handler_once(
     db: psycopg.Connection[tuple[object, ...]],
 ) -> None:
     task = await schedule(stub, "demo.sleep", seconds=0.3)
-    publisher = CeleryPublisher(make_celery_app(settings))
+    publisher = make_publisher(settings)
     for _ in range(5):
-        await publisher.publish(uuid.UUID(task.id), 1)
+        await publisher.publish(uuid.UUID(task.id), 1, None)
     final = (await follow(stub, task.id))[-1].task
     assert final.status == S.TASK_STATUS_SUCCESS
     # Every one of the six deliveries is consumed; exactly one ran the handler.

@@ -22,6 +22,7 @@ from taskscheduler.core.model import TaskStatus as S
 from taskscheduler.settings import Settings
 
 ERROR = AttemptError("builtins.ValueError", "boom", "Traceback ...")
+LEASE = timedelta(seconds=30)
 
 
 def new_task(status: S = S.PENDING, run_at: datetime | None = None, **kw: Any) -> NewTask:
@@ -69,9 +70,9 @@ async def test_claim_then_succeed_records_the_attempt(
     repository: PostgresTaskRepository, attempts: PostgresAttemptStore
 ) -> None:
     task, _ = await repository.insert(new_task())
-    claimed = attempts.claim(task.id, "w1")
+    claimed = attempts.claim(task.id, "w1", LEASE)
     assert claimed is not None and claimed.attempt == 1
-    assert attempts.claim(task.id, "w2") is None  # a second delivery does nothing
+    assert attempts.claim(task.id, "w2", LEASE) is None  # a second delivery does nothing
     assert attempts.succeed(task.id, 1, {"ok": True})
     done = await repository.get(task.id)
     assert done is not None
@@ -87,7 +88,7 @@ async def test_completions_are_fenced_by_status_and_attempt(
 ) -> None:
     task, _ = await repository.insert(new_task())
     assert not attempts.succeed(task.id, 1, None)  # not RUNNING yet
-    attempts.claim(task.id, "w1")
+    attempts.claim(task.id, "w1", LEASE)
     assert not attempts.succeed(task.id, 2, None)  # another attempt's completion
     assert attempts.fail(task.id, 1, ERROR, None)
     assert not attempts.succeed(task.id, 1, None)  # terminal: never changes again
@@ -102,7 +103,7 @@ async def test_a_failure_with_attempts_left_waits_for_its_retry_time(
     repository: PostgresTaskRepository, attempts: PostgresAttemptStore, settings: Settings
 ) -> None:
     task, _ = await repository.insert(new_task())
-    attempts.claim(task.id, "w1")
+    attempts.claim(task.id, "w1", LEASE)
     retry_at = datetime.now(UTC) + timedelta(hours=1)
     attempts.fail(task.id, 1, ERROR, retry_at)
     retrying = await repository.get(task.id)
@@ -124,7 +125,7 @@ async def test_due_tasks_are_promoted_once(
     engine = make_async_engine(settings)
     try:
         store = PostgresDueTasks(engine)
-        assert await store.promote_due(10) == [(due.id, 1)]
+        assert [(d.task_id, d.attempt) for d in await store.promote_due(10)] == [(due.id, 1)]
         assert await store.promote_due(10) == []
     finally:
         await engine.dispose()
@@ -140,7 +141,7 @@ def claim_concurrently(
 
     def claim(name: str) -> None:
         barrier.wait()  # all threads send their claim at the same moment
-        results.append(attempts.claim(task_id, name))
+        results.append(attempts.claim(task_id, name, LEASE))
 
     threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(workers)]
     for thread in threads:
@@ -167,11 +168,11 @@ async def test_cancel_waiting_and_running_tasks(
     waiting, _ = await repository.insert(new_task())
     cancelled = await repository.cancel(waiting.id)
     assert cancelled is not None and cancelled.status is S.CANCELLED
-    assert attempts.claim(waiting.id, "w1") is None  # a late message runs nothing
+    assert attempts.claim(waiting.id, "w1", LEASE) is None  # a late message runs nothing
     assert await repository.cancel(waiting.id) is None  # terminal: unchanged
 
     running, _ = await repository.insert(new_task())
-    attempts.claim(running.id, "w1")
+    attempts.claim(running.id, "w1", LEASE)
     asked = await repository.cancel(running.id)
     assert asked is not None and (asked.status, asked.cancel_requested) == (S.RUNNING, True)
     attempts.succeed(running.id, 1, {"late": True})
@@ -186,7 +187,7 @@ async def test_every_status_change_is_notified_in_commit_order(
     with psycopg.connect(settings.libpq_url, autocommit=True) as listener:
         listener.execute("LISTEN task_status")
         task, _ = await repository.insert(new_task())
-        attempts.claim(task.id, "w1")
+        attempts.claim(task.id, "w1", LEASE)
         attempts.succeed(task.id, 1, None)
         seen = [n.payload for n in listener.notifies(timeout=2, stop_after=3)]
     statuses = [p.split('"status" : "')[1].split('"')[0] for p in seen]

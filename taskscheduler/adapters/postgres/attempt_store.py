@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from taskscheduler.adapters.postgres.engine import storage_errors
-from taskscheduler.adapters.postgres.rows import claimed_from_row
+from taskscheduler.adapters.postgres.rows import claimed_from_row, expired_from_row
 from taskscheduler.adapters.postgres.schema import task_attempts, tasks
-from taskscheduler.core.execution import AttemptError, ClaimedAttempt
+from taskscheduler.core.execution import AttemptError, ClaimedAttempt, ExpiredAttempt, Lease
 from taskscheduler.core.model import JSON, TaskStatus
 
 S = TaskStatus
 _CANCEL_REQUESTED = tasks.c.cancel_requested_at.isnot(None)
+
+
+def _this_attempt(task_id: uuid.UUID, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
+    """The fence: only the worker running this very attempt may change the row."""
+    return (tasks.c.id == task_id, tasks.c.status == S.RUNNING.value, tasks.c.attempt == attempt)
 
 
 class PostgresAttemptStore:
@@ -24,7 +29,7 @@ class PostgresAttemptStore:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
-    def claim(self, task_id: uuid.UUID, worker: str) -> ClaimedAttempt | None:
+    def claim(self, task_id: uuid.UUID, worker: str, lease: timedelta) -> ClaimedAttempt | None:
         now = sa.func.now()
         claimed = (
             tasks.update()
@@ -39,6 +44,7 @@ class PostgresAttemptStore:
                 started_at=now,
                 updated_at=now,
                 worker=worker,
+                lease_expires_at=now + lease,
             )
             .returning(*tasks.c)
             .cte("claimed")
@@ -72,8 +78,39 @@ class PostgresAttemptStore:
         }
         return self._finish(task_id, attempt, values, attempt_status=None, error=None)
 
+    def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease:
+        statement = (
+            tasks.update()
+            .where(*_this_attempt(task_id, attempt))
+            .values(lease_expires_at=sa.func.now() + lease)
+            .returning(tasks.c.cancel_requested_at)
+        )
+        row = self._execute(statement)
+        if row is None:
+            return Lease(held=False, cancel_requested=False)
+        return Lease(held=True, cancel_requested=row["cancel_requested_at"] is not None)
+
+    def expired_leases(self, limit: int) -> list[ExpiredAttempt]:
+        query = (
+            sa.select(tasks)
+            .where(tasks.c.status == S.RUNNING.value, tasks.c.lease_expires_at < sa.func.now())
+            .order_by(tasks.c.lease_expires_at)
+            .limit(limit)
+        )
+        # No lock needed: fail(only_if_lease_expired=True) is guarded, so of two dispatchers
+        # reading the same row only one records the loss.
+        with storage_errors(), self._engine.begin() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [expired_from_row(row) for row in rows]
+
     def fail(
-        self, task_id: uuid.UUID, attempt: int, error: AttemptError, retry_at: datetime | None
+        self,
+        task_id: uuid.UUID,
+        attempt: int,
+        error: AttemptError,
+        retry_at: datetime | None,
+        *,
+        only_if_lease_expired: bool = False,
     ) -> bool:
         retrying = retry_at is not None
         final_status = sa.case(
@@ -89,7 +126,10 @@ class PostgresAttemptStore:
         }
         if retry_at is not None:
             values["run_at"] = sa.case((_CANCEL_REQUESTED, tasks.c.run_at), else_=retry_at)
-        return self._finish(task_id, attempt, values, attempt_status=S.FAILED.value, error=error)
+        guards = [tasks.c.lease_expires_at < sa.func.now()] if only_if_lease_expired else []
+        return self._finish(
+            task_id, attempt, values, attempt_status=S.FAILED.value, error=error, guards=guards
+        )
 
     def _finish(
         self,
@@ -98,6 +138,7 @@ class PostgresAttemptStore:
         values: dict[str, Any],
         attempt_status: str | None,
         error: AttemptError | None,
+        guards: list[sa.ColumnElement[bool]] | None = None,
     ) -> bool:
         """RUNNING -> a final or retry status for exactly this attempt, and its attempt row.
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from taskscheduler.adapters.postgres.schema import tasks
-from taskscheduler.core.execution import ClaimedAttempt
+from taskscheduler.core.execution import ClaimedAttempt, ExpiredAttempt
 from taskscheduler.core.model import Attempt, NewTask, RetryPolicy, Task, TaskStatus
 
 Row = Mapping[Any, Any]
@@ -73,6 +73,17 @@ def claimed_from_row(row: Row) -> ClaimedAttempt:
         attempt=row["attempt"],
         retry_policy=retry_policy_from_row(row),
         timeout=_timeout(row),
+    )
+
+
+def expired_from_row(row: Row) -> ExpiredAttempt:
+    return ExpiredAttempt(
+        task_id=row["id"],
+        attempt=row["attempt"],
+        retry_policy=retry_policy_from_row(row),
+        timeout=_timeout(row),
+        start_time=row["started_at"],
+        cancel_requested=row["cancel_requested_at"] is not None,
     )
 
 

@@ -46,6 +46,8 @@ tasks = sa.Table(
     sa.Column("result", JSONB, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("worker", sa.Text, nullable=True),
+    # RUNNING only: the worker renews it by heartbeat; past it, the attempt counts as lost.
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("request_id", sa.Text, nullable=True),
     sa.Column("request_fingerprint", sa.Text, nullable=True),
@@ -62,6 +64,11 @@ tasks = sa.Table(
         "ix_tasks_due",
         "run_at",
         postgresql_where=sa.text("status IN ('SCHEDULED', 'RETRYING')"),
+    ),
+    sa.Index(
+        "ix_tasks_lease_expires_at",
+        "lease_expires_at",
+        postgresql_where=sa.text("status = 'RUNNING'"),
     ),
     sa.Index(
         "uq_tasks_request_id",
