@@ -54,11 +54,11 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         default=30.0, gt=0, description="How long a RUNNING attempt lives without a heartbeat"
     )
-    cancel_grace_seconds: float = Field(
-        default=10.0, gt=0, description="How long a cancelled RUNNING handler may take to stop"
-    )
-    timeout_grace_seconds: float = Field(
-        default=10.0, gt=0, description="Past its timeout, how long before a handler is killed"
+    stop_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a cancelled handler may run on before it is interrupted, and an "
+        "interrupted one (cancelled, or past its timeout) before its process is killed",
     )
     celery_queue: str = "taskscheduler"
 
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     def lease(self) -> LeaseSettings:
         return LeaseSettings(
             duration=timedelta(seconds=self.lease_seconds),
-            cancel_grace=timedelta(seconds=self.cancel_grace_seconds),
+            stop_grace=timedelta(seconds=self.stop_grace_seconds),
         )
 
     @property

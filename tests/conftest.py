@@ -30,7 +30,13 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 @pytest.fixture(scope="session")
 def settings(servers: Servers) -> Settings:
-    return settings_for(servers, dispatcher_idle_poll_seconds=0.5)
+    return settings_for(
+        servers,
+        dispatcher_idle_poll_seconds=0.5,
+        lease_seconds=2,
+        stop_grace_seconds=1,
+        handler_modules=["tests.sample_handlers"],
+    )
 
 
 @pytest.fixture

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 from taskscheduler.core.kinds import PayloadModel, TaskContext, registry
 
 
 class Greeting(PayloadModel):
     name: str
+
+
+class Forever(PayloadModel):
+    pass
+
+
+@registry.register("sample.stubborn", payload=Forever)
+def stubborn(payload: Forever, context: TaskContext) -> None:
+    """Swallows every interruption: only killing its process stops it."""
+    while True:
+        with contextlib.suppress(BaseException):
+            time.sleep(0.05)
 
 
 @registry.register("sample.greet", payload=Greeting)

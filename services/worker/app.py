@@ -14,7 +14,7 @@ import time
 import uuid
 
 from celery import Task
-from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.exceptions import Reject
 from celery.signals import worker_process_init
 
 from taskscheduler.adapters.broker import EXECUTE_TASK, make_celery_app
@@ -47,9 +47,7 @@ def _kill_process() -> None:
     os._exit(1)
 
 
-INTERRUPTS = Interrupts(
-    interrupt=_interrupt_handler, kill=_kill_process, errors=(SoftTimeLimitExceeded,)
-)
+INTERRUPTS = Interrupts(interrupt=_interrupt_handler, kill=_kill_process)
 
 
 def _build_executor() -> TaskExecutor:

@@ -39,22 +39,19 @@ def make_celery_app(settings: Settings) -> Celery:
 class CeleryPublisher:
     """Implements core.ports.TaskPublisher; kombu is blocking, so publishing runs in a thread.
 
-    A task's timeout travels as Celery's soft time limit (SoftTimeLimitExceeded raised in the
-    handler) and, `timeout_grace` later, the hard one (the pool process is killed).
+    The worker enforces a task's timeout itself, from the moment of its claim; the message
+    carries Celery's hard time limit as a backstop, past the worker's own escalation, for a
+    handler stuck where no signal reaches it (the parent process kills the pool process).
     """
 
-    def __init__(self, app: Celery, timeout_grace: timedelta) -> None:
+    def __init__(self, app: Celery, stop_grace: timedelta) -> None:
         self._app = app
-        self._timeout_grace = timeout_grace
+        self._backstop = 3 * stop_grace
 
     def publish_sync(self, task_id: uuid.UUID, attempt: int, timeout: timedelta | None) -> None:
         limits = {}
         if timeout is not None:
-            soft = timeout.total_seconds()
-            limits = {
-                "soft_time_limit": soft,
-                "time_limit": soft + self._timeout_grace.total_seconds(),
-            }
+            limits = {"time_limit": (timeout + self._backstop).total_seconds()}
         self._app.send_task(EXECUTE_TASK, args=[str(task_id), attempt], **limits)
 
     async def publish(
@@ -65,5 +62,5 @@ class CeleryPublisher:
 
 def make_publisher(settings: Settings) -> CeleryPublisher:
     return CeleryPublisher(
-        make_celery_app(settings), timedelta(seconds=settings.timeout_grace_seconds)
+        make_celery_app(settings), timedelta(seconds=settings.stop_grace_seconds)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import threading
 import time
 import traceback
@@ -16,7 +17,7 @@ from typing import Protocol
 
 from taskscheduler.core import retry
 from taskscheduler.core.errors import DomainError
-from taskscheduler.core.kinds import KindRegistry, NonRetryableError, TaskContext
+from taskscheduler.core.kinds import KindRegistry, NonRetryableError, TaskCancelled, TaskContext
 from taskscheduler.core.model import JSON, RetryPolicy
 
 MAX_TRACEBACK_CHARS = 16_000
@@ -119,27 +120,35 @@ def retry_time(policy: RetryPolicy, failed_attempt: int, retryable: bool) -> dat
 
 @dataclass(frozen=True)
 class Interrupts:
-    """How the transport stops a handler that must stop: `interrupt` raises one of `errors`
-    inside it (Celery: SoftTimeLimitExceeded); `kill` ends the process when that fails."""
+    """How the transport stops a handler that must stop: `interrupt` raises an exception inside
+    it (Celery: SoftTimeLimitExceeded); `kill` ends the process when that did not help."""
 
     interrupt: Callable[[], None]
     kill: Callable[[], None]
-    errors: tuple[type[BaseException], ...]
 
 
 @dataclass(frozen=True)
 class LeaseSettings:
     duration: timedelta
-    cancel_grace: timedelta
+    stop_grace: timedelta
 
     @property
     def renew_every(self) -> float:
         return self.duration.total_seconds() / 3
 
 
-class _Heartbeat:
-    """Renews the lease while the handler runs; on a cancel (or a lost lease) tells the handler,
-    then interrupts it after the grace period, then kills the process after another."""
+class StopReason(enum.Enum):
+    CANCELLED = "cancelled"  # a cancel was asked for, or the lease was lost
+    TIMED_OUT = "timed out"
+
+
+class _Watchdog:
+    """Runs beside the handler: renews the lease, and stops the handler when it must.
+
+    On a cancel (or a lost lease) it sets the context's cancel event, interrupts the handler
+    after the grace period, and kills the process after another. At the attempt's timeout it
+    interrupts at once, then kills after the grace period.
+    """
 
     def __init__(
         self,
@@ -153,12 +162,13 @@ class _Heartbeat:
         self._claimed = claimed
         self._lease = lease
         self._interrupts = interrupts
-        self.cancel_event = cancel_event
+        self._cancel_event = cancel_event
+        self.stop_reason: StopReason | None = None
         self.interrupted = False
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="attempt-watchdog", daemon=True)
 
-    def __enter__(self) -> _Heartbeat:
+    def __enter__(self) -> _Watchdog:
         self._thread.start()
         return self
 
@@ -167,24 +177,39 @@ class _Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        grace = self._lease.cancel_grace.total_seconds()
-        renew_every = self._lease.renew_every
-        stop_at: float | None = None  # when the next escalation is due, once stopping
-        while not self._done.wait(renew_every if stop_at is None else min(renew_every, grace)):
+        grace = self._lease.stop_grace.total_seconds()
+        timeout = self._claimed.timeout
+        start = time.monotonic()
+        next_renew = start + self._lease.renew_every
+        timeout_at = start + timeout.total_seconds() if timeout else math.inf
+        escalate_at = math.inf
+        while not self._done.wait(
+            max(0.0, min(next_renew, timeout_at, escalate_at) - time.monotonic())
+        ):
             now = time.monotonic()
-            if stop_at is None:
-                if self._must_stop():
-                    self.cancel_event.set()  # a handler may check context.cancel_requested
-                    stop_at = now + grace
-            elif now >= stop_at and not self.interrupted:
-                self.interrupted = True
-                self._interrupts.interrupt()
-                stop_at = now + grace
-            elif now >= stop_at:
+            if now >= next_renew:
+                next_renew = now + self._lease.renew_every
+                if self._must_stop() and self.stop_reason is None:
+                    self._begin_stop(StopReason.CANCELLED)
+                    escalate_at = now + grace
+            if now >= timeout_at and self.stop_reason is None:
+                self._begin_stop(StopReason.TIMED_OUT)
+                escalate_at = now  # no grace before the interrupt: the time is up
+            if now < escalate_at:
+                continue
+            if self.interrupted:
                 self._interrupts.kill()
                 return
+            self.interrupted = True
+            self._interrupts.interrupt()
+            escalate_at = now + grace
+
+    def _begin_stop(self, reason: StopReason) -> None:
+        self.stop_reason = reason
+        self._cancel_event.set()  # a handler may check context.cancel_requested
 
     def _must_stop(self) -> bool:
+        """Renews the lease; True when a cancel was asked for or the lease is no longer ours."""
         try:
             lease = self._store.renew(
                 self._claimed.task_id, self._claimed.attempt, self._lease.duration
@@ -216,12 +241,13 @@ class TaskExecutor:
         if claimed is None:
             return Outcome.SKIPPED
         cancel_event = threading.Event()
-        heartbeat = _Heartbeat(self._store, claimed, self._lease, self._interrupts, cancel_event)
+        watchdog = _Watchdog(self._store, claimed, self._lease, self._interrupts, cancel_event)
         try:
-            with heartbeat:
+            with watchdog:
                 result = self._run_handler(claimed, cancel_event)
         except Exception as exc:
-            return self._record_failure(claimed, self._error_of(exc, claimed, heartbeat), exc)
+            error = self._error_of(exc, claimed, watchdog.stop_reason)
+            return self._record_failure(claimed, error, exc)
         self._store.succeed(claimed.task_id, claimed.attempt, result)
         return Outcome.SUCCEEDED
 
@@ -235,15 +261,15 @@ class TaskExecutor:
         json.dumps(result)  # a result that cannot be stored is the handler's error
         return result
 
+    @staticmethod
     def _error_of(
-        self, exc: Exception, claimed: ClaimedAttempt, heartbeat: _Heartbeat
+        exc: Exception, claimed: ClaimedAttempt, stop_reason: StopReason | None
     ) -> AttemptError:
-        if not isinstance(exc, self._interrupts.errors):
-            return AttemptError.from_exception(exc)
-        if heartbeat.interrupted:
+        if stop_reason is StopReason.TIMED_OUT:
+            return timeout_error(claimed.timeout)
+        if stop_reason is StopReason.CANCELLED and not isinstance(exc, TaskCancelled):
             return AttemptError(CANCELLED_ERROR, "stopped after a cancel request")
-        seconds = claimed.timeout.total_seconds() if claimed.timeout else 0
-        return AttemptError(TIMEOUT_ERROR, f"the attempt exceeded its timeout of {seconds:g}s")
+        return AttemptError.from_exception(exc)
 
     def _is_retryable(self, claimed: ClaimedAttempt, exc: Exception) -> bool:
         if isinstance(exc, NonRetryableError | DomainError | TypeError):
@@ -261,15 +287,17 @@ class TaskExecutor:
         return Outcome.FAILED if retry_at is None else Outcome.RETRYING
 
 
+def timeout_error(timeout: timedelta | None, suffix: str = "") -> AttemptError:
+    seconds = timeout.total_seconds() if timeout else 0
+    return AttemptError(TIMEOUT_ERROR, f"the attempt exceeded its timeout of {seconds:g}s{suffix}")
+
+
 def lost_attempt_error(expired: ExpiredAttempt, now: datetime) -> AttemptError:
     """Why an attempt's lease expired: its timeout (the worker was stopped) or a lost worker."""
     if expired.cancel_requested:
         return AttemptError(CANCELLED_ERROR, "the worker was stopped after a cancel request")
     if expired.timeout is not None and now - expired.start_time >= expired.timeout:
-        seconds = expired.timeout.total_seconds()
-        return AttemptError(
-            TIMEOUT_ERROR, f"the attempt exceeded its timeout of {seconds:g}s and was stopped"
-        )
+        return timeout_error(expired.timeout, " and its process was stopped")
     return AttemptError(
         WORKER_LOST_ERROR, "the worker stopped renewing its lease (killed, or cut off)"
     )

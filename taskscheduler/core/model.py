@@ -53,10 +53,13 @@ class RetryPolicyOverride:
     jitter: bool | None = None
 
     def applied_to(self, base: RetryPolicy) -> RetryPolicy:
+        initial_backoff = _first(self.initial_backoff, base.initial_backoff)
+        # An unset cap never undercuts the caller's own initial backoff.
+        default_cap = max(base.max_backoff, initial_backoff)
         return RetryPolicy(
             max_attempts=_first(self.max_attempts, base.max_attempts),
-            initial_backoff=_first(self.initial_backoff, base.initial_backoff),
-            max_backoff=_first(self.max_backoff, base.max_backoff),
+            initial_backoff=initial_backoff,
+            max_backoff=_first(self.max_backoff, default_cap),
             backoff_multiplier=_first(self.backoff_multiplier, base.backoff_multiplier),
             jitter=_first(self.jitter, base.jitter),
         )

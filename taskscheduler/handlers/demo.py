@@ -7,11 +7,14 @@ from typing import Any
 
 import pydantic
 
-from taskscheduler.core.kinds import PayloadModel, TaskContext, registry
+from taskscheduler.core.kinds import NonRetryableError, PayloadModel, TaskContext, registry
 
 
 class SleepPayload(PayloadModel):
     seconds: float = pydantic.Field(default=1.0, ge=0, le=3600, description="How long to sleep.")
+    ignore_cancel: bool = pydantic.Field(
+        default=False, description="Keep sleeping when cancelled (to watch the forced stop)."
+    )
 
 
 class EchoPayload(pydantic.BaseModel):
@@ -27,15 +30,24 @@ class FailPayload(PayloadModel):
         description="Fail the first n attempts, then succeed; unset: always fail.",
     )
     message: str = pydantic.Field(default="demo failure", max_length=1000)
+    retryable: bool = pydantic.Field(default=True, description="False: fail at once, no retry.")
 
 
 class DemoFailure(RuntimeError):
     """The error demo.fail raises."""
 
 
+CANCEL_CHECK_SECONDS = 0.05
+
+
 @registry.register("demo.sleep", payload=SleepPayload)
 def sleep(payload: SleepPayload, context: TaskContext) -> dict[str, Any]:
-    time.sleep(payload.seconds)
+    """Sleeps, checking for a cancel between short naps (as a long handler should)."""
+    deadline = time.monotonic() + payload.seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if not payload.ignore_cancel:
+            context.raise_if_cancelled()
+        time.sleep(min(left, CANCEL_CHECK_SECONDS))
     return {"slept": payload.seconds}
 
 
@@ -48,4 +60,7 @@ def echo(payload: EchoPayload, context: TaskContext) -> dict[str, Any]:
 def fail(payload: FailPayload, context: TaskContext) -> dict[str, Any]:
     if payload.fail_times is not None and context.attempt > payload.fail_times:
         return {"succeeded_on_attempt": context.attempt}
-    raise DemoFailure(f"{payload.message} (attempt {context.attempt})")
+    message = f"{payload.message} (attempt {context.attempt})"
+    if not payload.retryable:
+        raise NonRetryableError(message)
+    raise DemoFailure(message)

@@ -76,7 +76,7 @@ class PostgresAttemptStore:
             "error": None,
             "finished_at": sa.func.now(),
         }
-        return self._finish(task_id, attempt, values, attempt_status=None, error=None)
+        return self._finish(task_id, attempt, values, error=None)
 
     def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease:
         statement = (
@@ -127,22 +127,20 @@ class PostgresAttemptStore:
         if retry_at is not None:
             values["run_at"] = sa.case((_CANCEL_REQUESTED, tasks.c.run_at), else_=retry_at)
         guards = [tasks.c.lease_expires_at < sa.func.now()] if only_if_lease_expired else []
-        return self._finish(
-            task_id, attempt, values, attempt_status=S.FAILED.value, error=error, guards=guards
-        )
+        return self._finish(task_id, attempt, values, error=error, guards=guards)
 
     def _finish(
         self,
         task_id: uuid.UUID,
         attempt: int,
         values: dict[str, Any],
-        attempt_status: str | None,
         error: AttemptError | None,
         guards: list[sa.ColumnElement[bool]] | None = None,
     ) -> bool:
         """RUNNING -> a final or retry status for exactly this attempt, and its attempt row.
 
-        attempt_status None records the task's new status on the attempt row too.
+        The attempt row ends SUCCESS or CANCELLED with the task, else FAILED (the task may be
+        RETRYING).
         """
         finished = (
             tasks.update()
@@ -153,8 +151,9 @@ class PostgresAttemptStore:
             .returning(tasks.c.id, tasks.c.status, tasks.c.updated_at)
             .cte("finished")
         )
-        recorded_status = (
-            finished.c.status if attempt_status is None else sa.literal(attempt_status)
+        recorded_status = sa.case(
+            (finished.c.status.in_([S.SUCCESS.value, S.CANCELLED.value]), finished.c.status),
+            else_=S.FAILED.value,
         )
         statement = (
             task_attempts.update()

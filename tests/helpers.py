@@ -1,0 +1,76 @@
+"""Small helpers for tests that drive the gRPC api."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from taskscheduler.v1 import task_pb2
+from taskscheduler.v1 import task_service_pb2 as pb
+from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+
+
+def request(
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    max_attempts: int = 0,
+    initial_backoff: timedelta | None = None,
+    multiplier: float = 0,
+    jitter: bool | None = None,
+    timeout: timedelta | None = None,
+    run_in: timedelta | None = None,
+) -> pb.ScheduleTaskRequest:
+    message = pb.ScheduleTaskRequest(kind=kind)
+    message.payload.update(payload or {})
+    policy = message.retry_policy
+    policy.max_attempts = max_attempts
+    policy.backoff_multiplier = multiplier
+    if initial_backoff is not None:
+        policy.initial_backoff.FromTimedelta(initial_backoff)
+    if jitter is not None:
+        policy.jitter = jitter
+    if timeout is not None:
+        message.timeout.FromTimedelta(timeout)
+    if run_in is not None:
+        message.run_at.GetCurrentTime()
+        message.run_at.FromNanoseconds(
+            message.run_at.ToNanoseconds() + int(run_in.total_seconds() * 1e9)
+        )
+    return message
+
+
+async def schedule(stub: TaskServiceStub, message: pb.ScheduleTaskRequest) -> task_pb2.Task:
+    response: pb.ScheduleTaskResponse = await stub.ScheduleTask(message)
+    return response.task
+
+
+async def get(stub: TaskServiceStub, task_id: str) -> task_pb2.Task:
+    response: pb.GetTaskResponse = await stub.GetTask(pb.GetTaskRequest(task_id=task_id))
+    return response.task
+
+
+async def follow(stub: TaskServiceStub, task_id: str) -> list[pb.StreamStatusResponse]:
+    """Every StreamStatus event until the stream ends (after a terminal status)."""
+    events = []
+    async for event in stub.StreamStatus(pb.StreamStatusRequest(task_id=task_id), timeout=60):
+        events.append(event)
+    return events
+
+
+async def wait_for_status(
+    stub: TaskServiceStub, task_id: str, status: task_pb2.TaskStatus.ValueType
+) -> task_pb2.Task:
+    async for event in stub.StreamStatus(pb.StreamStatusRequest(task_id=task_id), timeout=60):
+        if event.status == status:
+            task: task_pb2.Task = event.task
+            return task
+    raise AssertionError(f"{task_id} ended without reaching {task_pb2.TaskStatus.Name(status)}")
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 20) -> None:
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - polls state outside asyncio (logs, files)
+            await asyncio.sleep(0.05)
