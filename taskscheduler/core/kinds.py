@@ -121,7 +121,7 @@ class KindRegistry:
 registry = KindRegistry()
 """The process-wide registry that handler modules register into."""
 
-BUILTIN_HANDLER_MODULES = ("taskscheduler.handlers.demo",)
+BUILTIN_HANDLER_MODULES = ("taskscheduler.handlers.demo", "taskscheduler.handlers.http")
 
 
 def load_handler_modules(extra_modules: Iterable[str] = ()) -> KindRegistry:
