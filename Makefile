@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test gen lint typecheck check clean
+.PHONY: run test gen lint clean bench-lateness
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: lint
 ## gen: regenerate the Python code of protos/
 gen: $(INSTALLED)
 	$(BIN)/python -m taskscheduler.devstack.protogen
+
+## bench-lateness: how late 1,000 run_at tasks due within 2 s are promoted and started
+bench-lateness: $(INSTALLED)
+	$(BIN)/python -m bench.lateness --tasks 1000 --window 2
 
 ## lint: buf lint, ruff and mypy
 lint: $(INSTALLED)

@@ -1,0 +1,1 @@
+"""Benchmarks that start the stack and measure it (`make bench-lateness`)."""
