@@ -106,10 +106,7 @@ def run(count: int, window: float, workers: int) -> dict[str, object]:
     )
     stack = Stack(config)
     try:
-        stack.start_servers()
-        stack.migrate()
-        stack.start_processes()
-        stack.wait_ready()
+        stack.start()
         database_url = with_driver(stack.database_url, "postgresql")
         promotions: list[tuple[str, datetime]] = []
         listener_stop = time.monotonic() + LEAD_SECONDS + window + 120

@@ -30,10 +30,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        stack.start_servers()
-        stack.migrate()
-        stack.start_processes()
-        stack.wait_ready()
+        stack.start()
         gateway = f"http://127.0.0.1:{config.gateway_port}"
         stack.log("stack", f"gRPC TaskService  127.0.0.1:{config.grpc_port}")
         stack.log("stack", f"REST gateway      {gateway}  (Swagger UI: {gateway}/docs)")

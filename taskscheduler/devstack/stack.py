@@ -51,6 +51,13 @@ class Stack:
         self.database_url = config.database_url or ""
         self.redis_url = config.redis_url or ""
 
+    def start(self) -> None:
+        """Servers, migrations, then every process; returns once the api and gateway listen."""
+        self.start_servers()
+        self.migrate()
+        self.start_processes()
+        self.wait_ready()
+
     # -- servers -----------------------------------------------------------------------------
 
     def start_servers(self) -> None:

@@ -17,10 +17,7 @@ from tests.servers import Servers, fresh_database
 def start_stack(config: StackConfig) -> Stack:
     stack = Stack(config)
     try:
-        stack.start_servers()
-        stack.migrate()
-        stack.start_processes()
-        stack.wait_ready()
+        stack.start()
         wait_for_health(f"http://127.0.0.1:{config.gateway_port}")
     except BaseException:
         stack.stop()
