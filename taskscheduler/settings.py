@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     )
     celery_queue: str = "taskscheduler"
 
+    republish_after_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A PENDING task not claimed this long is published again (then 2x, 4x ...)",
+    )
+    republish_max_seconds: float = Field(
+        default=600.0, gt=0, description="The longest wait between two publications"
+    )
+    idempotency_window_seconds: float = Field(
+        default=86_400.0, gt=0, description="How long a request_id / Idempotency-Key is kept"
+    )
+
     dispatcher_batch_size: int = 100
     dispatcher_idle_poll_seconds: float = 1.0
 

@@ -35,6 +35,7 @@ def settings(servers: Servers) -> Settings:
         dispatcher_idle_poll_seconds=0.5,
         lease_seconds=2,
         stop_grace_seconds=1,
+        republish_after_seconds=3,
         handler_modules=["tests.sample_handlers"],
     )
 

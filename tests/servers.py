@@ -82,6 +82,7 @@ def process_env(settings: Settings) -> dict[str, str]:
         TASKSCHED_DISPATCHER_IDLE_POLL_SECONDS=str(settings.dispatcher_idle_poll_seconds),
         TASKSCHED_LEASE_SECONDS=str(settings.lease_seconds),
         TASKSCHED_STOP_GRACE_SECONDS=str(settings.stop_grace_seconds),
+        TASKSCHED_REPUBLISH_AFTER_SECONDS=str(settings.republish_after_seconds),
         TASKSCHED_HANDLER_MODULES=",".join(settings.handler_modules),
         PYTHONUNBUFFERED="1",
     )

@@ -51,7 +51,7 @@ async def start_api(settings: Settings) -> RunningApi:
     listener = StatusListener(settings.libpq_url)
     await listener.start()
     manager = TaskManager(
-        repository=PostgresTaskRepository(engine),
+        repository=PostgresTaskRepository.from_settings(engine, settings),
         publisher=make_publisher(settings),
         events=listener,
         kinds=kinds,

@@ -22,13 +22,13 @@ async def run(settings: Settings) -> None:
     sync_engine = make_sync_engine(settings)
     listener = StatusListener(settings.libpq_url)
     dispatcher = Dispatcher(
-        PostgresDueTasks(engine),
+        PostgresDueTasks.from_settings(engine, settings),
         PostgresAttemptStore(sync_engine),
         make_publisher(settings),
         listener,
         settings.dispatcher_batch_size,
         settings.dispatcher_idle_poll_seconds,
-        reap_every_seconds=settings.lease_seconds / 4,
+        maintenance_every_seconds=min(settings.lease_seconds, settings.republish_after_seconds) / 4,
     )
     await listener.start()
     stopping = asyncio.Event()

@@ -8,7 +8,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
+from taskscheduler.adapters.postgres.due_tasks import DueTask, PostgresDueTasks
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.core.errors import StorageUnavailable
 from taskscheduler.core.execution import AttemptStore, recover_expired_leases
@@ -31,14 +31,14 @@ class Dispatcher:
         listener: StatusListener,
         batch_size: int,
         idle_poll_seconds: float,
-        reap_every_seconds: float,
+        maintenance_every_seconds: float,
     ) -> None:
         self._due_tasks = due_tasks
         self._attempts = attempts
         self._publisher = publisher
         self._batch_size = batch_size
         self._idle_poll_seconds = idle_poll_seconds
-        self._reap_every_seconds = reap_every_seconds
+        self._maintenance_every_seconds = maintenance_every_seconds
         self._wake = asyncio.Event()
         self._planned_wake: datetime | None = None
         listener.observe(self._on_event)
@@ -54,19 +54,24 @@ class Dispatcher:
             self._wake.set()
 
     async def dispatch_due(self) -> int:
-        promoted = await self._due_tasks.promote_due(self._batch_size)
-        for due in promoted:
+        return await self._publish(await self._due_tasks.promote_due(self._batch_size))
+
+    async def republish_lost(self) -> int:
+        return await self._publish(await self._due_tasks.republish_lost(self._batch_size))
+
+    async def _publish(self, tasks: list[DueTask]) -> int:
+        for due in tasks:
             await self._publisher.publish(due.task_id, due.attempt, due.timeout)
-        return len(promoted)
+        return len(tasks)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        reaper = asyncio.create_task(self._reap_loop(stopping), name="lease-reaper")
+        maintenance = asyncio.create_task(self._maintenance_loop(stopping), name="maintenance")
         try:
             await self._dispatch_loop(stopping)
         finally:
-            reaper.cancel()
+            maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+                await maintenance
 
     async def _dispatch_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -79,7 +84,8 @@ class Dispatcher:
                 delay = self._idle_poll_seconds
             await self._sleep(delay, stopping, self._wake)
 
-    async def _reap_loop(self, stopping: asyncio.Event) -> None:
+    async def _maintenance_loop(self, stopping: asyncio.Event) -> None:
+        """Repairs what faults leave behind: expired leases and possibly lost messages."""
         while not stopping.is_set():
             try:
                 recovered = await asyncio.to_thread(
@@ -87,9 +93,12 @@ class Dispatcher:
                 )
                 if recovered:
                     log.warning("recovered %d attempts whose lease expired", recovered)
+                republished = await self.republish_lost()
+                if republished:
+                    log.warning("published %d unclaimed PENDING tasks again", republished)
             except StorageUnavailable as exc:
                 log.warning("%s; retrying", exc)
-            await self._sleep(self._reap_every_seconds, stopping)
+            await self._sleep(self._maintenance_every_seconds, stopping)
 
     async def _seconds_until_next_due(self) -> float:
         next_due = await self._due_tasks.next_due_time()

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from taskscheduler.core import retry
-from taskscheduler.core.errors import DomainError
+from taskscheduler.core.errors import DomainError, StorageUnavailable
 from taskscheduler.core.kinds import KindRegistry, NonRetryableError, TaskCancelled, TaskContext
 from taskscheduler.core.model import JSON, RetryPolicy
 
@@ -248,8 +248,23 @@ class TaskExecutor:
         except Exception as exc:
             error = self._error_of(exc, claimed, watchdog.stop_reason)
             return self._record_failure(claimed, error, exc)
-        self._store.succeed(claimed.task_id, claimed.attempt, result)
+        self._persist(lambda: self._store.succeed(claimed.task_id, claimed.attempt, result))
         return Outcome.SUCCEEDED
+
+    def _persist(self, write: Callable[[], bool]) -> None:
+        """Writes an outcome, waiting out a short database outage rather than losing a result
+        that is already computed. A longer outage raises; the lease then brings the task back."""
+        deadline = time.monotonic() + 2 * self._lease.duration.total_seconds()
+        delay = 0.1
+        while True:
+            try:
+                write()
+                return
+            except StorageUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def _run_handler(self, claimed: ClaimedAttempt, cancel_event: threading.Event) -> JSON:
         kind = self._kinds.get(claimed.kind)
@@ -283,7 +298,7 @@ class TaskExecutor:
         retry_at = retry_time(
             claimed.retry_policy, claimed.attempt, self._is_retryable(claimed, exc)
         )
-        self._store.fail(claimed.task_id, claimed.attempt, error, retry_at)
+        self._persist(lambda: self._store.fail(claimed.task_id, claimed.attempt, error, retry_at))
         return Outcome.FAILED if retry_at is None else Outcome.RETRYING
 
 

@@ -41,7 +41,7 @@ def new_task(status: S = S.PENDING, run_at: datetime | None = None, **kw: Any) -
 @pytest.fixture
 async def repository(settings: Settings, clean_db: None) -> Any:
     engine = make_async_engine(settings)
-    yield PostgresTaskRepository(engine)
+    yield PostgresTaskRepository.from_settings(engine, settings)
     await engine.dispose()
 
 
@@ -111,7 +111,9 @@ async def test_a_failure_with_attempts_left_waits_for_its_retry_time(
     assert (retrying.status, retrying.run_at, retrying.finish_time) == (S.RETRYING, retry_at, None)
     engine = make_async_engine(settings)
     try:
-        assert await PostgresDueTasks(engine).promote_due(10) == []  # not due yet
+        assert (
+            await PostgresDueTasks.from_settings(engine, settings).promote_due(10) == []
+        )  # not due yet
     finally:
         await engine.dispose()
 
@@ -124,7 +126,7 @@ async def test_due_tasks_are_promoted_once(
     await repository.insert(new_task(S.SCHEDULED, run_at=past + timedelta(hours=2)))
     engine = make_async_engine(settings)
     try:
-        store = PostgresDueTasks(engine)
+        store = PostgresDueTasks.from_settings(engine, settings)
         assert [(d.task_id, d.attempt) for d in await store.promote_due(10)] == [(due.id, 1)]
         assert await store.promote_due(10) == []
     finally:

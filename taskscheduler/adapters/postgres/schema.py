@@ -48,6 +48,10 @@ tasks = sa.Table(
     sa.Column("worker", sa.Text, nullable=True),
     # RUNNING only: the worker renews it by heartbeat; past it, the attempt counts as lost.
     sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
+    # PENDING only: when to publish again if no worker has claimed the task by then (its message
+    # may be lost: a crash between commit and publish, a broker restarted empty).
+    sa.Column("republish_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("publish_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("request_id", sa.Text, nullable=True),
     sa.Column("request_fingerprint", sa.Text, nullable=True),
@@ -69,6 +73,11 @@ tasks = sa.Table(
         "ix_tasks_lease_expires_at",
         "lease_expires_at",
         postgresql_where=sa.text("status = 'RUNNING'"),
+    ),
+    sa.Index(
+        "ix_tasks_republish_at",
+        "republish_at",
+        postgresql_where=sa.text("status = 'PENDING'"),
     ),
     sa.Index(
         "uq_tasks_request_id",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -12,6 +13,7 @@ from taskscheduler.adapters.postgres.engine import storage_errors
 from taskscheduler.adapters.postgres.rows import insert_values, task_from_row
 from taskscheduler.adapters.postgres.schema import task_attempts, tasks
 from taskscheduler.core.model import NewTask, PageCursor, Task, TaskFilter, TaskPage, TaskStatus
+from taskscheduler.settings import Settings
 
 _CANCELLABLE = ("SCHEDULED", "PENDING", "RETRYING", "RUNNING")
 _RUNNING = tasks.c.status == TaskStatus.RUNNING.value
@@ -20,11 +22,26 @@ _RUNNING = tasks.c.status == TaskStatus.RUNNING.value
 class PostgresTaskRepository:
     """Implements core.ports.TaskRepository on an async SQLAlchemy engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, republish_after: timedelta, idempotency_window: timedelta
+    ) -> None:
         self._engine = engine
+        self._republish_after = republish_after
+        self._idempotency_window = idempotency_window
+
+    @classmethod
+    def from_settings(cls, engine: AsyncEngine, settings: Settings) -> PostgresTaskRepository:
+        return cls(
+            engine,
+            republish_after=timedelta(seconds=settings.republish_after_seconds),
+            idempotency_window=timedelta(seconds=settings.idempotency_window_seconds),
+        )
 
     async def insert(self, new: NewTask) -> tuple[Task, bool]:
-        insert = pg_insert(tasks).values(insert_values(new))
+        values = insert_values(new)
+        if new.status is TaskStatus.PENDING:
+            values["republish_at"] = sa.func.now() + self._republish_after
+        insert = pg_insert(tasks).values(values)
         if new.request_id:
             insert = insert.on_conflict_do_nothing(
                 index_elements=[tasks.c.request_id],
@@ -34,18 +51,25 @@ class PostgresTaskRepository:
         with storage_errors():
             async with self._engine.begin() as conn:
                 row = (await conn.execute(statement)).mappings().first()
+                if row is None and await self._release_expired_key(conn, new.request_id):
+                    row = (await conn.execute(statement)).mappings().first()
                 if row is not None:
                     return task_from_row(row), True
-                existing = (
-                    (
-                        await conn.execute(
-                            sa.select(tasks).where(tasks.c.request_id == new.request_id)
-                        )
-                    )
-                    .mappings()
-                    .one()
-                )
+                same_key = sa.select(tasks).where(tasks.c.request_id == new.request_id)
+                existing = (await conn.execute(same_key)).mappings().one()
                 return await self._with_attempts(conn, existing), False
+
+    async def _release_expired_key(self, conn: AsyncConnection, request_id: str) -> bool:
+        """Frees an idempotency key older than the window, so that it can name a new task."""
+        release = (
+            tasks.update()
+            .where(
+                tasks.c.request_id == request_id,
+                tasks.c.created_at < sa.func.now() - self._idempotency_window,
+            )
+            .values(request_id=None, request_fingerprint=None)
+        )
+        return (await conn.execute(release)).rowcount > 0
 
     async def get(self, task_id: uuid.UUID, *, with_attempts: bool = True) -> Task | None:
         with storage_errors():
