@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test gen lint clean bench-lateness
+.PHONY: run test gen lint clean bench-lateness chaos
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ gen: $(INSTALLED)
 ## bench-lateness: how late 1,000 run_at tasks due within 2 s are promoted and started
 bench-lateness: $(INSTALLED)
 	$(BIN)/python -m bench.lateness --tasks 1000 --window 2
+
+## chaos: the fault suite, 3,000 tasks through killed workers, Redis and PostgreSQL restarts
+chaos: $(INSTALLED)
+	$(BIN)/python -m chaos.suite --tasks 3000 --rate 150
 
 ## lint: buf lint, ruff and mypy
 lint: $(INSTALLED)

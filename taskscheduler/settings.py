@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from taskscheduler.core.execution import LeaseSettings
@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         default=86_400.0, gt=0, description="How long a request_id / Idempotency-Key is kept"
     )
 
+    fault_crash_before_publish: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Fault suite only: probability that the api exits between commit and publish",
+    )
+
     dispatcher_batch_size: int = 100
     dispatcher_idle_poll_seconds: float = 1.0
 
@@ -82,6 +89,12 @@ class Settings(BaseSettings):
     default_max_backoff_seconds: float = 300.0
     default_backoff_multiplier: float = 2.0
     default_jitter: bool = True
+
+    @model_validator(mode="after")
+    def _no_faults_in_production(self) -> Settings:
+        if self.environment == "production" and self.fault_crash_before_publish > 0:
+            raise ValueError("fault injection is refused in production")
+        return self
 
     @field_validator("handler_modules", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.api.faults import CrashBeforePublish
 from services.api.servicer import TaskServicer
 from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.engine import make_async_engine
@@ -20,6 +21,7 @@ from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.manager import TaskManager
+from taskscheduler.core.ports import TaskPublisher
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1 import task_service_pb2, task_service_pb2_grpc
 
@@ -50,9 +52,12 @@ async def start_api(settings: Settings) -> RunningApi:
     engine = make_async_engine(settings)
     listener = StatusListener(settings.libpq_url)
     await listener.start()
+    publisher: TaskPublisher = make_publisher(settings)
+    if settings.fault_crash_before_publish:
+        publisher = CrashBeforePublish(publisher, settings.fault_crash_before_publish)
     manager = TaskManager(
         repository=PostgresTaskRepository.from_settings(engine, settings),
-        publisher=make_publisher(settings),
+        publisher=publisher,
         events=listener,
         kinds=kinds,
         default_retry_policy=settings.default_retry_policy,

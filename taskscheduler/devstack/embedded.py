@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import socket
 import stat
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 POSTGRES_SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
+START_TRIES = 3
 
 
 def _pg(command: str, args: list[str], **kwargs: Any) -> str:
@@ -82,16 +84,22 @@ class EmbeddedPostgres:
                 pgdata=self.data_dir,
                 user=self._user,
             )
-        if self.is_running():
-            return
         options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=on"
-        _pg(
-            "pg_ctl",
-            ["-w", "-o", options, "-l", str(self.data_dir / "server.log"), "start"],
-            pgdata=self.data_dir,
-            user=self._user,
-            timeout=60,
-        )
+        for tries_left in reversed(range(START_TRIES)):
+            if self.is_running():
+                break
+            try:
+                _pg(
+                    "pg_ctl",
+                    ["-w", "-o", options, "-l", str(self.data_dir / "server.log"), "start"],
+                    pgdata=self.data_dir,
+                    user=self._user,
+                    timeout=60,
+                )
+            except subprocess.CalledProcessError:
+                if not tries_left:
+                    raise
+                time.sleep(0.5)  # pg_ctl itself seldom fails; a second start succeeds
         wait_for_port(self.port, timeout=30)
 
     def is_running(self) -> bool:
@@ -145,6 +153,18 @@ class EmbeddedRedis:
         # Its own session: a Ctrl-C at the terminal must not reach it before the stack stops.
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(self.port, timeout=30)
+
+    def restart_empty(self) -> None:
+        """Stops the server, deletes everything it kept, and starts it again on the same port:
+        a broker that lost every queued message."""
+        self.stop()
+        for path in self.data_dir.glob("*"):
+            if path.suffix in (".aof", ".rdb") or path.name.startswith("appendonly"):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        self.start()
 
     def stop(self) -> None:
         if self._process is None:

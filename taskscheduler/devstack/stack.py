@@ -111,22 +111,39 @@ class Stack:
 
     def start_processes(self, names: Sequence[str] | None = None) -> None:
         for index, (name, command) in enumerate(self.process_commands()):
-            if names is not None and name not in names:
-                continue
-            process = Process(name, command)
-            process.popen = subprocess.Popen(
-                command,
-                env=self.environment(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                bufsize=1,
-                start_new_session=True,  # Ctrl-C reaches the launcher only; it stops the others
-            )
-            self.processes.append(process)
-            threading.Thread(
-                target=self._pump, args=(name, index, process.popen.stdout), daemon=True
-            ).start()
+            if names is None or name in names:
+                process = Process(name, command)
+                self._spawn(process, index)
+                self.processes.append(process)
+
+    def restart_process(self, name: str) -> None:
+        """Starts the named process again (after it exited or was killed)."""
+        for index, process in enumerate(self.processes):
+            if process.name == name:
+                if process.popen is not None and process.popen.poll() is None:
+                    os.killpg(process.popen.pid, signal.SIGKILL)
+                    process.popen.wait()
+                self._spawn(process, index)
+
+    def pid_of(self, name: str) -> int:
+        for process in self.processes:
+            if process.name == name and process.popen is not None:
+                return process.popen.pid
+        raise KeyError(name)
+
+    def _spawn(self, process: Process, index: int) -> None:
+        process.popen = subprocess.Popen(
+            process.command,
+            env=self.environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops the others
+        )
+        threading.Thread(
+            target=self._pump, args=(process.name, index, process.popen.stdout), daemon=True
+        ).start()
 
     def wait_ready(self, timeout: float = 60) -> None:
         wait_for_port(self.config.grpc_port, timeout)

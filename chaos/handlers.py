@@ -1,0 +1,50 @@
+"""The chaos.work kind: a short task that records each execution, so the suite can count
+duplicated executions (the same attempt run twice)."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import psycopg
+import pydantic
+
+from taskscheduler.core.kinds import PayloadModel, TaskContext, registry
+from taskscheduler.settings import get_settings
+
+EXECUTIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS chaos_executions (
+    task_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    pid integer NOT NULL,
+    executed_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+_connection: psycopg.Connection[tuple[object, ...]] | None = None
+
+
+def _record(task_id: str, attempt: int) -> None:
+    global _connection
+    if _connection is None or _connection.closed:
+        _connection = psycopg.connect(get_settings().libpq_url, autocommit=True, connect_timeout=2)
+    try:
+        _connection.execute(
+            "INSERT INTO chaos_executions (task_id, attempt, pid) VALUES (%s, %s, %s)",
+            (task_id, attempt, os.getpid()),
+        )
+    except psycopg.OperationalError:
+        _connection = None
+        raise
+
+
+class Work(PayloadModel):
+    max_ms: int = pydantic.Field(default=50, ge=0, le=10_000)
+
+
+@registry.register("chaos.work", payload=Work)
+def work(payload: Work, context: TaskContext) -> dict[str, int]:
+    _record(context.task_id, context.attempt)
+    time.sleep(random.uniform(0, payload.max_ms) / 1000)
+    return {"attempt": context.attempt}

@@ -1,0 +1,349 @@
+"""The fault suite: while a few thousand short tasks flow through the real stack, worker pool
+processes are SIGKILLed again and again, the worker's main process is killed and restarted,
+Redis is restarted empty, the api exits between commit and publish (fault injection) and is
+restarted, and PostgreSQL is stopped and started. Then every accepted task must reach a
+terminal state, and no attempt may have run twice.
+
+    python -m chaos.suite [--tasks 3000] [--rate 150]        (make chaos)
+
+Prints a report (attempted, acknowledged, lost, duplicated, recovered, longest recovery) and
+writes it to bench/results/chaos.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psutil
+import psycopg
+
+from chaos.handlers import EXECUTIONS_TABLE
+from taskscheduler.devstack.embedded import free_port
+from taskscheduler.devstack.stack import Stack, StackConfig
+from taskscheduler.settings import with_driver
+from taskscheduler.v1 import task_service_pb2 as pb
+from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+RETRYABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+@dataclass
+class ChaosConfig:
+    tasks: int = 3000
+    rate: float = 150.0  # tasks submitted per second
+    pool_kills: int = 6
+    api_crash_probability: float = 0.003
+    postgres_down_seconds: float = 3.0
+    lease_seconds: float = 3.0
+    republish_after_seconds: float = 3.0
+    settle_seconds: float = 180.0  # how long the tasks may take to finish once faults stop
+
+
+@dataclass
+class Report:
+    attempted: int = 0
+    acknowledged: int = 0
+    lost: int = 0
+    terminal: dict[str, int] = field(default_factory=dict)
+    duplicated_executions: int = 0
+    re_executed_attempts: int = 0
+    recovered: int = 0
+    longest_recovery_seconds: float = 0.0
+    faults: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    log: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.lost == 0 and self.duplicated_executions == 0 and self.acknowledged > 0
+
+
+class Chaos:
+    def __init__(self, config: ChaosConfig) -> None:
+        self.config = config
+        self.report = Report()
+        self.acknowledged: set[str] = set()
+        self._faults_done = threading.Event()
+        self._stopping = threading.Event()
+        data_dir = Path(tempfile.mkdtemp(prefix="taskscheduler-chaos-"))
+        self.log_path = data_dir / "stack.log"
+        stack_config = StackConfig(
+            data_dir=data_dir,
+            grpc_port=free_port(),
+            gateway_port=free_port(),
+            postgres_port=free_port(),
+            redis_port=free_port(),
+            extra_env={
+                "TASKSCHED_HANDLER_MODULES": "chaos.handlers",
+                "TASKSCHED_LEASE_SECONDS": str(config.lease_seconds),
+                "TASKSCHED_REPUBLISH_AFTER_SECONDS": str(config.republish_after_seconds),
+                "TASKSCHED_REPUBLISH_MAX_SECONDS": str(4 * config.republish_after_seconds),
+                "TASKSCHED_STOP_GRACE_SECONDS": "1",
+                "TASKSCHED_DEFAULT_MAX_ATTEMPTS": "20",
+                "TASKSCHED_DEFAULT_INITIAL_BACKOFF_SECONDS": "0.2",
+                "TASKSCHED_DEFAULT_MAX_BACKOFF_SECONDS": "2",
+                "TASKSCHED_FAULT_CRASH_BEFORE_PUBLISH": str(config.api_crash_probability),
+                "TASKSCHED_DB_CONNECT_TIMEOUT_SECONDS": "2",
+            },
+            log_stream=self.log_path.open("w"),
+        )
+        self.stack = Stack(stack_config)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> Report:
+        started = time.monotonic()
+        self.stack.start()
+        try:
+            self._create_executions_table()
+            supervisor = threading.Thread(target=self._supervise, daemon=True)
+            supervisor.start()
+            faults = threading.Thread(target=self._inject_faults, daemon=True)
+            faults.start()
+            asyncio.run(self._submit_all())
+            faults.join()
+            self._wait_until_settled()
+            self._stopping.set()
+            self._measure()
+        finally:
+            self._stopping.set()
+            self.stack.stop()
+        self.report.seconds = round(time.monotonic() - started, 1)
+        self.report.log = str(self.log_path)
+        return self.report
+
+    @property
+    def _database_url(self) -> str:
+        return with_driver(self.stack.database_url, "postgresql")
+
+    def _create_executions_table(self) -> None:
+        with psycopg.connect(self._database_url, autocommit=True) as conn:
+            conn.execute(EXECUTIONS_TABLE)
+
+    async def _submit_all(self) -> None:
+        address = f"127.0.0.1:{self.stack.config.grpc_port}"
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = TaskServiceStub(channel)
+            semaphore = asyncio.Semaphore(16)
+            interval = 1 / self.config.rate
+
+            async def submit(index: int) -> None:
+                async with semaphore:
+                    await self._submit_one(stub, index)
+
+            pending = []
+            for index in range(self.config.tasks):
+                pending.append(asyncio.create_task(submit(index)))
+                await asyncio.sleep(interval)
+            await asyncio.gather(*pending)
+
+    async def _submit_one(self, stub: TaskServiceStub, index: int) -> None:
+        """Schedules one task, retrying through outages with the same idempotency key."""
+        request = pb.ScheduleTaskRequest(kind="chaos.work", request_id=f"chaos-{index}")
+        request.payload.update({"max_ms": 30})
+        self.report.attempted += 1
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                response: pb.ScheduleTaskResponse = await stub.ScheduleTask(request, timeout=5)
+            except grpc.aio.AioRpcError as error:
+                if error.code() not in RETRYABLE_CODES:
+                    raise
+                await asyncio.sleep(0.2)
+                continue
+            self.acknowledged.add(response.task.id)
+            return
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def _fault(self, text: str) -> None:
+        self.report.faults.append(f"{time.strftime('%H:%M:%S')} {text}")
+
+    def _inject_faults(self) -> None:
+        self._wait_for_pool()
+        duration = self.config.tasks / self.config.rate
+        step = duration / (self.config.pool_kills + 4)
+        for _ in range(self.config.pool_kills // 2):
+            time.sleep(step)
+            self._kill_a_pool_process()
+        time.sleep(step)
+        self._restart_worker()
+        time.sleep(step)
+        self._restart_redis_empty()
+        for _ in range(self.config.pool_kills - self.config.pool_kills // 2):
+            time.sleep(step)
+            self._kill_a_pool_process()
+        time.sleep(step)
+        self._stop_and_start_postgres()
+        self._faults_done.set()
+
+    def _wait_for_pool(self) -> None:
+        """Faults start once the worker has its pool processes (it cannot survive losing them
+        while it starts)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not self._pool_processes():
+            time.sleep(0.1)
+        time.sleep(1)
+
+    def _pool_processes(self) -> list[psutil.Process]:
+        try:
+            children = psutil.Process(self.stack.pid_of("worker")).children()
+            return [child for child in children if child.status() != psutil.STATUS_ZOMBIE]
+        except psutil.NoSuchProcess:
+            return []
+
+    def _kill_a_pool_process(self) -> None:
+        children = self._pool_processes()
+        if children:
+            victim = random.choice(children)
+            os.kill(victim.pid, signal.SIGKILL)
+            self._fault(f"SIGKILL worker pool process {victim.pid}")
+
+    def _restart_worker(self) -> None:
+        """SIGKILL the worker's main process; the supervisor starts it again."""
+        main = self.stack.pid_of("worker")
+        os.kill(main, signal.SIGKILL)
+        self._fault(f"SIGKILL worker main process {main}")
+        time.sleep(1)
+        self._wait_for_pool()
+
+    def _restart_redis_empty(self) -> None:
+        assert self.stack.redis is not None
+        self.stack.redis.restart_empty()
+        self._fault("Redis restarted empty")
+
+    def _stop_and_start_postgres(self) -> None:
+        assert self.stack.postgres is not None
+        self.stack.postgres.stop()
+        self._fault("PostgreSQL stopped")
+        time.sleep(self.config.postgres_down_seconds)
+        self.stack.postgres.start()
+        self._fault("PostgreSQL started")
+
+    def _supervise(self) -> None:
+        """Restarts a process that exited (the api's fault injection, a worker that gave up),
+        as systemd or Kubernetes would."""
+        while not self._stopping.wait(0.1):
+            for process in self.stack.exited():
+                code = process.popen.returncode if process.popen else None
+                self._fault(f"{process.name} exited with code {code}; restarted")
+                self.stack.restart_process(process.name)
+
+    # -- the figures -------------------------------------------------------------------------
+
+    def _wait_until_settled(self) -> None:
+        deadline = time.monotonic() + self.config.settle_seconds
+        while time.monotonic() < deadline:
+            if self._unfinished() == 0:
+                return
+            time.sleep(0.5)
+
+    def _unfinished(self) -> int:
+        try:
+            with psycopg.connect(self._database_url, autocommit=True, connect_timeout=2) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM tasks WHERE id = ANY(%s::uuid[]) "
+                    "AND status NOT IN ('SUCCESS', 'FAILED', 'CANCELLED')",
+                    (list(self.acknowledged),),
+                ).fetchone()
+        except psycopg.OperationalError:
+            return -1
+        return int(row[0]) if row else -1
+
+    def _measure(self) -> None:
+        report = self.report
+        report.acknowledged = len(self.acknowledged)
+        with psycopg.connect(self._database_url, autocommit=True) as conn:
+            ids = list(self.acknowledged)
+            rows = conn.execute(
+                "SELECT status, count(*) FROM tasks WHERE id = ANY(%s::uuid[]) GROUP BY status",
+                (ids,),
+            ).fetchall()
+            report.terminal = {str(status): int(count) for status, count in rows}
+            terminal = sum(
+                count
+                for status, count in report.terminal.items()
+                if status in ("SUCCESS", "FAILED", "CANCELLED")
+            )
+            report.lost = report.acknowledged - terminal
+            report.duplicated_executions = _scalar(
+                conn,
+                "SELECT count(*) FROM (SELECT task_id, attempt FROM chaos_executions "
+                "GROUP BY 1, 2 HAVING count(*) > 1) AS twice",
+            )
+            report.re_executed_attempts = _scalar(
+                conn, "SELECT count(*) FROM task_attempts WHERE number > 1"
+            )
+            recovered = conn.execute(
+                """
+                SELECT t.id, extract(epoch FROM t.finished_at - coalesce(
+                    (SELECT min(a.started_at) FROM task_attempts a
+                     WHERE a.task_id = t.id AND a.error_type IS NOT NULL),
+                    t.created_at))
+                FROM tasks t
+                WHERE t.id = ANY(%s::uuid[]) AND t.finished_at IS NOT NULL AND (
+                    t.publish_count > 0 OR EXISTS (
+                        SELECT 1 FROM task_attempts a
+                        WHERE a.task_id = t.id AND a.error_type IS NOT NULL))
+                """,
+                (ids,),
+            ).fetchall()
+        report.recovered = len(recovered)
+        report.longest_recovery_seconds = round(
+            max((float(seconds) for _, seconds in recovered), default=0.0),
+            2,
+        )
+
+
+def _scalar(conn: psycopg.Connection[Any], query: str) -> int:
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+def print_report(report: Report) -> None:
+    print("fault suite" + (" PASSED" if report.passed else " FAILED"))
+    for name, value in (
+        ("tasks attempted", report.attempted),
+        ("tasks acknowledged", report.acknowledged),
+        ("lost (acknowledged, not terminal)", report.lost),
+        ("terminal by status", report.terminal),
+        ("duplicated executions (an attempt run twice)", report.duplicated_executions),
+        ("attempts re-run after a fault or failure", report.re_executed_attempts),
+        ("tasks recovered from a fault", report.recovered),
+        ("longest recovery (s)", report.longest_recovery_seconds),
+        ("run time (s)", report.seconds),
+        ("logs of every process", report.log),
+    ):
+        print(f"  {name:<48} {value}")
+    print("  faults:")
+    for fault in report.faults:
+        print(f"    {fault}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--rate", type=float, default=150.0, help="tasks submitted per second")
+    args = parser.parse_args()
+    report = Chaos(ChaosConfig(tasks=args.tasks, rate=args.rate)).run()
+    print_report(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "chaos.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    raise SystemExit(0 if report.passed else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""The short fault suite: tasks flow while workers are killed, Redis restarts empty, the api
+exits between commit and publish, and PostgreSQL stops; none may be lost or run twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.suite import Chaos, ChaosConfig
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.timeout(300)
+def test_no_task_is_lost_or_executed_twice_under_faults() -> None:
+    report = Chaos(ChaosConfig(tasks=400, rate=80, pool_kills=4, api_crash_probability=0.01)).run()
+    assert report.acknowledged == report.attempted == 400
+    assert report.lost == 0, report
+    assert report.duplicated_executions == 0, report
+    assert sum(report.terminal.values()) == 400
+    assert report.recovered > 0  # the faults really hit tasks
+    injected = " ".join(report.faults)
+    for fault in (
+        "SIGKILL worker pool process",
+        "SIGKILL worker main process",
+        "Redis restarted empty",
+        "PostgreSQL stopped",
+        "api exited with code 70",
+    ):
+        assert fault in injected
