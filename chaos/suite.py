@@ -60,7 +60,8 @@ class Report:
     terminal: dict[str, int] = field(default_factory=dict)
     duplicated_executions: int = 0
     re_executed_attempts: int = 0
-    recovered: int = 0
+    recovered_from_lost_workers: int = 0
+    published_again: int = 0
     longest_recovery_seconds: float = 0.0
     faults: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -153,7 +154,8 @@ class Chaos:
     async def _submit_one(self, stub: TaskServiceStub, index: int) -> None:
         """Schedules one task, retrying through outages with the same idempotency key."""
         request = pb.ScheduleTaskRequest(kind="chaos.work", request_id=f"chaos-{index}")
-        request.payload.update({"max_ms": 30})
+        # Mostly short tasks; every tenth runs long enough to be caught by a kill.
+        request.payload.update({"max_ms": 1000 if index % 10 == 0 else 30})
         self.report.attempted += 1
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -206,11 +208,22 @@ class Chaos:
             return []
 
     def _kill_a_pool_process(self) -> None:
-        children = self._pool_processes()
-        if children:
-            victim = random.choice(children)
-            os.kill(victim.pid, signal.SIGKILL)
-            self._fault(f"SIGKILL worker pool process {victim.pid}")
+        """SIGKILL a pool process, preferably one that is running a task right now."""
+        children = {child.pid for child in self._pool_processes()}
+        busy = self._pids_running_tasks() & children
+        if not children:
+            return
+        victim = random.choice(sorted(busy or children))
+        os.kill(victim, signal.SIGKILL)
+        self._fault(f"SIGKILL worker pool process {victim}" + (" (busy)" if busy else ""))
+
+    def _pids_running_tasks(self) -> set[int]:
+        try:
+            with psycopg.connect(self._database_url, autocommit=True, connect_timeout=2) as conn:
+                rows = conn.execute("SELECT worker FROM tasks WHERE status = 'RUNNING'").fetchall()
+        except psycopg.OperationalError:
+            return set()
+        return {int(str(worker).rsplit(":", 1)[1]) for (worker,) in rows if worker}
 
     def _restart_worker(self) -> None:
         """SIGKILL the worker's main process; the supervisor starts it again."""
@@ -287,25 +300,30 @@ class Chaos:
             report.re_executed_attempts = _scalar(
                 conn, "SELECT count(*) FROM task_attempts WHERE number > 1"
             )
-            recovered = conn.execute(
+            report.recovered_from_lost_workers = _scalar(
+                conn,
+                "SELECT count(DISTINCT task_id) FROM task_attempts "
+                "WHERE error_type = 'taskscheduler.WorkerLost'",
+            )
+            report.published_again = _scalar(
+                conn, "SELECT count(*) FROM tasks WHERE publish_count > 0"
+            )
+            # From the start of an attempt lost with its worker, or from the acceptance of a
+            # task whose message had to be published again, to the task's end.
+            recovery = conn.execute(
                 """
-                SELECT t.id, extract(epoch FROM t.finished_at - coalesce(
+                SELECT max(extract(epoch FROM t.finished_at - coalesce(
                     (SELECT min(a.started_at) FROM task_attempts a
-                     WHERE a.task_id = t.id AND a.error_type IS NOT NULL),
-                    t.created_at))
+                     WHERE a.task_id = t.id AND a.error_type = 'taskscheduler.WorkerLost'),
+                    t.created_at)))
                 FROM tasks t
-                WHERE t.id = ANY(%s::uuid[]) AND t.finished_at IS NOT NULL AND (
-                    t.publish_count > 0 OR EXISTS (
-                        SELECT 1 FROM task_attempts a
-                        WHERE a.task_id = t.id AND a.error_type IS NOT NULL))
-                """,
-                (ids,),
-            ).fetchall()
-        report.recovered = len(recovered)
-        report.longest_recovery_seconds = round(
-            max((float(seconds) for _, seconds in recovered), default=0.0),
-            2,
-        )
+                WHERE t.finished_at IS NOT NULL AND (t.publish_count > 0 OR EXISTS (
+                    SELECT 1 FROM task_attempts a
+                    WHERE a.task_id = t.id AND a.error_type = 'taskscheduler.WorkerLost'))
+                """
+            ).fetchone()
+        longest = recovery[0] if recovery else None
+        report.longest_recovery_seconds = round(float(longest or 0), 2)
 
 
 def _scalar(conn: psycopg.Connection[Any], query: str) -> int:
@@ -322,7 +340,8 @@ def print_report(report: Report) -> None:
         ("terminal by status", report.terminal),
         ("duplicated executions (an attempt run twice)", report.duplicated_executions),
         ("attempts re-run after a fault or failure", report.re_executed_attempts),
-        ("tasks recovered from a fault", report.recovered),
+        ("tasks recovered from a lost worker (lease expired)", report.recovered_from_lost_workers),
+        ("tasks published again by the repair loop", report.published_again),
         ("longest recovery (s)", report.longest_recovery_seconds),
         ("run time (s)", report.seconds),
         ("logs of every process", report.log),

@@ -103,11 +103,15 @@ class EmbeddedPostgres:
         wait_for_port(self.port, timeout=30)
 
     def is_running(self) -> bool:
-        try:
-            _pg("pg_ctl", ["status"], pgdata=self.data_dir, user=self._user)
-        except subprocess.CalledProcessError:
-            return False
-        return True
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        status = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.data_dir), "status"],
+            user=self._user,
+            capture_output=True,
+            check=False,
+        )
+        return status.returncode == 0
 
     def stop(self) -> None:
         if self.is_running():
