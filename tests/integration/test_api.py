@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -184,3 +185,13 @@ async def test_health_and_reflection_are_served(channel: grpc.aio.Channel, api: 
         names = {service.name for service in response.list_services_response.service}
         assert SERVICE_NAME in names and "grpc.health.v1.Health" in names
         break
+
+
+async def test_concurrent_requests_with_one_key_make_one_task(
+    stub: TaskServiceStub, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    request = schedule_request(n=1)
+    request.request_id = "burst-1"
+    responses = await asyncio.gather(*(stub.ScheduleTask(request) for _ in range(20)))
+    assert len({response.task.id for response in responses}) == 1
+    assert count_tasks(db) == 1

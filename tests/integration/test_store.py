@@ -233,3 +233,41 @@ def test_the_migrated_schema_matches_the_metadata(settings: Settings) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert diff == []
+
+
+async def test_an_idempotency_key_is_released_after_its_window(
+    repository: PostgresTaskRepository, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    first, _ = await repository.insert(new_task(request_id="key-2", request_fingerprint="a"))
+    db.execute("UPDATE tasks SET created_at = now() - interval '2 days' WHERE id = %s", (first.id,))
+    second, created = await repository.insert(new_task(request_id="key-2", request_fingerprint="b"))
+    assert created and second.id != first.id
+    old = await repository.get(first.id)
+    assert old is not None and old.request_id == ""
+
+
+async def test_unclaimed_pending_tasks_are_published_again_with_doubling_waits(
+    repository: PostgresTaskRepository,
+    settings: Settings,
+    db: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    task, _ = await repository.insert(new_task())
+    engine = make_async_engine(settings)
+    try:
+        due = PostgresDueTasks.from_settings(engine, settings)
+        assert await due.republish_lost(10) == []  # not yet: its message may still be queued
+        waits = []
+        for _ in range(3):
+            db.execute("UPDATE tasks SET republish_at = now() WHERE id = %s", (task.id,))
+            [again] = await due.republish_lost(10)
+            assert (again.task_id, again.attempt) == (task.id, 1)
+            row = db.execute(
+                "SELECT extract(epoch FROM republish_at - now()) FROM tasks WHERE id = %s",
+                (task.id,),
+            ).fetchone()
+            assert row is not None
+            waits.append(round(float(row[0])))  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+    base = settings.republish_after_seconds
+    assert waits == [2 * base, 4 * base, 8 * base]
