@@ -30,7 +30,7 @@ bench-lateness: $(INSTALLED)
 
 ## chaos: the fault suite, 3,000 tasks through killed workers, Redis and PostgreSQL restarts
 chaos: $(INSTALLED)
-	$(BIN)/python -m chaos.suite --tasks 3000 --rate 150
+	$(BIN)/python -m chaos.suite --tasks 3000 --rate 100
 
 ## lint: buf lint, ruff and mypy
 lint: $(INSTALLED)

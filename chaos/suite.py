@@ -4,7 +4,7 @@ Redis is restarted empty, the api exits between commit and publish (fault inject
 restarted, and PostgreSQL is stopped and started. Then every accepted task must reach a
 terminal state, and no attempt may have run twice.
 
-    python -m chaos.suite [--tasks 3000] [--rate 150]        (make chaos)
+    python -m chaos.suite [--tasks 3000] [--rate 100]        (make chaos)
 
 Prints a report (attempted, acknowledged, lost, duplicated, recovered, longest recovery) and
 writes it to bench/results/chaos.json.
@@ -43,7 +43,7 @@ RETRYABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDE
 @dataclass
 class ChaosConfig:
     tasks: int = 3000
-    rate: float = 150.0  # tasks submitted per second
+    rate: float = 100.0  # tasks submitted per second
     pool_kills: int = 6
     api_crash_probability: float = 0.003
     postgres_down_seconds: float = 3.0
@@ -154,8 +154,8 @@ class Chaos:
     async def _submit_one(self, stub: TaskServiceStub, index: int) -> None:
         """Schedules one task, retrying through outages with the same idempotency key."""
         request = pb.ScheduleTaskRequest(kind="chaos.work", request_id=f"chaos-{index}")
-        # Mostly short tasks; every tenth runs long enough to be caught by a kill.
-        request.payload.update({"max_ms": 1000 if index % 10 == 0 else 30})
+        # Mostly short tasks; every 25th runs long enough to be caught by a kill.
+        request.payload.update({"max_ms": 400 if index % 25 == 0 else 30})
         self.report.attempted += 1
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -355,7 +355,7 @@ def print_report(report: Report) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=3000)
-    parser.add_argument("--rate", type=float, default=150.0, help="tasks submitted per second")
+    parser.add_argument("--rate", type=float, default=100.0, help="tasks submitted per second")
     args = parser.parse_args()
     report = Chaos(ChaosConfig(tasks=args.tasks, rate=args.rate)).run()
     print_report(report)
