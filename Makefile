@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test gen lint clean bench-lateness chaos
+.PHONY: run test gen lint clean bench-lateness chaos token
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: $(INSTALLED)
 ## test: lint, then the whole suite (unit, integration, end to end) on real servers
 test: lint
 	$(BIN)/python -m pytest
+
+## token: a bearer token for the stack of `make run` (TENANT=..., SCOPES="tasks:read tasks:write")
+TENANT ?= dev
+SCOPES ?= tasks:read tasks:write
+token: $(INSTALLED)
+	@$(BIN)/python -m taskscheduler.tokens --tenant $(TENANT) $(foreach s,$(SCOPES),--scope $(s))
 
 ## gen: regenerate the Python code of protos/
 gen: $(INSTALLED)

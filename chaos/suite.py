@@ -98,6 +98,7 @@ class Chaos:
                 "TASKSCHED_DEFAULT_MAX_BACKOFF_SECONDS": "2",
                 "TASKSCHED_FAULT_CRASH_BEFORE_PUBLISH": str(config.api_crash_probability),
                 "TASKSCHED_DB_CONNECT_TIMEOUT_SECONDS": "2",
+                "TASKSCHED_RATE_LIMIT_RPS": "0",
             },
             log_stream=self.log_path.open("w"),
         )
@@ -136,6 +137,7 @@ class Chaos:
 
     async def _submit_all(self) -> None:
         address = f"127.0.0.1:{self.stack.config.grpc_port}"
+        credentials = (("authorization", f"Bearer {self.stack.token()}"),)
         async with grpc.aio.insecure_channel(address) as channel:
             stub = TaskServiceStub(channel)
             semaphore = asyncio.Semaphore(16)
@@ -143,7 +145,7 @@ class Chaos:
 
             async def submit(index: int) -> None:
                 async with semaphore:
-                    await self._submit_one(stub, index)
+                    await self._submit_one(stub, credentials, index)
 
             pending = []
             for index in range(self.config.tasks):
@@ -151,7 +153,9 @@ class Chaos:
                 await asyncio.sleep(interval)
             await asyncio.gather(*pending)
 
-    async def _submit_one(self, stub: TaskServiceStub, index: int) -> None:
+    async def _submit_one(
+        self, stub: TaskServiceStub, credentials: tuple[tuple[str, str], ...], index: int
+    ) -> None:
         """Schedules one task, retrying through outages with the same idempotency key."""
         request = pb.ScheduleTaskRequest(kind="chaos.work", request_id=f"chaos-{index}")
         # Mostly short tasks; every 25th runs long enough to be caught by a kill.
@@ -160,7 +164,9 @@ class Chaos:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                response: pb.ScheduleTaskResponse = await stub.ScheduleTask(request, timeout=5)
+                response: pb.ScheduleTaskResponse = await stub.ScheduleTask(
+                    request, timeout=5, metadata=credentials
+                )
             except grpc.aio.AioRpcError as error:
                 if error.code() not in RETRYABLE_CODES:
                     raise

@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import grpc
-from fastapi import Body, FastAPI, Header, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sse_starlette import EventSourceResponse
 
@@ -24,7 +25,7 @@ from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 DEMO_TASK = ("demo.sleep", {"seconds": 2})
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": "RFC 9457 problem details", "content": {"application/problem+json": {}}}
-    for code in (400, 404, 409, 503)
+    for code in (400, 401, 403, 404, 409, 429, 503)
 }
 TaskId = Annotated[str, Path(description="The task's UUID.", max_length=100)]
 
@@ -54,9 +55,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="REST gateway of the taskscheduler.v1.TaskService gRPC API.",
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
+        # Declares the bearer scheme (Swagger's Authorize button); the api verifies tokens.
+        dependencies=[Depends(HTTPBearer(auto_error=False))],
     )
     app.add_exception_handler(grpc.aio.AioRpcError, grpc_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+
+    def credentials(request: Request) -> tuple[tuple[str, str], ...]:
+        """The caller's bearer token, passed through untouched: the api authenticates."""
+        authorization = request.headers.get("authorization")
+        return (("authorization", authorization),) if authorization else ()
 
     def stub(request: Request) -> TaskServiceStub:
         return request.app.state.stub  # type: ignore[no-any-return]
@@ -69,7 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kind, payload = DEMO_TASK if body is None else (body.kind, body.payload or {})
         message = pb.ScheduleTaskRequest(kind=kind)
         message.payload.update(payload)
-        response = await stub(request).ScheduleTask(message, timeout=deadline)
+        response = await stub(request).ScheduleTask(
+            message, timeout=deadline, metadata=credentials(request)
+        )
         return schemas.RunTaskResponse(
             message="Task scheduled successfully!", task_id=response.task.id
         )
@@ -78,7 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def task_status(request: Request, task_id: TaskId) -> schemas.TaskSummary:
         """The short status of a task."""
         task = (
-            await stub(request).GetTask(pb.GetTaskRequest(task_id=task_id), timeout=deadline)
+            await stub(request).GetTask(
+                pb.GetTaskRequest(task_id=task_id), timeout=deadline, metadata=credentials(request)
+            )
         ).task
         full = schemas.task_out(task)
         return schemas.TaskSummary(
@@ -97,7 +109,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> schemas.TaskOut:
         """Schedules a task. `Idempotency-Key` (or `request_id`) makes retries safe."""
         message = schemas.schedule_request(body, request_id=idempotency_key)
-        response = await stub(request).ScheduleTask(message, timeout=deadline)
+        response = await stub(request).ScheduleTask(
+            message, timeout=deadline, metadata=credentials(request)
+        )
         return schemas.task_out(response.task)
 
     @app.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"])
@@ -115,7 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             kind=kind,
             statuses=[task_pb2.TaskStatus.Value(schemas.STATUS_PREFIX + s) for s in status or []],
         )
-        response = await stub(request).ListTasks(message, timeout=deadline)
+        response = await stub(request).ListTasks(
+            message, timeout=deadline, metadata=credentials(request)
+        )
         return schemas.TaskList(
             tasks=[schemas.task_out(task) for task in response.tasks],
             next_page_token=response.next_page_token,
@@ -125,14 +141,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def cancel_task(request: Request, task_id: TaskId) -> schemas.TaskOut:
         """Cancels a task that has not finished; 409 when it has."""
         response = await stub(request).CancelTask(
-            pb.CancelTaskRequest(task_id=task_id), timeout=deadline
+            pb.CancelTaskRequest(task_id=task_id), timeout=deadline, metadata=credentials(request)
         )
         return schemas.task_out(response.task)
 
     @app.get("/v1/tasks/{task_id}", response_model=schemas.TaskOut, tags=["tasks"])
     async def get_task(request: Request, task_id: TaskId) -> schemas.TaskOut:
         """A task with every attempt."""
-        response = await stub(request).GetTask(pb.GetTaskRequest(task_id=task_id), timeout=deadline)
+        response = await stub(request).GetTask(
+            pb.GetTaskRequest(task_id=task_id), timeout=deadline, metadata=credentials(request)
+        )
         return schemas.task_out(response.task)
 
     @app.get(
@@ -143,7 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def task_events(request: Request, task_id: TaskId) -> EventSourceResponse:
         """Server-Sent Events: the current state, then each change; closes after a terminal one."""
-        call = stub(request).StreamStatus(pb.StreamStatusRequest(task_id=task_id))
+        call = stub(request).StreamStatus(
+            pb.StreamStatusRequest(task_id=task_id), metadata=credentials(request)
+        )
         first = await call.read()  # errors (404, 400) surface here, before the stream starts
         if first is grpc.aio.EOF:
             return EventSourceResponse(iter(()))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, TypeVar
 
 import grpc
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 HTTP_STATUS_FOR_GRPC: dict[grpc.StatusCode, int] = {
@@ -30,6 +32,8 @@ HTTP_STATUS_FOR_GRPC: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DATA_LOSS: 500,
 }
 
+M = TypeVar("M", bound=Message)
+
 PROBLEM_JSON = "application/problem+json"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
@@ -39,15 +43,14 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
-def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+def _detail(error: grpc.aio.AioRpcError, message: M) -> M | None:
+    """The first detail of the call's google.rpc.Status that unpacks into `message`."""
     for key, value in error.trailing_metadata() or ():
         if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
             continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                return info
+        for detail in status_pb2.Status.FromString(value).details:
+            if detail.Unpack(message):
+                return message
     return None
 
 
@@ -55,7 +58,7 @@ def problem_from_grpc(error: grpc.aio.AioRpcError) -> JSONResponse:
     code = error.code()
     status = HTTP_STATUS_FOR_GRPC.get(code, 500)
     extra: dict[str, Any] = {"grpc_code": code.name}
-    info = _error_info(error)
+    info = _detail(error, error_details_pb2.ErrorInfo())
     if info is not None:
         extra["reason"] = info.reason
         if "field" in info.metadata:
@@ -68,7 +71,15 @@ def problem_from_grpc(error: grpc.aio.AioRpcError) -> JSONResponse:
         detail = "internal error"  # never leak a server-side message or trace
     if code is grpc.StatusCode.UNAVAILABLE and info is None:
         detail = "the task service is unavailable; try again"
-    return problem(status, code.name.replace("_", " ").title(), detail, **extra)
+    response = problem(status, code.name.replace("_", " ").title(), detail, **extra)
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="taskscheduler", error="invalid_token"'
+    retry = _detail(error, error_details_pb2.RetryInfo())
+    if retry is not None:
+        response.headers["Retry-After"] = str(
+            math.ceil(retry.retry_delay.ToTimedelta().total_seconds())
+        )
+    return response
 
 
 async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit, urlunsplit
 
@@ -12,6 +13,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from taskscheduler.core.execution import LeaseSettings
 from taskscheduler.core.model import RetryPolicy
+
+MIN_SECRET_LENGTH = 32
+KNOWN_DEFAULT_SECRETS = frozenset({"secret", "changeme", "change-me", "development", "dev-secret"})
 
 
 class Settings(BaseSettings):
@@ -30,6 +34,24 @@ class Settings(BaseSettings):
         description="The Celery broker: redis://host:6379/0",
     )
     environment: str = Field(default="development", description="development or production")
+
+    jwt_secret: str | None = Field(default=None, description="HS256 shared secret")
+    jwt_public_key_file: Path | None = Field(
+        default=None, description="PEM public key: RS256 for an RSA key, ES256 for an EC key"
+    )
+    jwt_jwks_file: Path | None = Field(default=None, description="JWKS file (RSA and EC keys)")
+    jwt_issuer: str | None = Field(default=None, description="Required `iss` when set")
+    jwt_audience: str | None = Field(default=None, description="Required `aud` when set")
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+
+    rate_limit_rps: float = Field(
+        default=100.0, ge=0, description="Calls per second per tenant; 0 turns the limit off"
+    )
+    rate_limit_burst: int = Field(default=200, ge=1, description="Calls a tenant may make at once")
+    rate_limit_fail_open: bool = Field(
+        default=True,
+        description="With Redis unreachable: true lets calls through, false answers UNAVAILABLE",
+    )
 
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
@@ -91,9 +113,21 @@ class Settings(BaseSettings):
     default_jitter: bool = True
 
     @model_validator(mode="after")
-    def _no_faults_in_production(self) -> Settings:
-        if self.environment == "production" and self.fault_crash_before_publish > 0:
+    def _safe_in_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if self.fault_crash_before_publish > 0:
             raise ValueError("fault injection is refused in production")
+        if not (self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_file):
+            raise ValueError(
+                "production needs TASKSCHED_JWT_SECRET, _PUBLIC_KEY_FILE or _JWKS_FILE"
+            )
+        if self.jwt_secret is not None and (
+            len(self.jwt_secret) < MIN_SECRET_LENGTH or self.jwt_secret in KNOWN_DEFAULT_SECRETS
+        ):
+            raise ValueError(
+                f"TASKSCHED_JWT_SECRET must be a random value of {MIN_SECRET_LENGTH}+ characters"
+            )
         return self
 
     @field_validator("handler_modules", mode="before")

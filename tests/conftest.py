@@ -11,7 +11,9 @@ import pytest
 
 from services.api.server import RunningApi, start_api
 from taskscheduler.settings import Settings, with_driver
+from taskscheduler.tokens import mint_token
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+from tests import helpers
 from tests.servers import (
     Servers,
     ServiceProcess,
@@ -20,6 +22,14 @@ from tests.servers import (
     start_dispatcher,
     start_worker,
 )
+
+TEST_SECRET = "test-secret-" + "x" * 40
+TENANT = "tenant-a"
+
+
+@pytest.fixture(scope="session")
+def token(settings: Settings) -> str:
+    return mint_token(TEST_SECRET, TENANT)
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +46,9 @@ def settings(servers: Servers) -> Settings:
         lease_seconds=2,
         stop_grace_seconds=1,
         republish_after_seconds=3,
+        jwt_secret=TEST_SECRET,
+        rate_limit_rps=1000,
+        rate_limit_burst=1000,
         handler_modules=["tests.sample_handlers"],
     )
 
@@ -62,8 +75,8 @@ async def api(settings: Settings) -> AsyncIterator[RunningApi]:
 
 
 @pytest.fixture(scope="session")
-async def channel(api: RunningApi) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as opened:
+async def channel(api: RunningApi, token: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with helpers.channel(f"127.0.0.1:{api.port}", token) as opened:
         yield opened
 
 

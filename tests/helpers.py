@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import grpc
+
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
@@ -74,3 +76,33 @@ async def wait_until(condition: Callable[[], bool], within: float = 20) -> None:
     async with asyncio.timeout(within):
         while not condition():  # noqa: ASYNC110 - polls state outside asyncio (logs, files)
             await asyncio.sleep(0.05)
+
+
+def _with_token(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()), ("authorization", f"Bearer {token}"))
+    return details._replace(metadata=metadata)
+
+
+class UnaryToken(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds `authorization: Bearer <token>` to every unary call of a channel."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_token(details, self._token), request)
+
+
+class StreamToken(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    """The same for server-streaming calls (grpc.aio files each interceptor under one kind)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_token(details, self._token), request)
+
+
+def channel(address: str, token: str | None) -> grpc.aio.Channel:
+    interceptors = [UnaryToken(token), StreamToken(token)] if token else None
+    return grpc.aio.insecure_channel(address, interceptors=interceptors)

@@ -83,6 +83,7 @@ def process_env(settings: Settings) -> dict[str, str]:
         TASKSCHED_LEASE_SECONDS=str(settings.lease_seconds),
         TASKSCHED_STOP_GRACE_SECONDS=str(settings.stop_grace_seconds),
         TASKSCHED_REPUBLISH_AFTER_SECONDS=str(settings.republish_after_seconds),
+        TASKSCHED_JWT_SECRET=settings.jwt_secret or "",
         TASKSCHED_HANDLER_MODULES=",".join(settings.handler_modules),
         PYTHONUNBUFFERED="1",
     )

@@ -1,5 +1,5 @@
 // Schedules a task over gRPC and prints every StreamStatus event as a JSON line until the end.
-// Usage: node schedule_and_watch.mjs [address] [kind] [payload-json]
+// Usage: TASKSCHED_TOKEN=... node schedule_and_watch.mjs [address] [kind] [payload-json]
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import grpc from "@grpc/grpc-js";
@@ -19,6 +19,8 @@ const definition = protoLoader.loadSync("taskscheduler/v1/task_service.proto", {
 });
 const { TaskService } = grpc.loadPackageDefinition(definition).taskscheduler.v1;
 const client = new TaskService(address, grpc.credentials.createInsecure());
+const metadata = new grpc.Metadata();
+metadata.set("authorization", `Bearer ${process.env.TASKSCHED_TOKEN ?? ""}`);
 
 // protobufjs defines the well-known Struct and Value types with camelCase field names.
 function toStruct(object) {
@@ -33,12 +35,12 @@ function toStruct(object) {
   return { fields: Object.fromEntries(Object.entries(object).map(([k, v]) => [k, value(v)])) };
 }
 
-client.ScheduleTask({ kind, payload: toStruct(JSON.parse(payload)) }, (error, response) => {
+client.ScheduleTask({ kind, payload: toStruct(JSON.parse(payload)) }, metadata, (error, response) => {
   if (error) {
     console.error(`ScheduleTask failed: ${error.code} ${error.details}`);
     process.exit(1);
   }
-  const stream = client.StreamStatus({ task_id: response.task.id });
+  const stream = client.StreamStatus({ task_id: response.task.id }, metadata);
   stream.on("data", (event) => {
     console.log(JSON.stringify({ task_id: event.task_id, status: event.status, attempt: event.attempt }));
   });

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -17,6 +18,9 @@ STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.TaskFinished: grpc.StatusCode.FAILED_PRECONDITION,
     errors.IdempotencyConflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -33,11 +37,20 @@ def to_rpc_status(error: errors.DomainError) -> status_pb2.Status:
     code = status_code_for(error)
     metadata = {"field": error.field} if isinstance(error, errors.InvalidArgument) else {}
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata)
-    detail = any_pb2.Any()
-    detail.Pack(info)
+    details = [_packed(info)]
+    if isinstance(error, errors.RateLimited):
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(max(1, round(error.retry_after * 1000)))
+        details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
     return status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=error.message, details=[detail]
+        code=getattr(code_pb2, code.name), message=error.message, details=details
     )
+
+
+def _packed(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
 
 
 async def abort_with(context: grpc.aio.ServicerContext, error: errors.DomainError) -> None:

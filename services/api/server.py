@@ -13,12 +13,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.api.auth import TokenVerifier
 from services.api.faults import CrashBeforePublish
 from services.api.servicer import TaskServicer
 from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.engine import make_async_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.adapters.ratelimit import RedisRateLimiter
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.ports import TaskPublisher
@@ -69,7 +71,16 @@ async def start_api(settings: Settings) -> RunningApi:
             ("grpc.max_send_message_length", max_bytes),
         ]
     )
-    task_service_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(manager), server)
+    limiter = None
+    if settings.rate_limit_rps > 0:
+        limiter = RedisRateLimiter(
+            settings.redis_url,
+            settings.rate_limit_rps,
+            settings.rate_limit_burst,
+            settings.rate_limit_fail_open,
+        )
+    servicer = TaskServicer(manager, TokenVerifier(settings), limiter)
+    task_service_pb2_grpc.add_TaskServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -44,6 +44,28 @@ class IdempotencyConflict(DomainError):
     reason = "IDEMPOTENCY_KEY_REUSED"
 
 
+class Unauthenticated(DomainError):
+    """No credentials, or credentials that do not verify. The message never echoes a token."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(DomainError):
+    """The caller is known but lacks the scope the operation needs."""
+
+    reason = "MISSING_SCOPE"
+
+
+class RateLimited(DomainError):
+    """The caller's tenant is over its rate limit; `retry_after` says when to try again."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limit exceeded; retry in {retry_after:.2f}s")
+        self.retry_after = retry_after
+
+
 class StorageUnavailable(DomainError):
     """The database cannot be reached; the caller may retry."""
 

@@ -13,12 +13,16 @@ from taskscheduler.core import paging, states
 from taskscheduler.core.errors import (
     IdempotencyConflict,
     InvalidArgument,
+    PermissionDenied,
     TaskFinished,
     TaskNotFound,
 )
 from taskscheduler.core.kinds import KindRegistry
 from taskscheduler.core.model import (
     JSON,
+    READ_SCOPE,
+    WRITE_SCOPE,
+    Caller,
     NewTask,
     RetryPolicy,
     RetryPolicyOverride,
@@ -117,7 +121,7 @@ class TaskManager:
         self._kinds = kinds
         self._default_retry_policy = default_retry_policy
 
-    def prepare(self, request: ScheduleRequest, now: datetime) -> NewTask:
+    def prepare(self, caller: Caller, request: ScheduleRequest, now: datetime) -> NewTask:
         """Validates a request and applies defaults; raises InvalidArgument naming the field."""
         if not request.kind or len(request.kind) > MAX_KIND_LENGTH:
             raise InvalidArgument("kind", "is required" if not request.kind else "is too long")
@@ -136,6 +140,7 @@ class TaskManager:
         run_at = max(request.run_at or now, now)
         return NewTask(
             id=uuid.uuid4(),
+            tenant=caller.tenant,
             kind=request.kind,
             payload=request.payload,
             status=states.initial_status(run_at_in_future=run_at > now),
@@ -146,8 +151,9 @@ class TaskManager:
             request_fingerprint=_fingerprint(request) if request.request_id else "",
         )
 
-    async def schedule(self, request: ScheduleRequest) -> Task:
-        new = self.prepare(request, datetime.now(UTC))
+    async def schedule(self, caller: Caller, request: ScheduleRequest) -> Task:
+        _require(caller, WRITE_SCOPE)
+        new = self.prepare(caller, request, datetime.now(UTC))
         task, created = await self._repository.insert(new)
         if not created and task.request_fingerprint != new.request_fingerprint:
             raise IdempotencyConflict(
@@ -157,39 +163,42 @@ class TaskManager:
             await self._publisher.publish(task.id, task.attempt + 1, task.timeout)
         return task
 
-    async def get(self, task_id: str) -> Task:
+    async def get(self, caller: Caller, task_id: str) -> Task:
+        _require(caller, READ_SCOPE)
         parsed = parse_task_id(task_id)
-        task = await self._repository.get(parsed)
+        task = await self._repository.get(caller.tenant, parsed)
         if task is None:
             raise TaskNotFound(task_id)
         return task
 
-    async def list(self, request: ListRequest) -> ListResult:
+    async def list(self, caller: Caller, request: ListRequest) -> ListResult:
+        _require(caller, READ_SCOPE)
         page_size = paging.page_size_or_default(request.page_size)
         if len(request.task_filter.kind) > MAX_KIND_LENGTH:
             raise InvalidArgument("kind", "is too long")
         cursor = paging.decode_page_token(request.page_token, request.task_filter)
-        page = await self._repository.list(request.task_filter, page_size, cursor)
+        page = await self._repository.list(caller.tenant, request.task_filter, page_size, cursor)
         token = ""
         if page.next_cursor is not None:
             token = paging.encode_page_token(page.next_cursor, request.task_filter)
         return ListResult(page.tasks, token)
 
-    async def cancel(self, task_id: str) -> Task:
+    async def cancel(self, caller: Caller, task_id: str) -> Task:
+        _require(caller, WRITE_SCOPE)
         parsed = parse_task_id(task_id)
-        cancelled = await self._repository.cancel(parsed)
+        cancelled = await self._repository.cancel(caller.tenant, parsed)
         if cancelled is not None:
             return cancelled
-        current = await self._repository.get(parsed, with_attempts=False)
+        current = await self._repository.get(caller.tenant, parsed, with_attempts=False)
         if current is None:
             raise TaskNotFound(task_id)
         raise TaskFinished(f"task {task_id} is already {current.status.value}")
 
-    async def watch(self, task_id: str) -> AsyncIterator[tuple[StatusEvent, Task]]:
+    async def watch(self, caller: Caller, task_id: str) -> AsyncIterator[tuple[StatusEvent, Task]]:
         """The task's current state, then each committed change, ending after a terminal one."""
         parsed = parse_task_id(task_id)
         async with self._events.subscribe(parsed) as events:
-            task = await self.get(task_id)
+            task = await self.get(caller, task_id)
             yield _snapshot_event(task), task
             seen_version = task.version
             if task.status.is_terminal:
@@ -197,7 +206,7 @@ class TaskManager:
             async for event in events:
                 if event is not RESYNC and event.version <= seen_version:
                     continue
-                task = await self.get(task_id)
+                task = await self.get(caller, task_id)
                 if event is RESYNC:
                     if task.version <= seen_version:
                         continue
@@ -206,6 +215,11 @@ class TaskManager:
                 yield event, task
                 if event.status.is_terminal:
                     return
+
+
+def _require(caller: Caller, scope: str) -> None:
+    if scope not in caller.scopes:
+        raise PermissionDenied(f"this operation needs the {scope} scope")
 
 
 def _snapshot_event(task: Task) -> StatusEvent:

@@ -69,6 +69,18 @@ def _first(value: _T | None, default: _T) -> _T:
     return default if value is None else value
 
 
+READ_SCOPE = "tasks:read"
+WRITE_SCOPE = "tasks:write"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, from a verified token: the tenant its data belongs to, and its scopes."""
+
+    tenant: str
+    scopes: frozenset[str]
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One execution of a task by a worker."""
@@ -88,6 +100,7 @@ class Task:
     """A task as stored, with its attempts when they were asked for."""
 
     id: uuid.UUID
+    tenant: str
     kind: str
     payload: dict[str, JSON]
     status: TaskStatus
@@ -117,6 +130,7 @@ class NewTask:
     """A validated request to create a task, defaults applied, ready to store."""
 
     id: uuid.UUID
+    tenant: str
     kind: str
     payload: dict[str, JSON]
     status: TaskStatus

@@ -21,13 +21,17 @@ class TaskRepository(Protocol):
         """Stores a task; with a request_id already used, returns that task and False."""
         ...
 
-    async def get(self, task_id: uuid.UUID, *, with_attempts: bool = True) -> Task | None: ...
+    async def get(
+        self, tenant: str, task_id: uuid.UUID, *, with_attempts: bool = True
+    ) -> Task | None:
+        """The tenant's task; None for an unknown id and for another tenant's task alike."""
+        ...
 
     async def list(
-        self, task_filter: TaskFilter, page_size: int, after: PageCursor | None
+        self, tenant: str, task_filter: TaskFilter, page_size: int, after: PageCursor | None
     ) -> TaskPage: ...
 
-    async def cancel(self, task_id: uuid.UUID) -> Task | None:
+    async def cancel(self, tenant: str, task_id: uuid.UUID) -> Task | None:
         """Cancels a waiting task, or asks a RUNNING one to stop; None when it was terminal or
         unknown."""
         ...

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from taskscheduler.devstack.stack import Stack, StackConfig
+from taskscheduler.devstack.stack import DEVELOPMENT_TENANT, Stack, StackConfig
 
 
 def main() -> int:
@@ -36,7 +36,14 @@ def main() -> int:
         stack.log("stack", f"REST gateway      {gateway}  (Swagger UI: {gateway}/docs)")
         stack.log("stack", f"PostgreSQL        {stack.database_url}")
         stack.log("stack", f"Redis             {stack.redis_url}")
-        stack.log("stack", f"try: curl -X POST {gateway}/run-task/   (Ctrl-C stops everything)")
+        token = stack.token()
+        stack.log("stack", f"development token (tenant {DEVELOPMENT_TENANT}, a day): {token}")
+        stack.log("stack", "more tokens: make token TENANT=acme SCOPES=tasks:read")
+        stack.log(
+            "stack",
+            f'try: curl -X POST {gateway}/run-task/ -H "Authorization: Bearer {token}"'
+            "   (Ctrl-C stops everything)",
+        )
         while not stopping:
             if dead := stack.exited():
                 stack.log("stack", f"{dead[0].name} exited unexpectedly; stopping the stack")

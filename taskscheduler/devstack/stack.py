@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import IO
 
 from taskscheduler.devstack.embedded import EmbeddedPostgres, EmbeddedRedis, wait_for_port
+from taskscheduler.tokens import ALL_SCOPES, development_secret, mint_token
 
 DATABASE_NAME = "taskscheduler"
+DEVELOPMENT_TENANT = "dev"
 COLORS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m")
 RESET = "\033[0m"
 
@@ -50,6 +52,13 @@ class Stack:
         self._log_lock = threading.Lock()
         self.database_url = config.database_url or ""
         self.redis_url = config.redis_url or ""
+        self.jwt_secret = os.environ.get("TASKSCHED_JWT_SECRET") or development_secret(
+            config.data_dir
+        )
+
+    def token(self, tenant: str = DEVELOPMENT_TENANT, scopes: Sequence[str] = ALL_SCOPES) -> str:
+        """A bearer token for this stack (HS256 with its secret), valid for a day."""
+        return mint_token(self.jwt_secret, tenant, scopes, ttl_seconds=86_400)
 
     def start(self) -> None:
         """Servers, migrations, then every process; returns once the api and gateway listen."""
@@ -82,6 +91,7 @@ class Stack:
             TASKSCHED_GRPC_PORT=str(self.config.grpc_port),
             TASKSCHED_GATEWAY_PORT=str(self.config.gateway_port),
             TASKSCHED_API_ADDRESS=f"127.0.0.1:{self.config.grpc_port}",
+            TASKSCHED_JWT_SECRET=self.jwt_secret,
             PYTHONUNBUFFERED="1",
         )
         env.update(self.config.extra_env)

@@ -55,5 +55,9 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="package")
 def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.config.gateway_port}", timeout=30) as c:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.config.gateway_port}",
+        timeout=30,
+        headers={"authorization": f"Bearer {stack.token()}"},
+    ) as c:
         yield c

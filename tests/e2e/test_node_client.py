@@ -4,6 +4,7 @@ to SUCCESS through StreamStatus."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,6 +32,7 @@ def test_node_client_schedules_and_streams_to_success(stack: Stack, node_client:
     address = f"127.0.0.1:{stack.config.grpc_port}"
     result = subprocess.run(
         ["node", str(node_client), address, "demo.sleep", '{"seconds": 0.3}'],
+        env=os.environ | {"TASKSCHED_TOKEN": stack.token()},
         capture_output=True,
         text=True,
         timeout=60,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -173,16 +174,18 @@ def test_embedded_servers_keep_tasks_across_restarts(tmp_path: Path) -> None:
 
     first = start_stack(config())
     try:
+        auth = {"authorization": f"Bearer {first.token()}"}
         base = f"http://127.0.0.1:{first.config.gateway_port}"
-        task_id = httpx.post(f"{base}/run-task/", json={"kind": "demo.echo"}).json()["task_id"]
-        with httpx.Client(base_url=base) as c:
+        with httpx.Client(base_url=base, headers=auth) as c:
+            task_id = c.post("/run-task/", json={"kind": "demo.echo"}).json()["task_id"]
             wait_for_status(c, task_id, "SUCCESS")
     finally:
         first.stop()
     second = start_stack(config())
     try:
         base = f"http://127.0.0.1:{second.config.gateway_port}"
-        assert httpx.get(f"{base}/tasks/{task_id}").json()["status"] == "SUCCESS"
+        response = httpx.get(f"{base}/tasks/{task_id}", headers=auth)  # the same secret too
+        assert response.json()["status"] == "SUCCESS"
     finally:
         second.stop()
 
@@ -191,6 +194,7 @@ def test_the_readme_python_client_follows_a_task_to_success(stack: Stack) -> Non
     example = Path(__file__).resolve().parents[2] / "examples" / "grpc_client.py"
     result = subprocess.run(
         [sys.executable, str(example), f"127.0.0.1:{stack.config.grpc_port}"],
+        env=os.environ | {"TASKSCHED_TOKEN": stack.token()},
         capture_output=True,
         text=True,
         timeout=60,

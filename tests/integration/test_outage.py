@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import grpc
 import httpx
@@ -20,8 +19,9 @@ from taskscheduler.devstack.embedded import EmbeddedPostgres, free_port
 from taskscheduler.settings import Settings
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+from tests import helpers
 from tests.helpers import request
-from tests.servers import Servers, fresh_database, settings_for
+from tests.servers import fresh_database
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +33,11 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedP
 
 
 @pytest.fixture(scope="module")
-def outage_settings(own_postgres: EmbeddedPostgres, servers: Servers) -> Settings:
+def outage_settings(own_postgres: EmbeddedPostgres, settings: Settings) -> Settings:
     database_url = fresh_database(own_postgres.url(), migrate=True)
-    return settings_for(servers, database_url=database_url, db_connect_timeout_seconds=2)
+    return settings.model_copy(
+        update={"database_url": database_url, "db_connect_timeout_seconds": 2}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +47,8 @@ async def outage_api(outage_settings: Settings) -> AsyncIterator[RunningApi]:
     await running.stop()
 
 
-def post_task(gateway: FastAPI) -> httpx.Response:
-    with TestClient(gateway) as client:
+def post_task(gateway: FastAPI, token: str) -> httpx.Response:
+    with TestClient(gateway, headers={"authorization": f"Bearer {token}"}) as client:
         response: httpx.Response = client.post("/v1/tasks", json={"kind": "demo.echo"})
     return response
 
@@ -55,9 +57,9 @@ async def test_database_outage_fails_fast_and_recovers_without_restart(
     outage_api: RunningApi,
     outage_settings: Settings,
     own_postgres: EmbeddedPostgres,
-    tmp_path: Path,
+    token: str,
 ) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{outage_api.port}") as channel:
+    async with helpers.channel(f"127.0.0.1:{outage_api.port}", token) as channel:
         stub = TaskServiceStub(channel)
         before = (await stub.ScheduleTask(request("demo.echo"))).task
         own_postgres.stop()
@@ -76,7 +78,7 @@ async def test_database_outage_fails_fast_and_recovers_without_restart(
                 outage_settings.model_copy(update={"api_address": f"127.0.0.1:{outage_api.port}"})
             )
             # The client blocks; the api it calls runs on this event loop.
-            response = await asyncio.to_thread(post_task, gateway)
+            response = await asyncio.to_thread(post_task, gateway, token)
             assert response.status_code == 503
             assert response.headers["content-type"] == "application/problem+json"
         finally:

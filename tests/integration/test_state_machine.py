@@ -63,6 +63,7 @@ def make_machine(app_settings: Settings) -> type[RuleBasedStateMachine]:
         def schedule(self, later: bool, max_attempts: int) -> uuid.UUID:
             new = NewTask(
                 id=uuid.uuid4(),
+                tenant="t",
                 kind="demo.echo",
                 payload={},
                 status=S.SCHEDULED if later else S.PENDING,
@@ -136,7 +137,7 @@ def make_machine(app_settings: Settings) -> type[RuleBasedStateMachine]:
         @rule(task_id=tasks)
         def cancel(self, task_id: uuid.UUID) -> None:
             status, _ = self.state(task_id)
-            result = self.run(self.repository.cancel(task_id))
+            result = self.run(self.repository.cancel("t", task_id))
             assert (result is None) == status.is_terminal
 
         # -- invariants --------------------------------------------------------------------

@@ -23,11 +23,13 @@ from taskscheduler.settings import Settings
 
 ERROR = AttemptError("builtins.ValueError", "boom", "Traceback ...")
 LEASE = timedelta(seconds=30)
+T = "tenant-a"
 
 
 def new_task(status: S = S.PENDING, run_at: datetime | None = None, **kw: Any) -> NewTask:
     return NewTask(
         id=uuid.uuid4(),
+        tenant=kw.pop("tenant", T),
         kind="demo.echo",
         payload={"n": 1},
         status=status,
@@ -62,8 +64,8 @@ async def test_insert_and_get_round_trip(repository: PostgresTaskRepository) -> 
         0,
         {"n": 1},
     )
-    assert await repository.get(new.id) == stored
-    assert await repository.get(uuid.uuid4()) is None
+    assert await repository.get(T, new.id) == stored
+    assert await repository.get(T, uuid.uuid4()) is None
 
 
 async def test_claim_then_succeed_records_the_attempt(
@@ -74,7 +76,7 @@ async def test_claim_then_succeed_records_the_attempt(
     assert claimed is not None and claimed.attempt == 1
     assert attempts.claim(task.id, "w2", LEASE) is None  # a second delivery does nothing
     assert attempts.succeed(task.id, 1, {"ok": True})
-    done = await repository.get(task.id)
+    done = await repository.get(T, task.id)
     assert done is not None
     assert (done.status, done.result, done.attempt) == (S.SUCCESS, {"ok": True}, 1)
     assert done.finish_time is not None and done.start_time is not None
@@ -92,7 +94,7 @@ async def test_completions_are_fenced_by_status_and_attempt(
     assert not attempts.succeed(task.id, 2, None)  # another attempt's completion
     assert attempts.fail(task.id, 1, ERROR, None)
     assert not attempts.succeed(task.id, 1, None)  # terminal: never changes again
-    failed = await repository.get(task.id)
+    failed = await repository.get(T, task.id)
     assert failed is not None
     assert failed.status is S.FAILED
     assert failed.error == "builtins.ValueError: boom"
@@ -106,7 +108,7 @@ async def test_a_failure_with_attempts_left_waits_for_its_retry_time(
     attempts.claim(task.id, "w1", LEASE)
     retry_at = datetime.now(UTC) + timedelta(hours=1)
     attempts.fail(task.id, 1, ERROR, retry_at)
-    retrying = await repository.get(task.id)
+    retrying = await repository.get(T, task.id)
     assert retrying is not None
     assert (retrying.status, retrying.run_at, retrying.finish_time) == (S.RETRYING, retry_at, None)
     engine = make_async_engine(settings)
@@ -131,7 +133,7 @@ async def test_due_tasks_are_promoted_once(
         assert await store.promote_due(10) == []
     finally:
         await engine.dispose()
-    promoted = await repository.get(due.id)
+    promoted = await repository.get(T, due.id)
     assert promoted is not None and promoted.status is S.PENDING
 
 
@@ -160,7 +162,7 @@ async def test_two_workers_claiming_one_task_exactly_one_wins(
         task, _ = await repository.insert(new_task())
         results = claim_concurrently(attempts, task.id, workers=4)
         assert sum(result is not None for result in results) == 1
-        stored = await repository.get(task.id)
+        stored = await repository.get(T, task.id)
         assert stored is not None and len(stored.attempts) == 1
 
 
@@ -168,17 +170,17 @@ async def test_cancel_waiting_and_running_tasks(
     repository: PostgresTaskRepository, attempts: PostgresAttemptStore
 ) -> None:
     waiting, _ = await repository.insert(new_task())
-    cancelled = await repository.cancel(waiting.id)
+    cancelled = await repository.cancel(T, waiting.id)
     assert cancelled is not None and cancelled.status is S.CANCELLED
     assert attempts.claim(waiting.id, "w1", LEASE) is None  # a late message runs nothing
-    assert await repository.cancel(waiting.id) is None  # terminal: unchanged
+    assert await repository.cancel(T, waiting.id) is None  # terminal: unchanged
 
     running, _ = await repository.insert(new_task())
     attempts.claim(running.id, "w1", LEASE)
-    asked = await repository.cancel(running.id)
+    asked = await repository.cancel(T, running.id)
     assert asked is not None and (asked.status, asked.cancel_requested) == (S.RUNNING, True)
     attempts.succeed(running.id, 1, {"late": True})
-    stopped = await repository.get(running.id)
+    stopped = await repository.get(T, running.id)
     assert stopped is not None
     assert (stopped.status, stopped.result) == (S.CANCELLED, None)
 
@@ -203,13 +205,13 @@ async def test_list_pages_with_keyset_tokens_and_filters(
     seen: list[uuid.UUID] = []
     cursor = None
     while True:
-        page = await repository.list(TaskFilter(), 3, cursor)
+        page = await repository.list(T, TaskFilter(), 3, cursor)
         seen += [task.id for task in page.tasks]
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
     assert seen == list(reversed(ids))  # newest first, each exactly once
-    only_failed = await repository.list(TaskFilter(statuses=frozenset({S.FAILED})), 10, None)
+    only_failed = await repository.list(T, TaskFilter(statuses=frozenset({S.FAILED})), 10, None)
     assert only_failed.tasks == []
 
 
@@ -242,7 +244,7 @@ async def test_an_idempotency_key_is_released_after_its_window(
     db.execute("UPDATE tasks SET created_at = now() - interval '2 days' WHERE id = %s", (first.id,))
     second, created = await repository.insert(new_task(request_id="key-2", request_fingerprint="b"))
     assert created and second.id != first.id
-    old = await repository.get(first.id)
+    old = await repository.get(T, first.id)
     assert old is not None and old.request_id == ""
 
 

@@ -7,22 +7,23 @@ import signal
 import uuid
 from pathlib import Path
 
-import grpc
-
 from services.api.server import start_api
 from taskscheduler.settings import Settings
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+from tests import helpers
 from tests.helpers import follow, request, schedule, wait_for_status
 from tests.servers import start_worker
 
 
-async def test_sigterm_lets_the_running_attempt_finish(settings: Settings, log_dir: Path) -> None:
+async def test_sigterm_lets_the_running_attempt_finish(
+    settings: Settings, log_dir: Path, token: str
+) -> None:
     own = settings.model_copy(update={"celery_queue": f"shutdown-{uuid.uuid4().hex[:8]}"})
     api = await start_api(own)
     worker = start_worker(own, log_dir)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+        async with helpers.channel(f"127.0.0.1:{api.port}", token) as channel:
             stub = TaskServiceStub(channel)
             task = await schedule(
                 stub, request("demo.sleep", {"seconds": 2, "ignore_cancel": True})

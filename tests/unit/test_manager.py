@@ -12,10 +12,17 @@ from taskscheduler.core import paging
 from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.manager import ScheduleRequest, TaskManager, parse_task_id
-from taskscheduler.core.model import PageCursor, RetryPolicy, RetryPolicyOverride, TaskFilter
+from taskscheduler.core.model import (
+    Caller,
+    PageCursor,
+    RetryPolicy,
+    RetryPolicyOverride,
+    TaskFilter,
+)
 from taskscheduler.core.model import TaskStatus as S
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+CALLER = Caller("tenant-a", frozenset({"tasks:read", "tasks:write"}))
 
 
 @pytest.fixture
@@ -65,12 +72,12 @@ def test_a_bad_request_names_its_field(
     manager: TaskManager, request_: ScheduleRequest, field: str
 ) -> None:
     with pytest.raises(InvalidArgument) as excinfo:
-        manager.prepare(request_, NOW)
+        manager.prepare(CALLER, request_, NOW)
     assert field_of(excinfo) == field
 
 
 def test_defaults_come_from_the_service_and_run_at_from_now(manager: TaskManager) -> None:
-    new = manager.prepare(ScheduleRequest(kind="demo.sleep", payload={"seconds": 1}), NOW)
+    new = manager.prepare(CALLER, ScheduleRequest(kind="demo.sleep", payload={"seconds": 1}), NOW)
     assert new.status is S.PENDING
     assert new.run_at == NOW
     assert new.retry_policy == RetryPolicy()
@@ -78,13 +85,13 @@ def test_defaults_come_from_the_service_and_run_at_from_now(manager: TaskManager
 
 def test_a_future_run_at_makes_a_scheduled_task(manager: TaskManager) -> None:
     later = NOW + timedelta(minutes=5)
-    new = manager.prepare(ScheduleRequest(kind="demo.echo", run_at=later), NOW)
+    new = manager.prepare(CALLER, ScheduleRequest(kind="demo.echo", run_at=later), NOW)
     assert (new.status, new.run_at) == (S.SCHEDULED, later)
 
 
 def test_a_partial_retry_policy_keeps_the_other_defaults(manager: TaskManager) -> None:
     request = ScheduleRequest(kind="demo.echo", retry_policy=RetryPolicyOverride(max_attempts=7))
-    policy = manager.prepare(request, NOW).retry_policy
+    policy = manager.prepare(CALLER, request, NOW).retry_policy
     assert policy.max_attempts == 7
     assert policy.initial_backoff == RetryPolicy().initial_backoff
 

@@ -44,6 +44,7 @@ def attempt_from_row(row: Row) -> Attempt:
 def task_from_row(row: Row, attempt_rows: Sequence[Row] = ()) -> Task:
     return Task(
         id=row["id"],
+        tenant=row["tenant"],
         kind=row["kind"],
         payload=row["payload"],
         status=TaskStatus(row["status"]),
@@ -91,6 +92,7 @@ def insert_values(new: NewTask) -> dict[str, Any]:
     policy = new.retry_policy
     return {
         tasks.c.id.name: new.id,
+        tasks.c.tenant.name: new.tenant,
         tasks.c.kind.name: new.kind,
         tasks.c.payload.name: new.payload,
         tasks.c.status.name: new.status.value,

@@ -25,6 +25,8 @@ tasks = sa.Table(
     metadata,
     sa.Column("id", UUID(as_uuid=True), primary_key=True),
     sa.Column("status", sa.Text, nullable=False),
+    # Every read and write is scoped to the caller's tenant (the token's `tenant` claim).
+    sa.Column("tenant", sa.Text, nullable=False, server_default="default"),
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
@@ -59,11 +61,23 @@ tasks = sa.Table(
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.CheckConstraint(f"status IN ({STATUS_NAMES})", name="status_known"),
     sa.CheckConstraint("attempt >= 0 AND attempt <= max_attempts", name="attempt_in_range"),
-    sa.Index("ix_tasks_created_at_id", sa.text("created_at DESC"), sa.text("id DESC")),
     sa.Index(
-        "ix_tasks_status_created_at_id", "status", sa.text("created_at DESC"), sa.text("id DESC")
+        "ix_tasks_tenant_created_at_id", "tenant", sa.text("created_at DESC"), sa.text("id DESC")
     ),
-    sa.Index("ix_tasks_kind_created_at_id", "kind", sa.text("created_at DESC"), sa.text("id DESC")),
+    sa.Index(
+        "ix_tasks_tenant_status_created_at_id",
+        "tenant",
+        "status",
+        sa.text("created_at DESC"),
+        sa.text("id DESC"),
+    ),
+    sa.Index(
+        "ix_tasks_tenant_kind_created_at_id",
+        "tenant",
+        "kind",
+        sa.text("created_at DESC"),
+        sa.text("id DESC"),
+    ),
     sa.Index(
         "ix_tasks_due",
         "run_at",
@@ -80,7 +94,8 @@ tasks = sa.Table(
         postgresql_where=sa.text("status = 'PENDING'"),
     ),
     sa.Index(
-        "uq_tasks_request_id",
+        "uq_tasks_tenant_request_id",
+        "tenant",
         "request_id",
         unique=True,
         postgresql_where=sa.text("request_id IS NOT NULL"),

@@ -44,41 +44,43 @@ class PostgresTaskRepository:
         insert = pg_insert(tasks).values(values)
         if new.request_id:
             insert = insert.on_conflict_do_nothing(
-                index_elements=[tasks.c.request_id],
+                index_elements=[tasks.c.tenant, tasks.c.request_id],
                 index_where=tasks.c.request_id.isnot(None),
             )
         statement = insert.returning(*tasks.c)
         with storage_errors():
             async with self._engine.begin() as conn:
                 row = (await conn.execute(statement)).mappings().first()
-                if row is None and await self._release_expired_key(conn, new.request_id):
+                if row is None and await self._release_expired_key(conn, new):
                     row = (await conn.execute(statement)).mappings().first()
                 if row is not None:
                     return task_from_row(row), True
-                same_key = sa.select(tasks).where(tasks.c.request_id == new.request_id)
+                same_key = sa.select(tasks).where(
+                    tasks.c.tenant == new.tenant, tasks.c.request_id == new.request_id
+                )
                 existing = (await conn.execute(same_key)).mappings().one()
                 return await self._with_attempts(conn, existing), False
 
-    async def _release_expired_key(self, conn: AsyncConnection, request_id: str) -> bool:
+    async def _release_expired_key(self, conn: AsyncConnection, new: NewTask) -> bool:
         """Frees an idempotency key older than the window, so that it can name a new task."""
         release = (
             tasks.update()
             .where(
-                tasks.c.request_id == request_id,
+                tasks.c.tenant == new.tenant,
+                tasks.c.request_id == new.request_id,
                 tasks.c.created_at < sa.func.now() - self._idempotency_window,
             )
             .values(request_id=None, request_fingerprint=None)
         )
         return (await conn.execute(release)).rowcount > 0
 
-    async def get(self, task_id: uuid.UUID, *, with_attempts: bool = True) -> Task | None:
+    async def get(
+        self, tenant: str, task_id: uuid.UUID, *, with_attempts: bool = True
+    ) -> Task | None:
+        query = sa.select(tasks).where(tasks.c.id == task_id, tasks.c.tenant == tenant)
         with storage_errors():
             async with self._engine.connect() as conn:
-                row = (
-                    (await conn.execute(sa.select(tasks).where(tasks.c.id == task_id)))
-                    .mappings()
-                    .first()
-                )
+                row = (await conn.execute(query)).mappings().first()
                 if row is None:
                     return None
                 if not with_attempts:
@@ -86,9 +88,13 @@ class PostgresTaskRepository:
                 return await self._with_attempts(conn, row)
 
     async def list(
-        self, task_filter: TaskFilter, page_size: int, after: PageCursor | None
+        self, tenant: str, task_filter: TaskFilter, page_size: int, after: PageCursor | None
     ) -> TaskPage:
-        query = sa.select(tasks).order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
+        query = (
+            sa.select(tasks)
+            .where(tasks.c.tenant == tenant)
+            .order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
+        )
         if task_filter.statuses:
             query = query.where(tasks.c.status.in_(sorted(task_filter.statuses)))
         if task_filter.kind:
@@ -105,11 +111,13 @@ class PostgresTaskRepository:
         cursor = PageCursor(page[-1].create_time, page[-1].id) if has_more else None
         return TaskPage(page, cursor)
 
-    async def cancel(self, task_id: uuid.UUID) -> Task | None:
+    async def cancel(self, tenant: str, task_id: uuid.UUID) -> Task | None:
         now = sa.func.now()
         statement = (
             tasks.update()
-            .where(tasks.c.id == task_id, tasks.c.status.in_(_CANCELLABLE))
+            .where(
+                tasks.c.id == task_id, tasks.c.tenant == tenant, tasks.c.status.in_(_CANCELLABLE)
+            )
             .values(
                 # A RUNNING task is only asked to stop; its worker records CANCELLED once the
                 # handler has returned (DESIGN.md section 3).
