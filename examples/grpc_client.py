@@ -1,6 +1,6 @@
 """Schedule a task over gRPC and follow it to the end.
 
-    TASKSCHED_TOKEN=$(make token) python examples/grpc_client.py [address]
+TASKSCHED_TOKEN=$(make token) python examples/grpc_client.py [address]
 """
 
 from __future__ import annotations

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         default=100.0, ge=0, description="Calls per second per tenant; 0 turns the limit off"
     )
     rate_limit_burst: int = Field(default=200, ge=1, description="Calls a tenant may make at once")
+    rate_limit_redis_url: str | None = Field(
+        default=None, description="Redis of the rate limiter; unset: REDIS_URL"
+    )
     rate_limit_fail_open: bool = Field(
         default=True,
         description="With Redis unreachable: true lets calls through, false answers UNAVAILABLE",

@@ -74,7 +74,7 @@ async def start_api(settings: Settings) -> RunningApi:
     limiter = None
     if settings.rate_limit_rps > 0:
         limiter = RedisRateLimiter(
-            settings.redis_url,
+            settings.rate_limit_redis_url or settings.redis_url,
             settings.rate_limit_rps,
             settings.rate_limit_burst,
             settings.rate_limit_fail_open,

@@ -204,3 +204,32 @@ def test_the_readme_python_client_follows_a_task_to_success(stack: Stack) -> Non
     lines = result.stdout.splitlines()
     assert lines[0].startswith("scheduled ")
     assert lines[-1] == "TASK_STATUS_SUCCESS attempt 1"
+
+
+def test_rest_is_tenant_scoped_and_scope_checked(stack: Stack, client: httpx.Client) -> None:
+    later = client.post("/v1/tasks", json={"kind": "demo.echo", "run_at": "2100-01-01T00:00:00Z"})
+    task_id = later.json()["task_id"]
+    base = client.base_url
+    other = {"authorization": f"Bearer {stack.token(tenant='someone-else')}"}
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for target in (task_id, unknown):
+        for method, path in (
+            ("GET", f"/v1/tasks/{target}"),
+            ("GET", f"/tasks/{target}"),
+            ("POST", f"/v1/tasks/{target}:cancel"),
+            ("GET", f"/v1/tasks/{target}/events"),
+        ):
+            response = httpx.request(method, f"{base}{path}", headers=other)
+            assert response.status_code == 404, (method, path)
+            assert response.json()["detail"] == f"task {target} not found"
+    listed = httpx.get(f"{base}/v1/tasks", headers=other).json()["tasks"]
+    assert task_id not in {task["task_id"] for task in listed}
+    reader = {"authorization": f"Bearer {stack.token(scopes=['tasks:read'])}"}
+    assert httpx.get(f"{base}/v1/tasks/{task_id}", headers=reader).status_code == 200
+    denied = httpx.post(f"{base}/v1/tasks/{task_id}:cancel", headers=reader)
+    assert denied.status_code == 403 and denied.json()["reason"] == "MISSING_SCOPE"
+    assert httpx.post(f"{base}/run-task/", headers=reader).status_code == 403
+    anonymous = httpx.get(f"{base}/v1/tasks")
+    assert anonymous.status_code == 401 and "Bearer" in anonymous.headers["www-authenticate"]
+    assert httpx.get(f"{base}/healthz").status_code == 200  # health and docs stay open
+    assert httpx.get(f"{base}/docs").status_code == 200
