@@ -14,9 +14,16 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sse_starlette import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import schemas
-from gateway.problems import grpc_error_handler, problem, validation_error_handler
+from gateway.problems import (
+    grpc_error_handler,
+    http_error_handler,
+    problem,
+    too_deep_handler,
+    validation_error_handler,
+)
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
@@ -60,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_exception_handler(grpc.aio.AioRpcError, grpc_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RecursionError, too_deep_handler)
 
     def credentials(request: Request) -> tuple[tuple[str, str], ...]:
         """The caller's bearer token, passed through untouched: the api authenticates."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import grpc
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 HTTP_STATUS_FOR_GRPC: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.OK: 200,
@@ -33,6 +35,9 @@ HTTP_STATUS_FOR_GRPC: dict[grpc.StatusCode, int] = {
 }
 
 M = TypeVar("M", bound=Message)
+
+# Where REST is more precise than the gRPC code, by the ErrorInfo reason.
+HTTP_STATUS_FOR_REASON: dict[str, int] = {"PAYLOAD_TOO_LARGE": 413}
 
 PROBLEM_JSON = "application/problem+json"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -60,6 +65,7 @@ def problem_from_grpc(error: grpc.aio.AioRpcError) -> JSONResponse:
     extra: dict[str, Any] = {"grpc_code": code.name}
     info = _detail(error, error_details_pb2.ErrorInfo())
     if info is not None:
+        status = HTTP_STATUS_FOR_REASON.get(info.reason, status)
         extra["reason"] = info.reason
         if "field" in info.metadata:
             extra["field"] = info.metadata["field"]
@@ -85,6 +91,17 @@ def problem_from_grpc(error: grpc.aio.AioRpcError) -> JSONResponse:
 async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, grpc.aio.AioRpcError)
     return problem_from_grpc(exc)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (unparsable body, unknown route) as problem details too."""
+    assert isinstance(exc, StarletteHTTPException)
+    title = HTTPStatus(exc.status_code).phrase
+    return problem(exc.status_code, title, str(exc.detail))
+
+
+async def too_deep_handler(request: Request, exc: Exception) -> JSONResponse:
+    return problem(400, "Invalid Argument", "the body nests too deeply", field="body")
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

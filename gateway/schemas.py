@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 from google.protobuf import duration_pb2, timestamp_pb2
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from taskscheduler.core.payloads import MAX_DEPTH, depth
 from taskscheduler.protojson import struct_to_dict, value_to_json
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
@@ -36,11 +37,21 @@ class RetryPolicyBody(BaseModel):
     )
 
 
+def _shallow(payload: dict[str, Any]) -> dict[str, Any]:
+    """Bounds nesting before the payload becomes a protobuf Struct, which has a depth limit."""
+    if depth(payload) > MAX_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_DEPTH} levels")
+    return payload
+
+
+Payload = Annotated[dict[str, Any], AfterValidator(_shallow)]
+
+
 class ScheduleTaskBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str = Field(min_length=1, max_length=200, examples=["demo.sleep"])
-    payload: dict[str, Any] = Field(default_factory=dict, examples=[{"seconds": 1}])
+    payload: Payload = Field(default_factory=dict, examples=[{"seconds": 1}])
     run_at: AwareDatetime | None = Field(
         default=None, description="RFC 3339 with an offset; unset or past: now."
     )
@@ -55,7 +66,7 @@ class RunTaskBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str = Field(default="demo.sleep", min_length=1, max_length=200)
-    payload: dict[str, Any] | None = None
+    payload: Payload | None = None
 
 
 class RunTaskResponse(BaseModel):

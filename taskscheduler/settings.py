@@ -56,6 +56,10 @@ class Settings(BaseSettings):
         description="With Redis unreachable: true lets calls through, false answers UNAVAILABLE",
     )
 
+    max_payload_bytes: int = Field(
+        default=256 * 1024, gt=0, description="Largest task payload (JSON, UTF-8 bytes)"
+    )
+
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
     grpc_max_message_bytes: int = 4 * 1024 * 1024

@@ -63,6 +63,7 @@ async def start_api(settings: Settings) -> RunningApi:
         events=listener,
         kinds=kinds,
         default_retry_policy=settings.default_retry_policy,
+        max_payload_bytes=settings.max_payload_bytes,
     )
     max_bytes = settings.grpc_max_message_bytes
     server = grpc.aio.server(

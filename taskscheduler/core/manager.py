@@ -31,6 +31,7 @@ from taskscheduler.core.model import (
     TaskFilter,
     TaskStatus,
 )
+from taskscheduler.core.payloads import check_payload
 from taskscheduler.core.ports import RESYNC, StatusEvents, TaskPublisher, TaskRepository
 
 MAX_ATTEMPTS_LIMIT = 100
@@ -114,18 +115,21 @@ class TaskManager:
         events: StatusEvents,
         kinds: KindRegistry,
         default_retry_policy: RetryPolicy,
+        max_payload_bytes: int = 256 * 1024,
     ) -> None:
         self._repository = repository
         self._publisher = publisher
         self._events = events
         self._kinds = kinds
         self._default_retry_policy = default_retry_policy
+        self._max_payload_bytes = max_payload_bytes
 
     def prepare(self, caller: Caller, request: ScheduleRequest, now: datetime) -> NewTask:
         """Validates a request and applies defaults; raises InvalidArgument naming the field."""
         if not request.kind or len(request.kind) > MAX_KIND_LENGTH:
             raise InvalidArgument("kind", "is required" if not request.kind else "is too long")
         kind = self._kinds.get(request.kind)
+        check_payload(request.payload, self._max_payload_bytes)
         kind.parse_payload(request.payload)
         if len(request.request_id) > MAX_REQUEST_ID_LENGTH:
             raise InvalidArgument(

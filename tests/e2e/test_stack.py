@@ -233,3 +233,27 @@ def test_rest_is_tenant_scoped_and_scope_checked(stack: Stack, client: httpx.Cli
     assert anonymous.status_code == 401 and "Bearer" in anonymous.headers["www-authenticate"]
     assert httpx.get(f"{base}/healthz").status_code == 200  # health and docs stay open
     assert httpx.get(f"{base}/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ('{"kind": "demo.echo", "payload": {"blob": "' + "x" * 300_000 + '"}}', 413, "payload"),
+        ('{"kind": "demo.echo", "payload": {"t": "a\\u0000b"}}', 400, "payload.t"),
+        ('{"kind": "demo.echo", "payload": ' + '{"d": ' * 40 + "1" + "}" * 41, 400, None),
+        ('{"kind": "demo.echo", "payload": ' + "[" * 5000 + "]" * 5000 + "}", 400, None),
+        (b'{"kind": "demo.echo", "payload": {"t": "\xff\xfe"}}', 400, None),
+        ('{"kind": "demo.echo", "run_at": "2026-13-45T99:99:99Z"}', 400, "run_at"),
+        ('{"kind": "demo.echo", "timeout": -5}', 400, "timeout"),
+        ("not json at all", 400, None),
+    ],
+)
+def test_hostile_bodies_get_4xx_never_5xx(
+    client: httpx.Client, body: str | bytes, status: int, field: str | None
+) -> None:
+    response = client.post("/v1/tasks", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text[:300]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "Traceback" not in response.text
+    if field is not None:
+        assert response.json()["field"] == field

@@ -118,3 +118,30 @@ def test_page_tokens_round_trip_and_are_bound_to_their_filter() -> None:
 def test_page_size_is_bounded(size: int) -> None:
     with pytest.raises(InvalidArgument):
         paging.page_size_or_default(size)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "reason"),
+    [
+        ({"blob": "x" * 300_000}, "payload", "PAYLOAD_TOO_LARGE"),
+        ({"text": "a\x00b"}, "payload.text", "INVALID_ARGUMENT"),
+        ({"k\x00": 1}, "payload", "INVALID_ARGUMENT"),
+        ({"list": ["ok", "\x00"]}, "payload.list[1]", "INVALID_ARGUMENT"),
+    ],
+)
+def test_hostile_payloads_are_rejected_naming_the_field(
+    manager: TaskManager, payload: dict[str, Any], field: str, reason: str
+) -> None:
+    with pytest.raises(InvalidArgument) as excinfo:
+        manager.prepare(CALLER, ScheduleRequest(kind="demo.echo", payload=payload), NOW)
+    assert (excinfo.value.field, excinfo.value.reason) == (field, reason)
+
+
+def test_deeply_nested_payloads_are_rejected(manager: TaskManager) -> None:
+    nested: dict[str, Any] = {}
+    inner = nested
+    for _ in range(40):
+        inner["d"] = {}
+        inner = inner["d"]
+    with pytest.raises(InvalidArgument, match="deeper than 20"):
+        manager.prepare(CALLER, ScheduleRequest(kind="demo.echo", payload=nested), NOW)
