@@ -37,6 +37,18 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 TaskId = Annotated[str, Path(description="The task's UUID.", max_length=100)]
 
 
+def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
+    """TLS to the api when a CA is configured, with a client certificate for mTLS."""
+    if settings.api_tls_ca_file is None:
+        return None
+    cert, key = settings.api_tls_cert_file, settings.api_tls_key_file
+    return grpc.ssl_channel_credentials(
+        root_certificates=settings.api_tls_ca_file.read_bytes(),
+        private_key=key.read_bytes() if key else None,
+        certificate_chain=cert.read_bytes() if cert else None,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     deadline = settings.gateway_deadline_seconds
@@ -44,13 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_bytes = settings.grpc_max_message_bytes
-        channel = grpc.aio.insecure_channel(
-            settings.api_address,
-            options=[
-                ("grpc.max_receive_message_length", max_bytes),
-                ("grpc.max_send_message_length", max_bytes),
-            ],
-        )
+        options = [
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes),
+        ]
+        credentials = channel_credentials(settings)
+        if credentials is None:
+            channel = grpc.aio.insecure_channel(settings.api_address, options=options)
+        else:
+            channel = grpc.aio.secure_channel(settings.api_address, credentials, options=options)
         app.state.stub = TaskServiceStub(channel)
         app.state.health = health_pb2_grpc.HealthStub(channel)
         yield

@@ -60,6 +60,17 @@ class Settings(BaseSettings):
         default=256 * 1024, gt=0, description="Largest task payload (JSON, UTF-8 bytes)"
     )
 
+    tls_cert_file: Path | None = Field(default=None, description="The api serves TLS with this")
+    tls_key_file: Path | None = Field(default=None, description="... and this private key")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="When set, the api requires client certificates it signed (mTLS)"
+    )
+    api_tls_ca_file: Path | None = Field(
+        default=None, description="The gateway connects to the api over TLS, trusting this CA"
+    )
+    api_tls_cert_file: Path | None = Field(default=None, description="The gateway's client cert")
+    api_tls_key_file: Path | None = Field(default=None, description="... and its private key")
+
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
     grpc_max_message_bytes: int = 4 * 1024 * 1024
@@ -135,6 +146,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"TASKSCHED_JWT_SECRET must be a random value of {MIN_SECRET_LENGTH}+ characters"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TASKSCHED_TLS_CERT_FILE and TASKSCHED_TLS_KEY_FILE go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("TASKSCHED_TLS_CLIENT_CA_FILE needs the api to serve TLS")
         return self
 
     @field_validator("handler_modules", mode="before")
