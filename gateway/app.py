@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import grpc
-from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
@@ -34,7 +35,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": "RFC 9457 problem details", "content": {"application/problem+json": {}}}
     for code in (400, 401, 403, 404, 409, 429, 503)
 }
-TaskId = Annotated[str, Path(description="The task's UUID.", max_length=100)]
+TaskId = Annotated[uuid.UUID, Path(description="The task's UUID.")]
 
 
 def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
@@ -76,13 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="REST gateway of the taskscheduler.v1.TaskService gRPC API.",
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
-        # Declares the bearer scheme (Swagger's Authorize button); the api verifies tokens.
-        dependencies=[Depends(HTTPBearer(auto_error=False))],
     )
     app.add_exception_handler(grpc.aio.AioRpcError, grpc_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RecursionError, too_deep_handler)
+
+    # Declares the bearer scheme (Swagger's Authorize button); the api verifies the tokens.
+    routes = APIRouter(dependencies=[Depends(HTTPBearer(auto_error=False))])
 
     def credentials(request: Request) -> tuple[tuple[str, str], ...]:
         """The caller's bearer token, passed through untouched: the api authenticates."""
@@ -92,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def stub(request: Request) -> TaskServiceStub:
         return request.app.state.stub  # type: ignore[no-any-return]
 
-    @app.post("/run-task/", response_model=schemas.RunTaskResponse, tags=["seed"])
+    @routes.post("/run-task/", response_model=schemas.RunTaskResponse, tags=["seed"])
     async def run_task(
         request: Request, body: Annotated[schemas.RunTaskBody | None, Body()] = None
     ) -> schemas.RunTaskResponse:
@@ -107,12 +109,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             message="Task scheduled successfully!", task_id=response.task.id
         )
 
-    @app.get("/tasks/{task_id}", response_model=schemas.TaskSummary, tags=["seed"])
+    @routes.get("/tasks/{task_id}", response_model=schemas.TaskSummary, tags=["seed"])
     async def task_status(request: Request, task_id: TaskId) -> schemas.TaskSummary:
         """The short status of a task."""
         task = (
             await stub(request).GetTask(
-                pb.GetTaskRequest(task_id=task_id), timeout=deadline, metadata=credentials(request)
+                pb.GetTaskRequest(task_id=str(task_id)),
+                timeout=deadline,
+                metadata=credentials(request),
             )
         ).task
         full = schemas.task_out(task)
@@ -124,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             error=full.error,
         )
 
-    @app.post("/v1/tasks", status_code=201, response_model=schemas.TaskOut, tags=["tasks"])
+    @routes.post("/v1/tasks", status_code=201, response_model=schemas.TaskOut, tags=["tasks"])
     async def create_task(
         request: Request,
         body: schemas.ScheduleTaskBody,
@@ -137,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return schemas.task_out(response.task)
 
-    @app.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"])
+    @routes.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"])
     async def list_tasks(
         request: Request,
         page_size: Annotated[int, Query(ge=0, le=1000)] = 0,
@@ -160,23 +164,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             next_page_token=response.next_page_token,
         )
 
-    @app.post("/v1/tasks/{task_id}:cancel", response_model=schemas.TaskOut, tags=["tasks"])
+    @routes.post("/v1/tasks/{task_id}:cancel", response_model=schemas.TaskOut, tags=["tasks"])
     async def cancel_task(request: Request, task_id: TaskId) -> schemas.TaskOut:
         """Cancels a task that has not finished; 409 when it has."""
         response = await stub(request).CancelTask(
-            pb.CancelTaskRequest(task_id=task_id), timeout=deadline, metadata=credentials(request)
+            pb.CancelTaskRequest(task_id=str(task_id)),
+            timeout=deadline,
+            metadata=credentials(request),
         )
         return schemas.task_out(response.task)
 
-    @app.get("/v1/tasks/{task_id}", response_model=schemas.TaskOut, tags=["tasks"])
+    @routes.get("/v1/tasks/{task_id}", response_model=schemas.TaskOut, tags=["tasks"])
     async def get_task(request: Request, task_id: TaskId) -> schemas.TaskOut:
         """A task with every attempt."""
         response = await stub(request).GetTask(
-            pb.GetTaskRequest(task_id=task_id), timeout=deadline, metadata=credentials(request)
+            pb.GetTaskRequest(task_id=str(task_id)), timeout=deadline, metadata=credentials(request)
         )
         return schemas.task_out(response.task)
 
-    @app.get(
+    @routes.get(
         "/v1/tasks/{task_id}/events",
         tags=["tasks"],
         response_class=EventSourceResponse,
@@ -185,7 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def task_events(request: Request, task_id: TaskId) -> EventSourceResponse:
         """Server-Sent Events: the current state, then each change; closes after a terminal one."""
         call = stub(request).StreamStatus(
-            pb.StreamStatusRequest(task_id=task_id), metadata=credentials(request)
+            pb.StreamStatusRequest(task_id=str(task_id)), metadata=credentials(request)
         )
         first = await call.read()  # errors (404, 400) surface here, before the stream starts
         if first is grpc.aio.EOF:
@@ -216,4 +222,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return problem(503, "Unavailable", "the task service is not serving")
         return JSONResponse({"status": "SERVING"})
 
+    app.include_router(routes)
     return app
