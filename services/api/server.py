@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.auth import TokenVerifier
 from services.api.faults import CrashBeforePublish
-from services.api.servicer import TaskServicer
+from services.api.servicer import TaskServicer, add_task_service
 from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.engine import make_async_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
@@ -25,7 +25,7 @@ from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.ports import TaskPublisher
 from taskscheduler.settings import Settings, get_settings
-from taskscheduler.v1 import task_service_pb2, task_service_pb2_grpc
+from taskscheduler.v1 import task_service_pb2
 
 log = logging.getLogger("taskscheduler.api")
 
@@ -93,7 +93,7 @@ async def start_api(settings: Settings) -> RunningApi:
             settings.rate_limit_fail_open,
         )
     servicer = TaskServicer(manager, TokenVerifier(settings), limiter)
-    task_service_pb2_grpc.add_TaskServiceServicer_to_server(servicer, server)
+    add_task_service(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -7,17 +7,66 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.message import DecodeError
 
 from services.api import convert
 from services.api.auth import TokenVerifier
 from services.api.errors import abort_with
-from taskscheduler.core.errors import DomainError
+from taskscheduler.core.errors import DomainError, InvalidArgument
 from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.model import Caller
+from taskscheduler.v1 import task_service_pb2, task_service_pb2_grpc
 from taskscheduler.v1 import task_service_pb2 as pb
-from taskscheduler.v1 import task_service_pb2_grpc
 
 T = TypeVar("T")
+
+
+UNPARSABLE = object()
+"""What the lenient deserializer hands over for a request protobuf could not parse."""
+
+
+def _parsed(request: object) -> None:
+    if request is UNPARSABLE:
+        raise InvalidArgument(
+            "request", "could not be parsed (malformed, or nested more deeply than allowed)"
+        )
+
+
+def lenient(parse: Callable[[bytes], T]) -> Callable[[bytes], T | object]:
+    """A request deserializer that lets the servicer answer INVALID_ARGUMENT for bytes that do
+    not parse (gRPC would answer UNKNOWN)."""
+
+    def deserialize(data: bytes) -> T | object:
+        try:
+            return parse(data)
+        except DecodeError:
+            return UNPARSABLE
+
+    return deserialize
+
+
+def add_task_service(servicer: TaskServicer, server: grpc.aio.Server) -> None:
+    """Registers the servicer as the generated code does, with lenient deserializers."""
+    service = task_service_pb2.DESCRIPTOR.services_by_name["TaskService"]
+    handlers = {}
+    for method in service.methods:
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        make_handler = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make_handler(
+            getattr(servicer, method.name),
+            request_deserializer=lenient(request_class.FromString),
+            response_serializer=response_class.SerializeToString,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
 
 
 class RateLimiter(Protocol):
@@ -42,10 +91,12 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     async def _call(
         self,
         context: grpc.aio.ServicerContext,
+        request: object,
         operation: Callable[[Caller], Awaitable[T]],
     ) -> T:
         """Runs a use case; a domain error becomes its status code (the call never returns)."""
         try:
+            _parsed(request)
             return await operation(await self._caller(context))
         except DomainError as error:
             await abort_with(context, error)
@@ -60,7 +111,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             )
             return pb.ScheduleTaskResponse(task=convert.task_to_proto(task))
 
-        return await self._call(context, schedule)
+        return await self._call(context, request, schedule)
 
     async def GetTask(
         self, request: pb.GetTaskRequest, context: grpc.aio.ServicerContext
@@ -69,7 +120,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             task = await self._manager.get(caller, request.task_id)
             return pb.GetTaskResponse(task=convert.task_to_proto(task))
 
-        return await self._call(context, get)
+        return await self._call(context, request, get)
 
     async def ListTasks(
         self, request: pb.ListTasksRequest, context: grpc.aio.ServicerContext
@@ -81,7 +132,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
                 next_page_token=result.next_page_token,
             )
 
-        return await self._call(context, list_tasks)
+        return await self._call(context, request, list_tasks)
 
     async def CancelTask(
         self, request: pb.CancelTaskRequest, context: grpc.aio.ServicerContext
@@ -90,12 +141,13 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             task = await self._manager.cancel(caller, request.task_id)
             return pb.CancelTaskResponse(task=convert.task_to_proto(task))
 
-        return await self._call(context, cancel)
+        return await self._call(context, request, cancel)
 
     async def StreamStatus(
         self, request: pb.StreamStatusRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamStatusResponse]:
         try:
+            _parsed(request)
             caller = await self._caller(context)
             async for event, task in self._manager.watch(caller, request.task_id):
                 yield convert.event_to_proto(event, task)

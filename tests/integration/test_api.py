@@ -195,3 +195,18 @@ async def test_concurrent_requests_with_one_key_make_one_task(
     responses = await asyncio.gather(*(stub.ScheduleTask(request) for _ in range(20)))
     assert len({response.task.id for response in responses}) == 1
     assert count_tasks(db) == 1
+
+
+async def test_a_request_too_deep_to_parse_is_invalid_argument(
+    stub: TaskServiceStub, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    nested: dict[str, Any] = {}
+    inner = nested
+    for _ in range(60):
+        inner["d"] = {}
+        inner = inner["d"]
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stub.ScheduleTask(schedule_request(**nested))
+    assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(excinfo.value).metadata["field"] == "request"
+    assert count_tasks(db) == 0
