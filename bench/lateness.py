@@ -22,8 +22,7 @@ from pathlib import Path
 import grpc
 import psycopg
 
-from taskscheduler.devstack.embedded import free_port
-from taskscheduler.devstack.stack import Stack, StackConfig
+from taskscheduler.devstack.stack import Stack, on_free_ports
 from taskscheduler.settings import with_driver
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
@@ -96,12 +95,8 @@ def listen_for_promotions(database_url: str, stop: float, sink: list[tuple[str, 
 
 def run(count: int, window: float, workers: int) -> dict[str, object]:
     data_dir = Path(tempfile.mkdtemp(prefix="taskscheduler-bench-"))
-    config = StackConfig(
-        data_dir=data_dir,
-        grpc_port=free_port(),
-        gateway_port=free_port(),
-        postgres_port=free_port(),
-        redis_port=free_port(),
+    config = on_free_ports(
+        data_dir,
         worker_concurrency=workers,
         extra_env={"TASKSCHED_RATE_LIMIT_RPS": "0"},  # measure the timers, not the limiter
         log_stream=io.StringIO(),

@@ -30,8 +30,7 @@ import psutil
 import psycopg
 
 from chaos.handlers import EXECUTIONS_TABLE
-from taskscheduler.devstack.embedded import free_port
-from taskscheduler.devstack.stack import Stack, StackConfig
+from taskscheduler.devstack.stack import Stack, on_free_ports
 from taskscheduler.settings import with_driver
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
@@ -81,12 +80,8 @@ class Chaos:
         self._stopping = threading.Event()
         data_dir = Path(tempfile.mkdtemp(prefix="taskscheduler-chaos-"))
         self.log_path = data_dir / "stack.log"
-        stack_config = StackConfig(
-            data_dir=data_dir,
-            grpc_port=free_port(),
-            gateway_port=free_port(),
-            postgres_port=free_port(),
-            redis_port=free_port(),
+        stack_config = on_free_ports(
+            data_dir,
             extra_env={
                 "TASKSCHED_HANDLER_MODULES": "chaos.handlers",
                 "TASKSCHED_LEASE_SECONDS": str(config.lease_seconds),

@@ -11,9 +11,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from taskscheduler.devstack.embedded import EmbeddedPostgres, EmbeddedRedis, wait_for_port
+from taskscheduler.devstack.embedded import (
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    free_port,
+    wait_for_port,
+)
 from taskscheduler.tokens import ALL_SCOPES, development_secret, mint_token
 
 DATABASE_NAME = "taskscheduler"
@@ -34,6 +39,14 @@ class StackConfig:
     redis_url: str | None = None  # None: start the embedded Redis
     extra_env: dict[str, str] = field(default_factory=dict)
     log_stream: IO[str] = sys.stdout
+
+
+def on_free_ports(data_dir: Path, **settings: Any) -> StackConfig:
+    """A stack beside any other on this machine: every port picked free (tests, benchmarks)."""
+    ports = {
+        name: free_port() for name in ("grpc_port", "gateway_port", "postgres_port", "redis_port")
+    }
+    return StackConfig(data_dir=data_dir, **(ports | settings))
 
 
 @dataclass

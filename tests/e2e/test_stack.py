@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from taskscheduler.devstack.embedded import free_port
-from taskscheduler.devstack.stack import Stack, StackConfig
+from taskscheduler.devstack.stack import Stack, StackConfig, on_free_ports
 from tests.e2e.conftest import start_stack
 
 pytestmark = pytest.mark.e2e
@@ -163,12 +162,8 @@ def test_embedded_servers_keep_tasks_across_restarts(tmp_path: Path) -> None:
     """`make run` twice on a fresh machine: the second run finds the first run's tasks."""
 
     def config() -> StackConfig:
-        return StackConfig(
-            data_dir=tmp_path,
-            grpc_port=free_port(),
-            gateway_port=free_port(),
-            postgres_port=free_port(),
-            redis_port=free_port(),
+        return on_free_ports(
+            tmp_path,
             log_stream=io.StringIO(),
         )
 
