@@ -141,6 +141,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return schemas.task_out(response.task)
 
+    @routes.post(
+        "/v1/tasks:batchCreate",
+        status_code=201,
+        response_model=schemas.BatchCreateResponse,
+        tags=["tasks"],
+    )
+    async def batch_create(
+        request: Request, body: schemas.BatchCreateBody
+    ) -> schemas.BatchCreateResponse:
+        """Up to 1,000 tasks in one call, all or none; `request_id` per item for idempotency."""
+        message = pb.BatchScheduleTasksRequest(
+            requests=[schemas.schedule_request(item) for item in body.requests]
+        )
+        response = await stub(request).BatchScheduleTasks(
+            message, timeout=deadline, metadata=credentials(request)
+        )
+        return schemas.BatchCreateResponse(tasks=[schemas.task_out(t) for t in response.tasks])
+
     @routes.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"])
     async def list_tasks(
         request: Request,

@@ -62,6 +62,16 @@ class ScheduleTaskBody(BaseModel):
     request_id: str = Field(default="", max_length=200, description="Idempotency key.")
 
 
+class BatchCreateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[ScheduleTaskBody] = Field(min_length=1, max_length=1000)
+
+
+class BatchCreateResponse(BaseModel):
+    tasks: list[TaskOut]
+
+
 class RunTaskBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -37,3 +37,7 @@ class CrashBeforePublish:
             log.error("fault injection: exiting between commit and publish of task %s", task_id)
             os._exit(CRASH_EXIT_CODE)
         await self._publisher.publish(task_id, attempt, attempt_timeout)
+
+    async def publish_many(self, tasks: list[tuple[uuid.UUID, int, timedelta | None]]) -> None:
+        for task in tasks:
+            await self.publish(*task)

@@ -143,6 +143,21 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
 
         return await self._call(context, request, cancel)
 
+    async def BatchScheduleTasks(
+        self, request: pb.BatchScheduleTasksRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BatchScheduleTasksResponse:
+        async def schedule_all(caller: Caller) -> pb.BatchScheduleTasksResponse:
+            items = []
+            for index, item in enumerate(request.requests):
+                try:
+                    items.append(convert.schedule_request_from_proto(item))
+                except InvalidArgument as error:
+                    raise error.within(f"requests[{index}]") from None
+            tasks = await self._manager.schedule_batch(caller, items)
+            return pb.BatchScheduleTasksResponse(tasks=[convert.task_to_proto(t) for t in tasks])
+
+        return await self._call(context, request, schedule_all)
+
     async def StreamStatus(
         self, request: pb.StreamStatusRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamStatusResponse]:

@@ -49,10 +49,26 @@ class CeleryPublisher:
         self._backstop = 3 * stop_grace
 
     def publish_sync(self, task_id: uuid.UUID, attempt: int, timeout: timedelta | None) -> None:
-        limits = {}
-        if timeout is not None:
-            limits = {"time_limit": (timeout + self._backstop).total_seconds()}
-        self._app.send_task(EXECUTE_TASK, args=[str(task_id), attempt], **limits)
+        self._app.send_task(EXECUTE_TASK, args=[str(task_id), attempt], **self._limits(timeout))
+
+    def _limits(self, timeout: timedelta | None) -> dict[str, float]:
+        if timeout is None:
+            return {}
+        return {"time_limit": (timeout + self._backstop).total_seconds()}
+
+    def publish_many_sync(self, items: list[tuple[uuid.UUID, int, timedelta | None]]) -> None:
+        with self._app.producer_or_acquire() as producer:
+            for task_id, attempt, timeout in items:
+                self._app.send_task(
+                    EXECUTE_TASK,
+                    args=[str(task_id), attempt],
+                    producer=producer,
+                    **self._limits(timeout),
+                )
+
+    async def publish_many(self, items: list[tuple[uuid.UUID, int, timedelta | None]]) -> None:
+        if items:
+            await asyncio.to_thread(self.publish_many_sync, items)
 
     async def publish(
         self, task_id: uuid.UUID, attempt: int, attempt_timeout: timedelta | None

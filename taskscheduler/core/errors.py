@@ -21,7 +21,12 @@ class InvalidArgument(DomainError):
     def __init__(self, field: str, message: str, reason: str = "INVALID_ARGUMENT") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.detail = message
         self.reason = reason
+
+    def within(self, prefix: str) -> InvalidArgument:
+        """The same error for a field nested under `prefix` (an item of a batch)."""
+        return InvalidArgument(f"{prefix}.{self.field}", self.detail, self.reason)
 
 
 class TaskNotFound(DomainError):

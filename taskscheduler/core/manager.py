@@ -35,6 +35,7 @@ from taskscheduler.core.payloads import check_payload
 from taskscheduler.core.ports import RESYNC, StatusEvents, TaskPublisher, TaskRepository
 
 MAX_ATTEMPTS_LIMIT = 100
+MAX_BATCH = 1000
 MAX_REQUEST_ID_LENGTH = 200
 MAX_KIND_LENGTH = 200
 
@@ -166,6 +167,35 @@ class TaskManager:
         if created and task.status is TaskStatus.PENDING:
             await self._publisher.publish(task.id, task.attempt + 1, task.timeout)
         return task
+
+    async def schedule_batch(self, caller: Caller, requests: list[ScheduleRequest]) -> list[Task]:
+        """All or none: validates every request first, stores them in one transaction."""
+        _require(caller, WRITE_SCOPE)
+        if not 1 <= len(requests) <= MAX_BATCH:
+            raise InvalidArgument("requests", f"must hold 1 to {MAX_BATCH} tasks")
+        now = datetime.now(UTC)
+        news: list[NewTask] = []
+        first_of_key: dict[str, int] = {}  # one idempotency key, one task, even within a batch
+        for index, request in enumerate(requests):
+            try:
+                new = self.prepare(caller, request, now)
+            except InvalidArgument as error:
+                raise error.within(f"requests[{index}]") from None
+            earlier = first_of_key.setdefault(new.request_id, index) if new.request_id else index
+            if earlier != index and news[earlier].request_fingerprint != new.request_fingerprint:
+                raise IdempotencyConflict(f"requests[{index}] reuses request_id {new.request_id!r}")
+            news.append(new if earlier == index else news[earlier])
+        distinct = list({new.id: new for new in news}.values())
+        results = await self._repository.insert_many(distinct)
+        stored = dict(zip((new.id for new in distinct), results, strict=True))
+        await self._publisher.publish_many(
+            [
+                (task.id, task.attempt + 1, task.timeout)
+                for task, created in stored.values()
+                if created and task.status is TaskStatus.PENDING
+            ]
+        )
+        return [stored[new.id][0] for new in news]
 
     async def get(self, caller: Caller, task_id: str) -> Task:
         _require(caller, READ_SCOPE)

@@ -21,6 +21,12 @@ class TaskRepository(Protocol):
         """Stores a task; with a request_id already used, returns that task and False."""
         ...
 
+    async def insert_many(self, news: list[NewTask]) -> list[tuple[Task, bool]]:
+        """Stores tasks in one transaction, in order; with an idempotency key already used for
+        the same request, gives that task and False; for another request, raises
+        IdempotencyConflict and stores nothing."""
+        ...
+
     async def get(
         self, tenant: str, task_id: uuid.UUID, *, with_attempts: bool = True
     ) -> Task | None:
@@ -44,6 +50,10 @@ class TaskPublisher(Protocol):
         self, task_id: uuid.UUID, attempt: int, attempt_timeout: timedelta | None
     ) -> None:
         """`attempt_timeout` bounds the attempt; the broker stops a handler past it."""
+        ...
+
+    async def publish_many(self, tasks: list[tuple[uuid.UUID, int, timedelta | None]]) -> None:
+        """Publishes several tasks over one broker connection, pipelined."""
         ...
 
 

@@ -271,6 +271,54 @@ class ListTasksResponse(_message.Message):
 Global___ListTasksResponse: _TypeAlias = ListTasksResponse  # noqa: Y015
 
 @_typing.final
+class BatchScheduleTasksRequest(_message.Message):
+    """BatchScheduleTasksRequest carries the tasks to create."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScheduleTaskRequest]:
+        """The tasks, each as ScheduleTask takes it (1 to 1,000)."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___ScheduleTaskRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchScheduleTasksRequest: _TypeAlias = BatchScheduleTasksRequest  # noqa: Y015
+
+@_typing.final
+class BatchScheduleTasksResponse(_message.Message):
+    """BatchScheduleTasksResponse carries the stored tasks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[_task_pb2.Task]:
+        """The tasks, in the order of the requests."""
+
+    def __init__(
+        self,
+        *,
+        tasks: _abc.Iterable[_task_pb2.Task] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tasks", b"tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchScheduleTasksResponse: _TypeAlias = BatchScheduleTasksResponse  # noqa: Y015
+
+@_typing.final
 class CancelTaskRequest(_message.Message):
     """CancelTaskRequest names the task to cancel."""
 

@@ -63,6 +63,11 @@ class TaskServiceStub:
                 request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CancelTaskRequest.SerializeToString,
                 response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CancelTaskResponse.FromString,
                 _registered_method=True)
+        self.BatchScheduleTasks = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/BatchScheduleTasks',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -109,6 +114,14 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchScheduleTasks(self, request, context):
+        """BatchScheduleTasks schedules up to 1,000 tasks at once, all or none: an invalid item rejects
+        the call (INVALID_ARGUMENT, its field named "requests[i]...."). Idempotency keys work per item.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -136,6 +149,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.CancelTask,
                     request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CancelTaskRequest.FromString,
                     response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CancelTaskResponse.SerializeToString,
+            ),
+            'BatchScheduleTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchScheduleTasks,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -277,6 +295,33 @@ class TaskService:
             '/taskscheduler.v1.TaskService/CancelTask',
             taskscheduler_dot_v1_dot_task__service__pb2.CancelTaskRequest.SerializeToString,
             taskscheduler_dot_v1_dot_task__service__pb2.CancelTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchScheduleTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/BatchScheduleTasks',
+            taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

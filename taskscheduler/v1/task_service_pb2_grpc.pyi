@@ -51,6 +51,10 @@ class TaskServiceStub:
     """ListTasks pages through tasks, newest first."""
     CancelTask: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.CancelTaskRequest, _task_service_pb2.CancelTaskResponse]
     """CancelTask cancels a task that has not finished. FAILED_PRECONDITION when it has."""
+    BatchScheduleTasks: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.BatchScheduleTasksRequest, _task_service_pb2.BatchScheduleTasksResponse]
+    """BatchScheduleTasks schedules up to 1,000 tasks at once, all or none: an invalid item rejects
+    the call (INVALID_ARGUMENT, its field named "requests[i]...."). Idempotency keys work per item.
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -75,6 +79,10 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """ListTasks pages through tasks, newest first."""
     CancelTask: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CancelTaskRequest, _task_service_pb2.CancelTaskResponse]  # type: ignore[assignment]
     """CancelTask cancels a task that has not finished. FAILED_PRECONDITION when it has."""
+    BatchScheduleTasks: _aio.UnaryUnaryMultiCallable[_task_service_pb2.BatchScheduleTasksRequest, _task_service_pb2.BatchScheduleTasksResponse]  # type: ignore[assignment]
+    """BatchScheduleTasks schedules up to 1,000 tasks at once, all or none: an invalid item rejects
+    the call (INVALID_ARGUMENT, its field named "requests[i]...."). Idempotency keys work per item.
+    """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     """TaskService accepts background tasks, runs them on workers and reports where each stands.
@@ -126,5 +134,15 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_task_service_pb2.CancelTaskResponse, _abc.Awaitable[_task_service_pb2.CancelTaskResponse]]:
         """CancelTask cancels a task that has not finished. FAILED_PRECONDITION when it has."""
+
+    @_abc_1.abstractmethod
+    def BatchScheduleTasks(
+        self,
+        request: _task_service_pb2.BatchScheduleTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.BatchScheduleTasksResponse, _abc.Awaitable[_task_service_pb2.BatchScheduleTasksResponse]]:
+        """BatchScheduleTasks schedules up to 1,000 tasks at once, all or none: an invalid item rejects
+        the call (INVALID_ARGUMENT, its field named "requests[i]...."). Idempotency keys work per item.
+        """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

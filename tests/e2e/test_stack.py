@@ -252,3 +252,14 @@ def test_hostile_bodies_get_4xx_never_5xx(
     assert "Traceback" not in response.text
     if field is not None:
         assert response.json()["field"] == field
+
+
+def test_batch_create_over_rest(client: httpx.Client) -> None:
+    items = [{"kind": "demo.echo", "payload": {"i": i}} for i in range(3)]
+    response = client.post("/v1/tasks:batchCreate", json={"requests": items})
+    assert response.status_code == 201
+    tasks = response.json()["tasks"]
+    assert [t["payload"] for t in tasks] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    bad = [*items, {"kind": "demo.sleep", "payload": {"seconds": "x"}}]
+    rejected = client.post("/v1/tasks:batchCreate", json={"requests": bad})
+    assert rejected.status_code == 400 and rejected.json()["field"] == "requests[3].payload.seconds"

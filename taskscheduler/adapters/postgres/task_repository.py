@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from taskscheduler.adapters.postgres.engine import storage_errors
 from taskscheduler.adapters.postgres.rows import insert_values, task_from_row
 from taskscheduler.adapters.postgres.schema import task_attempts, tasks
+from taskscheduler.core.errors import IdempotencyConflict
 from taskscheduler.core.model import NewTask, PageCursor, Task, TaskFilter, TaskPage, TaskStatus
 from taskscheduler.settings import Settings
 
@@ -38,10 +39,7 @@ class PostgresTaskRepository:
         )
 
     async def insert(self, new: NewTask) -> tuple[Task, bool]:
-        values = insert_values(new)
-        if new.status is TaskStatus.PENDING:
-            values["republish_at"] = sa.func.now() + self._republish_after
-        insert = pg_insert(tasks).values(values)
+        insert = pg_insert(tasks).values(self._insert_values(new))
         if new.request_id:
             insert = insert.on_conflict_do_nothing(
                 index_elements=[tasks.c.tenant, tasks.c.request_id],
@@ -61,17 +59,58 @@ class PostgresTaskRepository:
                 existing = (await conn.execute(same_key)).mappings().one()
                 return await self._with_attempts(conn, existing), False
 
-    async def _release_expired_key(self, conn: AsyncConnection, new: NewTask) -> bool:
-        """Frees an idempotency key older than the window, so that it can name a new task."""
-        release = (
+    async def insert_many(self, news: list[NewTask]) -> list[tuple[Task, bool]]:
+        if not news:
+            return []
+        rows = [self._insert_values(new) for new in news]
+        keys = [new.request_id for new in news if new.request_id]
+        tenant = news[0].tenant
+        statement = (
+            pg_insert(tasks)
+            .values(rows)
+            .on_conflict_do_nothing(
+                index_elements=[tasks.c.tenant, tasks.c.request_id],
+                index_where=tasks.c.request_id.isnot(None),
+            )
+            .returning(*tasks.c)
+        )
+        with storage_errors():
+            async with self._engine.begin() as conn:
+                if keys:
+                    await conn.execute(self._release_expired_keys(tenant, keys))
+                result = await conn.execute(statement)
+                inserted = {row["id"]: task_from_row(row) for row in result.mappings()}
+                missing = [new.request_id for new in news if new.id not in inserted]
+                existing: dict[str, Task] = {}
+                if missing:
+                    same_keys = sa.select(tasks).where(
+                        tasks.c.tenant == tenant, tasks.c.request_id.in_(missing)
+                    )
+                    for row in (await conn.execute(same_keys)).mappings():
+                        existing[row["request_id"]] = task_from_row(row)
+                # Raising inside the transaction rolls the whole batch back: all or none.
+                return [_stored_or_existing(new, inserted, existing) for new in news]
+
+    def _insert_values(self, new: NewTask) -> dict[str, object]:
+        values = insert_values(new)
+        if new.status is TaskStatus.PENDING:
+            values["republish_at"] = sa.func.now() + self._republish_after
+        return values
+
+    def _release_expired_keys(self, tenant: str, keys: list[str]) -> sa.Update:
+        """Frees idempotency keys older than the window, so that they can name new tasks."""
+        return (
             tasks.update()
             .where(
-                tasks.c.tenant == new.tenant,
-                tasks.c.request_id == new.request_id,
+                tasks.c.tenant == tenant,
+                tasks.c.request_id.in_(keys),
                 tasks.c.created_at < sa.func.now() - self._idempotency_window,
             )
             .values(request_id=None, request_fingerprint=None)
         )
+
+    async def _release_expired_key(self, conn: AsyncConnection, new: NewTask) -> bool:
+        release = self._release_expired_keys(new.tenant, [new.request_id])
         return (await conn.execute(release)).rowcount > 0
 
     async def get(
@@ -149,3 +188,16 @@ class PostgresTaskRepository:
             .all()
         )
         return task_from_row(row, attempts)
+
+
+def _stored_or_existing(
+    new: NewTask, inserted: dict[uuid.UUID, Task], existing: dict[str, Task]
+) -> tuple[Task, bool]:
+    if new.id in inserted:
+        return inserted[new.id], True
+    task = existing[new.request_id]
+    if task.request_fingerprint != new.request_fingerprint:
+        raise IdempotencyConflict(
+            f"request_id {new.request_id!r} was already used for a different request"
+        )
+    return task, False
