@@ -85,6 +85,11 @@ class Settings(BaseSettings):
 
     db_pool_size: int = 10
     db_connect_timeout_seconds: float = 5.0
+    db_lock_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A statement waiting longer than this for a row lock fails (and is retried)",
+    )
 
     handler_modules: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra modules that register kinds (comma separated)"

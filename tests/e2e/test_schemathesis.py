@@ -21,6 +21,10 @@ from taskscheduler.devstack.stack import Stack
 pytestmark = pytest.mark.e2e
 
 OPEN_ROUTES = {"/healthz"}
+VALID_BODIES: dict[str, object] = {
+    "/v1/tasks": {"kind": "demo.echo"},
+    "/v1/tasks:batchCreate": {"requests": [{"kind": "demo.echo"}]},
+}
 EXAMPLES = int(os.environ.get("TASKSCHED_SCHEMATHESIS_EXAMPLES", "150"))
 
 
@@ -70,7 +74,7 @@ def test_every_route_rejects_missing_and_bad_credentials(
             continue
         url = base + route.path.replace("{task_id}", sample_id)
         for headers in ({}, {"authorization": "Bearer not-a-token"}):
-            body = {"kind": "demo.echo"} if route.path == "/v1/tasks" else None
+            body = VALID_BODIES.get(route.path)
             response = httpx.request(
                 route.method.upper(), url, headers=headers, json=body, timeout=10
             )

@@ -112,20 +112,25 @@ class PostgresAttemptStore:
         *,
         only_if_lease_expired: bool = False,
     ) -> bool:
-        retrying = retry_at is not None
+        # The row has the last word: no retry past max_attempts, whatever the caller computed
+        # (a RETRYING task with no attempt left could never be claimed again).
+        retrying = sa.and_(sa.literal(retry_at is not None), tasks.c.attempt < tasks.c.max_attempts)
         final_status = sa.case(
             (_CANCEL_REQUESTED, S.CANCELLED.value),
-            else_=(S.RETRYING if retrying else S.FAILED).value,
+            (retrying, S.RETRYING.value),
+            else_=S.FAILED.value,
         )
         values: dict[str, Any] = {
             "status": final_status,
             "error": f"{error.type}: {error.message}",
-            "finished_at": sa.case((_CANCEL_REQUESTED, sa.func.now()), else_=None)
-            if retrying
-            else sa.func.now(),
+            "finished_at": sa.case(
+                (sa.and_(retrying, sa.not_(_CANCEL_REQUESTED)), sa.null()), else_=sa.func.now()
+            ),
         }
         if retry_at is not None:
-            values["run_at"] = sa.case((_CANCEL_REQUESTED, tasks.c.run_at), else_=retry_at)
+            values["run_at"] = sa.case(
+                (sa.and_(retrying, sa.not_(_CANCEL_REQUESTED)), retry_at), else_=tasks.c.run_at
+            )
         guards = [tasks.c.lease_expires_at < sa.func.now()] if only_if_lease_expired else []
         return self._finish(task_id, attempt, values, error=error, guards=guards)
 

@@ -16,7 +16,12 @@ CONNECTION_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.Time
 
 
 def _connect_args(settings: Settings) -> dict[str, object]:
-    return {"connect_timeout": max(1, int(settings.db_connect_timeout_seconds))}
+    lock_timeout_ms = int(settings.db_lock_timeout_seconds * 1000)
+    return {
+        "connect_timeout": max(1, int(settings.db_connect_timeout_seconds)),
+        # Guarded UPDATEs never need to wait long for a row; a stuck lock becomes an error.
+        "options": f"-c lock_timeout={lock_timeout_ms}",
+    }
 
 
 def make_async_engine(settings: Settings) -> AsyncEngine:
