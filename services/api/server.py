@@ -39,6 +39,7 @@ class RunningApi:
     health: health.aio.HealthServicer
     engine: AsyncEngine
     listener: StatusListener
+    limiter: RedisRateLimiter | None
     grace_seconds: float
 
     async def stop(self) -> None:
@@ -46,6 +47,8 @@ class RunningApi:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.grace_seconds)
         await self.listener.stop()
+        if self.limiter is not None:
+            await self.limiter.close()
         await self.engine.dispose()
 
 
@@ -109,7 +112,13 @@ async def start_api(settings: Settings) -> RunningApi:
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningApi(
-        server, port, health_servicer, engine, listener, settings.grpc_shutdown_grace_seconds
+        server,
+        port,
+        health_servicer,
+        engine,
+        listener,
+        limiter,
+        settings.grpc_shutdown_grace_seconds,
     )
 
 

@@ -25,10 +25,6 @@ CLOCK_SLACK = timedelta(milliseconds=50)  # retry_at is computed just before the
 pytestmark = pytest.mark.usefixtures("worker", "dispatcher")
 
 
-def seconds(duration: timedelta) -> timedelta:
-    return duration
-
-
 async def test_fail_twice_then_succeed_waits_within_the_policy(stub: TaskServiceStub) -> None:
     message = request(
         "demo.fail",

@@ -20,8 +20,6 @@ from taskscheduler.core.ports import RESYNC
 
 log = logging.getLogger(__name__)
 
-Observer = Callable[[StatusEvent | None], None]
-
 
 def parse_notification(payload: str) -> tuple[StatusEvent, datetime]:
     """Returns the event of a NOTIFY payload and the task's run_at."""
@@ -79,10 +77,6 @@ class StatusListener:
                 subscribers.discard(queue)
                 if not subscribers:
                     del self._subscribers[task_id]
-
-    @property
-    def subscriber_count(self) -> int:
-        return sum(len(queues) for queues in self._subscribers.values())
 
     async def _run(self) -> None:
         connected_before = False
