@@ -60,8 +60,7 @@ class Dispatcher:
         return await self._publish(await self._due_tasks.republish_lost(self._batch_size))
 
     async def _publish(self, tasks: list[DueTask]) -> int:
-        for due in tasks:
-            await self._publisher.publish(due.task_id, due.attempt, due.timeout)
+        await self._publisher.publish_many([(d.task_id, d.attempt, d.timeout) for d in tasks])
         return len(tasks)
 
     async def run(self, stopping: asyncio.Event) -> None:
