@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         description="Fault suite only: probability that the api exits between commit and publish",
     )
 
+    retention_days: float = Field(
+        default=30.0, gt=0, description="Finished tasks older than this are deleted"
+    )
+    retention_batch_size: int = Field(default=1000, gt=0, le=100_000)
+
     dispatcher_batch_size: int = 100
     dispatcher_idle_poll_seconds: float = 1.0
 

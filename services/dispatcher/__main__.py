@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from services.dispatcher.dispatcher import Dispatcher
 from taskscheduler.adapters.broker import make_publisher
@@ -29,6 +30,8 @@ async def run(settings: Settings) -> None:
         settings.dispatcher_batch_size,
         settings.dispatcher_idle_poll_seconds,
         maintenance_every_seconds=min(settings.lease_seconds, settings.republish_after_seconds) / 4,
+        retention=timedelta(days=settings.retention_days),
+        retention_batch_size=settings.retention_batch_size,
     )
     await listener.start()
     stopping = asyncio.Event()

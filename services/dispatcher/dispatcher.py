@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from taskscheduler.adapters.postgres.due_tasks import DueTask, PostgresDueTasks
 from taskscheduler.adapters.postgres.listener import StatusListener
@@ -32,6 +32,8 @@ class Dispatcher:
         batch_size: int,
         idle_poll_seconds: float,
         maintenance_every_seconds: float,
+        retention: timedelta,
+        retention_batch_size: int,
     ) -> None:
         self._due_tasks = due_tasks
         self._attempts = attempts
@@ -39,6 +41,8 @@ class Dispatcher:
         self._batch_size = batch_size
         self._idle_poll_seconds = idle_poll_seconds
         self._maintenance_every_seconds = maintenance_every_seconds
+        self._retention = retention
+        self._retention_batch_size = retention_batch_size
         self._wake = asyncio.Event()
         self._planned_wake: datetime | None = None
         listener.observe(self._on_event)
@@ -95,6 +99,11 @@ class Dispatcher:
                 republished = await self.republish_lost()
                 if republished:
                     log.warning("published %d unclaimed PENDING tasks again", republished)
+                deleted = await self._due_tasks.delete_finished(
+                    self._retention, self._retention_batch_size
+                )
+                if deleted:
+                    log.info("deleted %d tasks past their retention", deleted)
             except StorageUnavailable as exc:
                 log.warning("%s; retrying", exc)
             await self._sleep(self._maintenance_every_seconds, stopping)

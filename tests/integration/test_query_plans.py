@@ -4,6 +4,7 @@ disabled, so that the small test table does not hide a missing index)."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -13,7 +14,12 @@ from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
 from taskscheduler.adapters.postgres.due_tasks import _claimable
-from taskscheduler.adapters.postgres.schema import WAITING_FOR_TIMER, task_attempts, tasks
+from taskscheduler.adapters.postgres.schema import (
+    FINISHED,
+    WAITING_FOR_TIMER,
+    task_attempts,
+    tasks,
+)
 from taskscheduler.core.model import TaskStatus
 
 DIALECT = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
@@ -73,6 +79,17 @@ HOT_QUERIES: dict[str, tuple[Any, str]] = {
         .limit(100),
         "ix_tasks_lease_expires_at",
     ),
+    "retention": (
+        _claimable(
+            sa.and_(
+                tasks.c.status.in_(FINISHED),
+                tasks.c.finished_at < sa.func.now() - timedelta(days=30),
+            ),
+            tasks.c.finished_at,
+            1000,
+        ),
+        "ix_tasks_finished_at",
+    ),
     "lost messages": (
         _claimable(
             sa.and_(tasks.c.status == "PENDING", tasks.c.republish_at <= sa.func.now()),
@@ -92,7 +109,8 @@ SELECT gen_random_uuid(), 'tenant-' || (n % 20),
     (ARRAY['SUCCESS','SUCCESS','SUCCESS','FAILED','CANCELLED','PENDING','SCHEDULED'])[1 + n % 7],
     'kind-' || (n % 10), '{}'::jsonb, 0, 3, 1, 300, 2, true,
     now() + (n % 100) * interval '1 minute', now() - n * interval '1 second', now()
-FROM generate_series(1, 20000) AS n
+FROM generate_series(1, 20000) AS n;
+UPDATE tasks SET finished_at = created_at WHERE status IN ('SUCCESS', 'FAILED', 'CANCELLED')
 """
 
 

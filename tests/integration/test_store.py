@@ -273,3 +273,39 @@ async def test_unclaimed_pending_tasks_are_published_again_with_doubling_waits(
         await engine.dispose()
     base = settings.republish_after_seconds
     assert waits == [2 * base, 4 * base, 8 * base]
+
+
+async def test_finished_tasks_past_retention_are_deleted_in_small_batches(
+    repository: PostgresTaskRepository,
+    attempts: PostgresAttemptStore,
+    settings: Settings,
+    db: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    old = []
+    for _ in range(3):
+        task, _ = await repository.insert(new_task())
+        attempts.claim(task.id, "w1", LEASE)
+        attempts.succeed(task.id, 1, None)
+        old.append(task.id)
+    recent, _ = await repository.insert(new_task())
+    attempts.claim(recent.id, "w1", LEASE)
+    attempts.succeed(recent.id, 1, None)
+    live, _ = await repository.insert(new_task())
+    db.execute(
+        "UPDATE tasks SET finished_at = now() - interval '40 days', "
+        "created_at = now() - interval '41 days' WHERE id = ANY(%s)",
+        (old,),
+    )
+    db.execute("UPDATE tasks SET created_at = now() - interval '41 days' WHERE id = %s", (live.id,))
+    engine = make_async_engine(settings)
+    try:
+        due = PostgresDueTasks.from_settings(engine, settings)
+        assert await due.delete_finished(timedelta(days=30), limit=2) == 2
+        assert await due.delete_finished(timedelta(days=30), limit=2) == 1
+        assert await due.delete_finished(timedelta(days=30), limit=2) == 0
+    finally:
+        await engine.dispose()
+    remaining = {row[0] for row in db.execute("SELECT id FROM tasks").fetchall()}
+    assert remaining == {recent.id, live.id}
+    orphans = db.execute("SELECT count(*) FROM task_attempts WHERE task_id = ANY(%s)", (old,))
+    assert orphans.fetchone() == (0,)

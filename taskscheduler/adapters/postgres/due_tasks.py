@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskscheduler.adapters.postgres.engine import storage_errors
-from taskscheduler.adapters.postgres.schema import WAITING_FOR_TIMER, tasks
+from taskscheduler.adapters.postgres.schema import FINISHED, WAITING_FOR_TIMER, tasks
 from taskscheduler.core.model import TaskStatus
 from taskscheduler.settings import Settings
 
@@ -100,6 +100,22 @@ class PostgresDueTasks:
             )
             for row in rows
         ]
+
+    async def delete_finished(self, older_than: timedelta, limit: int) -> int:
+        """Deletes up to `limit` tasks finished before `older_than` ago (their attempts go with
+        them): small batches, so that no statement holds locks for long."""
+        finished = _claimable(
+            sa.and_(
+                tasks.c.status.in_(FINISHED),
+                tasks.c.finished_at < sa.func.now() - older_than,
+            ),
+            tasks.c.finished_at,
+            limit,
+        )
+        with storage_errors():
+            async with self._engine.begin() as conn:
+                result = await conn.execute(tasks.delete().where(tasks.c.id.in_(finished)))
+        return int(result.rowcount)
 
     async def next_due_time(self) -> datetime | None:
         query = sa.select(sa.func.min(tasks.c.run_at)).where(tasks.c.status.in_(WAITING_FOR_TIMER))

@@ -19,6 +19,7 @@ metadata = sa.MetaData(
 
 STATUS_NAMES = ", ".join(f"'{status.value}'" for status in TaskStatus)
 WAITING_FOR_TIMER = ("SCHEDULED", "RETRYING")
+FINISHED = ("SUCCESS", "FAILED", "CANCELLED")
 
 tasks = sa.Table(
     "tasks",
@@ -87,6 +88,11 @@ tasks = sa.Table(
         "ix_tasks_lease_expires_at",
         "lease_expires_at",
         postgresql_where=sa.text("status = 'RUNNING'"),
+    ),
+    sa.Index(
+        "ix_tasks_finished_at",
+        "finished_at",
+        postgresql_where=sa.text("status IN ('SUCCESS', 'FAILED', 'CANCELLED')"),
     ),
     sa.Index(
         "ix_tasks_republish_at",
