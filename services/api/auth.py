@@ -54,7 +54,7 @@ class TokenVerifier:
     def caller(self, metadata: Sequence[tuple[str, str | bytes]]) -> Caller:
         claims = self._verify(_bearer_token(metadata))
         tenant = claims.get(TENANT_CLAIM)
-        if not isinstance(tenant, str) or not tenant or len(tenant) > 200:
+        if not isinstance(tenant, str) or not tenant or len(tenant) > 200 or "\x00" in tenant:
             raise Unauthenticated(f"the token carries no valid `{TENANT_CLAIM}` claim")
         scope = claims.get(SCOPE_CLAIM, "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()

@@ -19,6 +19,7 @@ from taskscheduler.core import retry
 from taskscheduler.core.errors import DomainError, StorageUnavailable
 from taskscheduler.core.kinds import KindRegistry, NonRetryableError, TaskCancelled, TaskContext
 from taskscheduler.core.model import JSON, RetryPolicy
+from taskscheduler.core.payloads import check_json
 
 MAX_TRACEBACK_CHARS = 16_000
 MAX_MESSAGE_CHARS = 4_000
@@ -274,6 +275,7 @@ class TaskExecutor:
         )
         result = kind.handler(payload, context)
         json.dumps(result)  # a result that cannot be stored is the handler's error
+        check_json(result, "result")
         return result
 
     @staticmethod

@@ -31,7 +31,7 @@ from taskscheduler.core.model import (
     TaskFilter,
     TaskStatus,
 )
-from taskscheduler.core.payloads import check_payload
+from taskscheduler.core.payloads import check_payload, check_text
 from taskscheduler.core.ports import RESYNC, StatusEvents, TaskPublisher, TaskRepository
 
 MAX_ATTEMPTS_LIMIT = 100
@@ -132,6 +132,7 @@ class TaskManager:
         kind = self._kinds.get(request.kind)
         check_payload(request.payload, self._max_payload_bytes)
         kind.parse_payload(request.payload)
+        check_text(request.request_id, "request_id")
         if len(request.request_id) > MAX_REQUEST_ID_LENGTH:
             raise InvalidArgument(
                 "request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters"
@@ -210,6 +211,7 @@ class TaskManager:
         page_size = paging.page_size_or_default(request.page_size)
         if len(request.task_filter.kind) > MAX_KIND_LENGTH:
             raise InvalidArgument("kind", "is too long")
+        check_text(request.task_filter.kind, "kind")
         cursor = paging.decode_page_token(request.page_token, request.task_filter)
         page = await self._repository.list(caller.tenant, request.task_filter, page_size, cursor)
         token = ""

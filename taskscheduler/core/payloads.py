@@ -22,7 +22,7 @@ def depth(value: JSON) -> int:
 
 
 def check_payload(payload: dict[str, JSON], max_bytes: int) -> None:
-    _check_value(payload, "payload", 0)
+    check_json(payload, "payload", 0)
     size = len(json.dumps(payload, ensure_ascii=False).encode())
     if size > max_bytes:
         raise InvalidArgument(
@@ -30,20 +30,22 @@ def check_payload(payload: dict[str, JSON], max_bytes: int) -> None:
         )
 
 
-def _check_value(value: JSON, path: str, depth: int) -> None:
+def check_json(value: JSON, path: str, depth: int = 0) -> None:
+    """Refuses JSON that PostgreSQL's jsonb or protobuf cannot hold: NUL, too deep."""
     if depth > MAX_DEPTH:
         raise InvalidArgument(path, f"nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
-        _check_text(value, path)
+        check_text(value, path)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_text(key, path)
-            _check_value(item, f"{path}.{key}"[:200], depth + 1)
+            check_text(key, path)
+            check_json(item, f"{path}.{key}"[:200], depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_value(item, f"{path}[{index}]"[:200], depth + 1)
+            check_json(item, f"{path}[{index}]"[:200], depth + 1)
 
 
-def _check_text(text: str, path: str) -> None:
+def check_text(text: str, path: str) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it as bad input before it reaches SQL."""
     if "\x00" in text:
         raise InvalidArgument(path, "contains a NUL character")

@@ -210,3 +210,12 @@ async def test_a_request_too_deep_to_parse_is_invalid_argument(
     assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(excinfo.value).metadata["field"] == "request"
     assert count_tasks(db) == 0
+
+
+async def test_a_nul_character_in_the_kind_filter_is_invalid_argument(
+    stub: TaskServiceStub,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stub.ListTasks(pb.ListTasksRequest(kind="demo\x00echo"))
+    assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(excinfo.value).metadata["field"] == "kind"

@@ -127,6 +127,7 @@ async def test_a_valid_token_is_accepted(hs_api: RunningApi) -> None:
         ("wrong issuer", lambda: jwt.encode(claims(iss="https://evil.test"), TEST_SECRET)),
         ("wrong audience", lambda: jwt.encode(claims(aud="someone-else"), TEST_SECRET)),
         ("no tenant", lambda: jwt.encode(claims(tenant=None), TEST_SECRET)),
+        ("NUL in tenant", lambda: jwt.encode(claims(tenant="a\x00b"), TEST_SECRET)),
         ("garbage", lambda: "not.a.token"),
     ],
 )

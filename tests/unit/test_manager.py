@@ -145,3 +145,9 @@ def test_deeply_nested_payloads_are_rejected(manager: TaskManager) -> None:
         inner = inner["d"]
     with pytest.raises(InvalidArgument, match="deeper than 20"):
         manager.prepare(CALLER, ScheduleRequest(kind="demo.echo", payload=nested), NOW)
+
+
+def test_nul_characters_in_keys_are_rejected(manager: TaskManager) -> None:
+    with pytest.raises(InvalidArgument) as excinfo:
+        manager.prepare(CALLER, ScheduleRequest(kind="demo.echo", request_id="a\x00b"), NOW)
+    assert excinfo.value.field == "request_id"
