@@ -50,9 +50,6 @@ class NonRetryableError(Exception):
     """Raised by a handler when trying again cannot help: the task fails at once."""
 
 
-Handler = Callable[[Any, TaskContext], JSON]
-
-
 @dataclass(frozen=True)
 class Kind(Generic[P]):
     """A registered kind: its handler, payload schema and default policies."""

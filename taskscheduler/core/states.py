@@ -16,12 +16,13 @@ ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     S.CANCELLED: frozenset(),
 }
 
-# Statuses from which a cancel takes effect at once; RUNNING needs its handler to stop first.
-CANCELLABLE_AT_ONCE = frozenset({S.SCHEDULED, S.PENDING, S.RETRYING})
-
 
 def can_transition(current: TaskStatus, new: TaskStatus) -> bool:
     return new in ALLOWED_TRANSITIONS[current]
+
+
+# A RUNNING task among them is only asked to stop: it ends CANCELLED once its handler has.
+CANCELLABLE = frozenset(status for status in S if can_transition(status, S.CANCELLED))
 
 
 def initial_status(run_at_in_future: bool) -> TaskStatus:

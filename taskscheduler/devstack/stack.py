@@ -132,12 +132,11 @@ class Stack:
             ),
         ]  # fmt: skip
 
-    def start_processes(self, names: Sequence[str] | None = None) -> None:
+    def start_processes(self) -> None:
         for index, (name, command) in enumerate(self.process_commands()):
-            if names is None or name in names:
-                process = Process(name, command)
-                self._spawn(process, index)
-                self.processes.append(process)
+            process = Process(name, command)
+            self._spawn(process, index)
+            self.processes.append(process)
 
     def restart_process(self, name: str) -> None:
         """Starts the named process again (after it exited or was killed)."""

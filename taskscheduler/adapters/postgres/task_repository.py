@@ -14,9 +14,10 @@ from taskscheduler.adapters.postgres.rows import insert_values, task_from_row
 from taskscheduler.adapters.postgres.schema import task_attempts, tasks
 from taskscheduler.core.errors import IdempotencyConflict
 from taskscheduler.core.model import NewTask, PageCursor, Task, TaskFilter, TaskPage, TaskStatus
+from taskscheduler.core.states import CANCELLABLE
 from taskscheduler.settings import Settings
 
-_CANCELLABLE = ("SCHEDULED", "PENDING", "RETRYING", "RUNNING")
+_CANCELLABLE = sorted(status.value for status in CANCELLABLE)
 _RUNNING = tasks.c.status == TaskStatus.RUNNING.value
 
 
