@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test gen lint clean bench-lateness chaos token
+.PHONY: run test gen lint clean bench bench-quick chaos token
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ token: $(INSTALLED)
 gen: $(INSTALLED)
 	$(BIN)/python -m taskscheduler.devstack.protogen
 
-## bench-lateness: how late 1,000 run_at tasks due within 2 s are promoted and started
-bench-lateness: $(INSTALLED)
-	$(BIN)/python -m bench.lateness --tasks 1000 --window 2
+## bench: every figure beside its baseline, measured in one run (bench/results/bench.json, .png)
+bench: $(INSTALLED)
+	$(BIN)/python -m bench
+
+## bench-quick: the same sections on small counts, a smoke check (make test runs it)
+bench-quick: $(INSTALLED)
+	$(BIN)/python -m bench --quick --out $(or $(OUT),bench/results)
 
 ## chaos: the fault suite, 3,000 tasks through killed workers, Redis and PostgreSQL restarts
 chaos: $(INSTALLED)

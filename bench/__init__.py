@@ -1,1 +1,1 @@
-"""Benchmarks that start the stack and measure it (`make bench-lateness`)."""
+"""Benchmarks that start the stack and measure it beside its baselines (`make bench`)."""
