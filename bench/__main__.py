@@ -12,6 +12,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -64,6 +65,7 @@ def run(sections: list[str], quick: bool, log: IO[str] | None) -> list[Figure]:
             print(f"-- {name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     finally:
         stack.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
     return figures
 
 

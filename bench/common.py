@@ -9,7 +9,7 @@ import statistics
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import grpc
@@ -85,7 +85,6 @@ class Bench:
 
     stack: Stack
     quick: bool
-    series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     @property
     def grpc_address(self) -> str:

@@ -69,7 +69,9 @@ async def start_api(settings: Settings) -> RunningApi:
     engine = make_async_engine(settings)
     listener = StatusListener(settings.libpq_url)
     await listener.start()
-    publisher: TaskPublisher = make_publisher(settings)
+    celery_publisher = make_publisher(settings)
+    await celery_publisher.connect()
+    publisher: TaskPublisher = celery_publisher
     if settings.fault_crash_before_publish:
         publisher = CrashBeforePublish(publisher, settings.fault_crash_before_publish)
     manager = TaskManager(

@@ -22,10 +22,12 @@ async def run(settings: Settings) -> None:
     engine = make_async_engine(settings)
     sync_engine = make_sync_engine(settings)
     listener = StatusListener(settings.libpq_url)
+    publisher = make_publisher(settings)
+    await publisher.connect()
     dispatcher = Dispatcher(
         PostgresDueTasks.from_settings(engine, settings),
         PostgresAttemptStore(sync_engine),
-        make_publisher(settings),
+        publisher,
         listener,
         settings.dispatcher_batch_size,
         settings.dispatcher_idle_poll_seconds,

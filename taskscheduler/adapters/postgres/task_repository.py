@@ -19,6 +19,20 @@ from taskscheduler.settings import Settings
 
 _CANCELLABLE = sorted(status.value for status in CANCELLABLE)
 _RUNNING = tasks.c.status == TaskStatus.RUNNING.value
+_REPUBLISH_AFTER = "republish_after"
+
+# One statement for one task and for a batch (executed with many parameter sets, which
+# SQLAlchemy sends as multi-row INSERTs): compiled once, cached. A PENDING task is due for
+# publishing again `republish_after` from the commit, on the database's clock; NULL otherwise.
+_INSERT = (
+    pg_insert(tasks)
+    .values(republish_at=sa.func.now() + sa.bindparam(_REPUBLISH_AFTER, type_=sa.Interval()))
+    .on_conflict_do_nothing(
+        index_elements=[tasks.c.tenant, tasks.c.request_id],
+        index_where=tasks.c.request_id.isnot(None),
+    )
+    .returning(*tasks.c)
+)
 
 
 class PostgresTaskRepository:
@@ -40,18 +54,12 @@ class PostgresTaskRepository:
         )
 
     async def insert(self, new: NewTask) -> tuple[Task, bool]:
-        insert = pg_insert(tasks).values(self._insert_values(new))
-        if new.request_id:
-            insert = insert.on_conflict_do_nothing(
-                index_elements=[tasks.c.tenant, tasks.c.request_id],
-                index_where=tasks.c.request_id.isnot(None),
-            )
-        statement = insert.returning(*tasks.c)
+        values = self._insert_values(new)
         with storage_errors():
             async with self._engine.begin() as conn:
-                row = (await conn.execute(statement)).mappings().first()
+                row = (await conn.execute(_INSERT, values)).mappings().first()
                 if row is None and await self._release_expired_key(conn, new):
-                    row = (await conn.execute(statement)).mappings().first()
+                    row = (await conn.execute(_INSERT, values)).mappings().first()
                 if row is not None:
                     return task_from_row(row), True
                 same_key = sa.select(tasks).where(
@@ -66,20 +74,11 @@ class PostgresTaskRepository:
         rows = [self._insert_values(new) for new in news]
         keys = [new.request_id for new in news if new.request_id]
         tenant = news[0].tenant
-        statement = (
-            pg_insert(tasks)
-            .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=[tasks.c.tenant, tasks.c.request_id],
-                index_where=tasks.c.request_id.isnot(None),
-            )
-            .returning(*tasks.c)
-        )
         with storage_errors():
             async with self._engine.begin() as conn:
                 if keys:
                     await conn.execute(self._release_expired_keys(tenant, keys))
-                result = await conn.execute(statement)
+                result = await conn.execute(_INSERT, rows)
                 inserted = {row["id"]: task_from_row(row) for row in result.mappings()}
                 missing = [new.request_id for new in news if new.id not in inserted]
                 existing: dict[str, Task] = {}
@@ -94,8 +93,8 @@ class PostgresTaskRepository:
 
     def _insert_values(self, new: NewTask) -> dict[str, object]:
         values = insert_values(new)
-        if new.status is TaskStatus.PENDING:
-            values["republish_at"] = sa.func.now() + self._republish_after
+        pending = new.status is TaskStatus.PENDING
+        values[_REPUBLISH_AFTER] = self._republish_after if pending else None
         return values
 
     def _release_expired_keys(self, tenant: str, keys: list[str]) -> sa.Update:
