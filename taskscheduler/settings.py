@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     api_tls_cert_file: Path | None = Field(default=None, description="The gateway's client cert")
     api_tls_key_file: Path | None = Field(default=None, description="... and its private key")
 
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio", description="The api's event loop (uvloop: see the benchmark)"
+    )
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
     grpc_max_message_bytes: int = 4 * 1024 * 1024

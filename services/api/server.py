@@ -138,4 +138,10 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(get_settings()))
+    settings = get_settings()
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve(settings))
+        return
+    asyncio.run(serve(settings))

@@ -13,6 +13,9 @@ from taskscheduler.settings import Settings
 
 log = logging.getLogger("taskscheduler.broker")
 
+PublishItem = tuple[uuid.UUID, int, timedelta | None]
+"""A task id, its attempt number and the attempt's timeout."""
+
 EXECUTE_TASK = "taskscheduler.execute"
 """The one Celery task: its message carries a task id and attempt number, never state."""
 
@@ -50,6 +53,8 @@ class CeleryPublisher:
     def __init__(self, app: Celery, stop_grace: timedelta) -> None:
         self._app = app
         self._backstop = 3 * stop_grace
+        self._waiting: list[tuple[PublishItem, asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         """Connects and declares the queue now, so that the first publish does not pay for it
@@ -65,15 +70,12 @@ class CeleryPublisher:
             producer.connection.ensure_connection(max_retries=1)
             producer.maybe_declare(self._app.amqp.queues[self._app.conf.task_default_queue])
 
-    def publish_sync(self, task_id: uuid.UUID, attempt: int, timeout: timedelta | None) -> None:
-        self._app.send_task(EXECUTE_TASK, args=[str(task_id), attempt], **self._limits(timeout))
-
     def _limits(self, timeout: timedelta | None) -> dict[str, float]:
         if timeout is None:
             return {}
         return {"time_limit": (timeout + self._backstop).total_seconds()}
 
-    def publish_many_sync(self, items: list[tuple[uuid.UUID, int, timedelta | None]]) -> None:
+    def _publish_sync(self, items: list[PublishItem]) -> None:
         """One producer, its messages pipelined to Redis (kombu's publish batch): one round
         trip per batch instead of one per message."""
         with self._app.producer_or_acquire() as producer, producer.batch():
@@ -85,14 +87,35 @@ class CeleryPublisher:
                     **self._limits(timeout),
                 )
 
-    async def publish_many(self, items: list[tuple[uuid.UUID, int, timedelta | None]]) -> None:
+    async def publish_many(self, items: list[PublishItem]) -> None:
         if items:
-            await asyncio.to_thread(self.publish_many_sync, items)
+            await asyncio.to_thread(self._publish_sync, items)
 
     async def publish(
         self, task_id: uuid.UUID, attempt: int, attempt_timeout: timedelta | None
     ) -> None:
-        await asyncio.to_thread(self.publish_sync, task_id, attempt, attempt_timeout)
+        """Returns once the message is with the broker. Concurrent calls share a batch: while
+        one batch is being sent, the next gathers, so N callers cost one thread hop and one
+        pipelined round trip instead of N of each (a group commit for publishes)."""
+        sent = asyncio.get_running_loop().create_future()
+        self._waiting.append(((task_id, attempt, attempt_timeout), sent))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_waiting())
+        await sent
+
+    async def _send_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self.publish_many([item for item, _ in batch])
+            except Exception as exc:
+                for _, sent in batch:
+                    if not sent.done():
+                        sent.set_exception(exc)
+                continue
+            for _, sent in batch:
+                if not sent.done():
+                    sent.set_result(None)
 
 
 def make_publisher(settings: Settings) -> CeleryPublisher:

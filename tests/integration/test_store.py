@@ -101,6 +101,20 @@ async def test_completions_are_fenced_by_status_and_attempt(
     assert failed.attempts[0].traceback == "Traceback ..."
 
 
+async def test_a_lease_still_held_is_not_recorded_as_lost(
+    repository: PostgresTaskRepository, attempts: PostgresAttemptStore
+) -> None:
+    task, _ = await repository.insert(new_task())
+    attempts.claim(task.id, "w1", LEASE)
+    assert not attempts.fail(task.id, 1, ERROR, None, only_if_lease_expired=True)
+    running = await repository.get(T, task.id)
+    assert running is not None and running.status is S.RUNNING
+    attempts.claim(task.id, "w1", LEASE)  # nothing: still RUNNING
+    short = timedelta(milliseconds=1)
+    assert attempts.renew(task.id, 1, short).held
+    assert attempts.fail(task.id, 1, ERROR, None, only_if_lease_expired=True)  # now expired
+
+
 async def test_a_failure_with_attempts_left_waits_for_its_retry_time(
     repository: PostgresTaskRepository, attempts: PostgresAttemptStore, settings: Settings
 ) -> None:

@@ -23,60 +23,112 @@ def _this_attempt(task_id: uuid.UUID, attempt: int) -> tuple[sa.ColumnElement[bo
     return (tasks.c.id == task_id, tasks.c.status == S.RUNNING.value, tasks.c.attempt == attempt)
 
 
+def _claim_statement() -> sa.Select[Any]:
+    """PENDING -> RUNNING with a lease, and the attempt's row, in one statement."""
+    now = sa.func.now()
+    claimed = (
+        tasks.update()
+        .where(
+            tasks.c.id == sa.bindparam("the_task"),
+            tasks.c.status == S.PENDING.value,
+            tasks.c.attempt < tasks.c.max_attempts,
+        )
+        .values(
+            status=S.RUNNING.value,
+            attempt=tasks.c.attempt + 1,
+            started_at=now,
+            updated_at=now,
+            worker=sa.bindparam("claim_worker"),
+            lease_expires_at=now + sa.bindparam("lease", type_=sa.Interval()),
+        )
+        .returning(*tasks.c)
+        .cte("claimed")
+    )
+    recorded = (
+        task_attempts.insert()
+        .from_select(
+            ["task_id", "number", "status", "worker", "started_at"],
+            sa.select(
+                claimed.c.id,
+                claimed.c.attempt,
+                sa.literal(S.RUNNING.value),
+                claimed.c.worker,
+                claimed.c.started_at,
+            ),
+        )
+        .cte("recorded")
+    )
+    return sa.select(claimed).add_cte(recorded)
+
+
+def _finish_statement(values: dict[str, Any], guards: list[sa.ColumnElement[bool]]) -> sa.Update:
+    """RUNNING -> a final or retry status for exactly this attempt (the fence), and its attempt
+    row: SUCCESS or CANCELLED with the task, else FAILED (the task may be RETRYING)."""
+    finished = (
+        tasks.update()
+        .where(
+            tasks.c.id == sa.bindparam("the_task"),
+            tasks.c.status == S.RUNNING.value,
+            tasks.c.attempt == sa.bindparam("the_attempt"),
+            *guards,
+        )
+        .values(updated_at=sa.func.now(), **values)
+        .returning(tasks.c.id, tasks.c.status, tasks.c.updated_at)
+        .cte("finished")
+    )
+    recorded_status = sa.case(
+        (finished.c.status.in_([S.SUCCESS.value, S.CANCELLED.value]), finished.c.status),
+        else_=S.FAILED.value,
+    )
+    return (
+        task_attempts.update()
+        .where(
+            task_attempts.c.task_id == finished.c.id,
+            task_attempts.c.number == sa.bindparam("the_attempt"),
+        )
+        .values(
+            status=recorded_status,
+            finished_at=finished.c.updated_at,
+            error_type=sa.bindparam("error_type", type_=sa.Text()),
+            error_message=sa.bindparam("error_message", type_=sa.Text()),
+            traceback=sa.bindparam("error_traceback", type_=sa.Text()),
+        )
+        .returning(task_attempts.c.task_id)
+    )
+
+
+# The hot statements are built once: SQLAlchemy then finds their compiled form by identity,
+# instead of building and hashing a new statement on every call.
+_CLAIM = _claim_statement()
+_SUCCEED = _finish_statement(
+    {
+        "status": sa.case((_CANCEL_REQUESTED, S.CANCELLED.value), else_=S.SUCCESS.value),
+        "result": sa.case(
+            (_CANCEL_REQUESTED, sa.null()),
+            else_=sa.bindparam("result_value", type_=tasks.c.result.type),
+        ),
+        "error": None,
+        "finished_at": sa.func.now(),
+    },
+    guards=[],
+)
+_NO_ERROR = {"error_type": None, "error_message": None, "error_traceback": None}
+
+
 class PostgresAttemptStore:
     """Implements core.execution.AttemptStore; each method is one statement (CTEs)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def claim(self, task_id: uuid.UUID, worker: str, lease: timedelta) -> ClaimedAttempt | None:
-        now = sa.func.now()
-        claimed = (
-            tasks.update()
-            .where(
-                tasks.c.id == task_id,
-                tasks.c.status == S.PENDING.value,
-                tasks.c.attempt < tasks.c.max_attempts,
-            )
-            .values(
-                status=S.RUNNING.value,
-                attempt=tasks.c.attempt + 1,
-                started_at=now,
-                updated_at=now,
-                worker=worker,
-                lease_expires_at=now + lease,
-            )
-            .returning(*tasks.c)
-            .cte("claimed")
-        )
-        recorded = (
-            task_attempts.insert()
-            .from_select(
-                ["task_id", "number", "status", "worker", "started_at"],
-                sa.select(
-                    claimed.c.id,
-                    claimed.c.attempt,
-                    sa.literal(S.RUNNING.value),
-                    sa.literal(worker),
-                    claimed.c.started_at,
-                ),
-            )
-            .cte("recorded")
-        )
-        row = self._execute(sa.select(claimed).add_cte(recorded))
+        row = self._execute(_CLAIM, {"the_task": task_id, "claim_worker": worker, "lease": lease})
         return None if row is None else claimed_from_row(row)
 
     def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool:
-        final_status = sa.case((_CANCEL_REQUESTED, S.CANCELLED.value), else_=S.SUCCESS.value)
-        values = {
-            "status": final_status,
-            "result": sa.case(
-                (_CANCEL_REQUESTED, sa.null()), else_=sa.literal(result, type_=tasks.c.result.type)
-            ),
-            "error": None,
-            "finished_at": sa.func.now(),
-        }
-        return self._finish(task_id, attempt, values, error=None)
+        parameters = {"the_task": task_id, "the_attempt": attempt, "result_value": result}
+        return self._execute(_SUCCEED, parameters | _NO_ERROR) is not None
 
     def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease:
         statement = (
@@ -132,48 +184,19 @@ class PostgresAttemptStore:
                 (sa.and_(retrying, sa.not_(_CANCEL_REQUESTED)), retry_at), else_=tasks.c.run_at
             )
         guards = [tasks.c.lease_expires_at < sa.func.now()] if only_if_lease_expired else []
-        return self._finish(task_id, attempt, values, error=error, guards=guards)
+        parameters = {
+            "the_task": task_id,
+            "the_attempt": attempt,
+            "error_type": error.type,
+            "error_message": error.message,
+            "error_traceback": error.traceback,
+        }
+        return self._execute(_finish_statement(values, guards), parameters) is not None
 
-    def _finish(
-        self,
-        task_id: uuid.UUID,
-        attempt: int,
-        values: dict[str, Any],
-        error: AttemptError | None,
-        guards: list[sa.ColumnElement[bool]] | None = None,
-    ) -> bool:
-        """RUNNING -> a final or retry status for exactly this attempt, and its attempt row.
-
-        The attempt row ends SUCCESS or CANCELLED with the task, else FAILED (the task may be
-        RETRYING).
-        """
-        finished = (
-            tasks.update()
-            .where(
-                tasks.c.id == task_id, tasks.c.status == S.RUNNING.value, tasks.c.attempt == attempt
-            )
-            .values(updated_at=sa.func.now(), **values)
-            .returning(tasks.c.id, tasks.c.status, tasks.c.updated_at)
-            .cte("finished")
-        )
-        recorded_status = sa.case(
-            (finished.c.status.in_([S.SUCCESS.value, S.CANCELLED.value]), finished.c.status),
-            else_=S.FAILED.value,
-        )
-        statement = (
-            task_attempts.update()
-            .where(task_attempts.c.task_id == finished.c.id, task_attempts.c.number == attempt)
-            .values(
-                status=recorded_status,
-                finished_at=finished.c.updated_at,
-                error_type=error.type if error else None,
-                error_message=error.message if error else None,
-                traceback=error.traceback if error else None,
-            )
-            .returning(task_attempts.c.task_id)
-        )
-        return self._execute(statement) is not None
-
-    def _execute(self, statement: sa.Executable) -> sa.RowMapping | None:
-        with storage_errors(), self._engine.begin() as conn:
-            return conn.execute(statement).mappings().first()
+    def _execute(
+        self, statement: sa.Executable, parameters: dict[str, Any] | None = None
+    ) -> sa.RowMapping | None:
+        """Runs one statement in autocommit: a single statement is its own transaction, so
+        BEGIN and COMMIT would only add two round trips."""
+        with storage_errors(), self._autocommit.connect() as conn:
+            return conn.execute(statement, parameters).mappings().first()

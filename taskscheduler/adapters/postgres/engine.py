@@ -28,7 +28,6 @@ def make_async_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
-        pool_pre_ping=True,
         pool_timeout=settings.db_connect_timeout_seconds,
         connect_args=_connect_args(settings),
     )
@@ -38,7 +37,6 @@ def make_sync_engine(settings: Settings, pool_size: int = 2) -> sa.Engine:
     return sa.create_engine(
         settings.sqlalchemy_url,
         pool_size=pool_size,
-        pool_pre_ping=True,
         pool_timeout=settings.db_connect_timeout_seconds,
         connect_args=_connect_args(settings),
     )
