@@ -81,7 +81,7 @@ def submit(client_app: Celery, task_id: uuid.UUID, **options: Any) -> None:
 def start_worker(environment: dict[str, str], processes: int) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "celery", "-A", "bench.baseline", "worker",
-        "--loglevel", "WARNING", "--pool", "prefork", "--concurrency", str(processes),
+        "--loglevel", "INFO", "--pool", "prefork", "--concurrency", str(processes),
         "--queues", QUEUE, "--hostname", "baseline@%h", "--without-mingle", "--without-gossip",
     ]  # fmt: skip
     return subprocess.Popen(
