@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import grpc
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,6 +27,7 @@ from gateway.problems import (
     too_deep_handler,
     validation_error_handler,
 )
+from taskscheduler.adapters.metrics import observe_http
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
@@ -48,6 +51,9 @@ def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
         private_key=key.read_bytes() if key else None,
         certificate_chain=cert.read_bytes() if cert else None,
     )
+
+
+NextCall = Callable[[Request], Awaitable[Response]]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -239,6 +245,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not serving:
             return problem(503, "Unavailable", "the task service is not serving")
         return JSONResponse({"status": "SERVING"})
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        """Prometheus metrics of this gateway (requests by route and status, durations)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: NextCall) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        # The route's template, never the raw path: task ids would make a series each.
+        template = getattr(route, "path", "unmatched")
+        observe_http(request.method, template, response.status_code, started)
+        return response
 
     app.include_router(routes)
     return app

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     event_loop: Literal["asyncio", "uvloop"] = Field(
         default="asyncio", description="The api's event loop (uvloop: see the benchmark)"
     )
+    metrics_host: str = Field(default="127.0.0.1", description="Where /metrics ports listen")
+    api_metrics_port: int = Field(default=9101, ge=0, le=65535, description="0: no metrics")
+    worker_metrics_port: int = Field(default=9102, ge=0, le=65535, description="0: no metrics")
+    dispatcher_metrics_port: int = Field(default=9103, ge=0, le=65535, description="0: no metrics")
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
     grpc_max_message_bytes: int = 4 * 1024 * 1024

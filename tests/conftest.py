@@ -50,6 +50,9 @@ def settings(servers: Servers) -> Settings:
         rate_limit_rps=1000,
         rate_limit_burst=1000,
         handler_modules=["tests.sample_handlers"],
+        api_metrics_port=0,  # the end-to-end stack's processes serve metrics, on free ports
+        worker_metrics_port=0,
+        dispatcher_metrics_port=0,
     )
 
 

@@ -85,6 +85,8 @@ def process_env(settings: Settings) -> dict[str, str]:
         TASKSCHED_REPUBLISH_AFTER_SECONDS=str(settings.republish_after_seconds),
         TASKSCHED_JWT_SECRET=settings.jwt_secret or "",
         TASKSCHED_HANDLER_MODULES=",".join(settings.handler_modules),
+        TASKSCHED_WORKER_METRICS_PORT=str(settings.worker_metrics_port),
+        TASKSCHED_DISPATCHER_METRICS_PORT=str(settings.dispatcher_metrics_port),
         PYTHONUNBUFFERED="1",
     )
     return env

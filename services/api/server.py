@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.auth import TokenVerifier
 from services.api.faults import CrashBeforePublish
+from services.api.metrics import RequestMetrics
 from services.api.servicer import TaskServicer, add_task_service
+from taskscheduler.adapters import metrics
 from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.engine import make_async_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
@@ -81,13 +83,15 @@ async def start_api(settings: Settings) -> RunningApi:
         kinds=kinds,
         default_retry_policy=settings.default_retry_policy,
         max_payload_bytes=settings.max_payload_bytes,
+        observer=metrics.TaskMetrics(),
     )
     max_bytes = settings.grpc_max_message_bytes
     server = grpc.aio.server(
+        interceptors=[RequestMetrics()],
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
-        ]
+        ],
     )
     limiter = None
     if settings.rate_limit_rps > 0:
@@ -127,6 +131,7 @@ async def start_api(settings: Settings) -> RunningApi:
 async def serve(settings: Settings) -> None:
     api = await start_api(settings)
     log.info("TaskService listening on %s:%d", settings.grpc_host, api.port)
+    metrics.serve(settings.metrics_host, settings.api_metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

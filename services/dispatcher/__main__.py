@@ -7,7 +7,10 @@ import logging
 import signal
 from datetime import timedelta
 
+from prometheus_client import REGISTRY
+
 from services.dispatcher.dispatcher import Dispatcher
+from taskscheduler.adapters import metrics
 from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
@@ -36,6 +39,8 @@ async def run(settings: Settings) -> None:
         retention_batch_size=settings.retention_batch_size,
     )
     await listener.start()
+    REGISTRY.register(metrics.TasksByStatus(sync_engine))
+    metrics.serve(settings.metrics_host, settings.dispatcher_metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

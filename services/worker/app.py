@@ -10,12 +10,13 @@ import logging
 import os
 import signal
 import socket
+import tempfile
 import time
 import uuid
 
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from taskscheduler.adapters.broker import EXECUTE_TASK, make_celery_app
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
@@ -28,6 +29,14 @@ from taskscheduler.settings import get_settings
 log = logging.getLogger("taskscheduler.worker")
 
 settings = get_settings()
+if settings.worker_metrics_port:
+    # The pool processes count attempts and the main process serves the sum: prometheus_client
+    # chooses this multiprocess mode when it is first imported, from this folder's name.
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="taskscheduler-worker-metrics-")
+    )
+from taskscheduler.adapters import metrics  # noqa: E402 (after the folder is named)
+
 app = make_celery_app(settings)
 kinds = load_handler_modules(settings.handler_modules)
 
@@ -54,8 +63,25 @@ def _build_executor() -> TaskExecutor:
     engine = make_sync_engine(settings)
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
     return TaskExecutor(
-        PostgresAttemptStore(engine), kinds, worker_name, settings.lease, INTERRUPTS
+        PostgresAttemptStore(engine),
+        kinds,
+        worker_name,
+        settings.lease,
+        INTERRUPTS,
+        observer=metrics.AttemptMetrics(),
     )
+
+
+@worker_init.connect
+def _serve_metrics(**_: object) -> None:
+    """The main process serves what every pool process counted."""
+    if not settings.worker_metrics_port:
+        return
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    metrics.serve(settings.metrics_host, settings.worker_metrics_port, registry)
 
 
 @worker_process_init.connect

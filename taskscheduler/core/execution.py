@@ -39,6 +39,7 @@ class ClaimedAttempt:
     attempt: int
     retry_policy: RetryPolicy
     timeout: timedelta | None
+    waited: timedelta = timedelta(0)  # from when it was due (accepted, or its run_at) to now
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,24 @@ class Outcome(enum.StrEnum):
     SUCCEEDED = "succeeded"
     RETRYING = "retrying"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ExecutionObserver(Protocol):
+    """Told of each attempt a worker runs (metrics); must be cheap and never raise."""
+
+    def attempt_started(self, claimed: ClaimedAttempt) -> None: ...
+
+    def attempt_finished(self, claimed: ClaimedAttempt, outcome: Outcome, seconds: float) -> None:
+        """`seconds`: how long the handler ran."""
+
+
+class _NoExecutionObserver:
+    def attempt_started(self, claimed: ClaimedAttempt) -> None:
+        pass
+
+    def attempt_finished(self, claimed: ClaimedAttempt, outcome: Outcome, seconds: float) -> None:
+        pass
 
 
 def retry_time(policy: RetryPolicy, failed_attempt: int, retryable: bool) -> datetime | None:
@@ -230,7 +249,9 @@ class TaskExecutor:
         worker_name: str,
         lease: LeaseSettings,
         interrupts: Interrupts,
+        observer: ExecutionObserver | None = None,
     ) -> None:
+        self._observer = observer or _NoExecutionObserver()
         self._store = store
         self._kinds = kinds
         self._worker_name = worker_name
@@ -241,6 +262,13 @@ class TaskExecutor:
         claimed = self._store.claim(task_id, self._worker_name, self._lease.duration)
         if claimed is None:
             return Outcome.SKIPPED
+        self._observer.attempt_started(claimed)
+        started = time.monotonic()
+        outcome = self._run(claimed)
+        self._observer.attempt_finished(claimed, outcome, time.monotonic() - started)
+        return outcome
+
+    def _run(self, claimed: ClaimedAttempt) -> Outcome:
         cancel_event = threading.Event()
         watchdog = _Watchdog(self._store, claimed, self._lease, self._interrupts, cancel_event)
         try:
@@ -248,7 +276,9 @@ class TaskExecutor:
                 result = self._run_handler(claimed, cancel_event)
         except Exception as exc:
             error = self._error_of(exc, claimed, watchdog.stop_reason)
-            return self._record_failure(claimed, error, exc)
+            outcome = self._record_failure(claimed, error, exc)
+            cancelled = watchdog.stop_reason is StopReason.CANCELLED
+            return Outcome.CANCELLED if cancelled else outcome
         self._persist(lambda: self._store.succeed(claimed.task_id, claimed.attempt, result))
         return Outcome.SUCCEEDED
 

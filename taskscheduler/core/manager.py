@@ -32,7 +32,14 @@ from taskscheduler.core.model import (
     TaskStatus,
 )
 from taskscheduler.core.payloads import check_payload, check_text
-from taskscheduler.core.ports import RESYNC, StatusEvents, TaskPublisher, TaskRepository
+from taskscheduler.core.ports import (
+    RESYNC,
+    NoObserver,
+    StatusEvents,
+    TaskObserver,
+    TaskPublisher,
+    TaskRepository,
+)
 
 MAX_ATTEMPTS_LIMIT = 100
 MAX_BATCH = 1000
@@ -117,7 +124,9 @@ class TaskManager:
         kinds: KindRegistry,
         default_retry_policy: RetryPolicy,
         max_payload_bytes: int = 256 * 1024,
+        observer: TaskObserver | None = None,
     ) -> None:
+        self._observer = observer or NoObserver()
         self._repository = repository
         self._publisher = publisher
         self._events = events
@@ -165,6 +174,8 @@ class TaskManager:
             raise IdempotencyConflict(
                 f"request_id {new.request_id!r} was already used for a different request"
             )
+        if created:
+            self._observer.scheduled(task)
         if created and task.status is TaskStatus.PENDING:
             await self._publisher.publish(task.id, task.attempt + 1, task.timeout)
         return task
@@ -189,6 +200,9 @@ class TaskManager:
         distinct = list({new.id: new for new in news}.values())
         results = await self._repository.insert_many(distinct)
         stored = dict(zip((new.id for new in distinct), results, strict=True))
+        for task, created in stored.values():
+            if created:
+                self._observer.scheduled(task)
         await self._publisher.publish_many(
             [
                 (task.id, task.attempt + 1, task.timeout)
@@ -224,6 +238,7 @@ class TaskManager:
         parsed = parse_task_id(task_id)
         cancelled = await self._repository.cancel(caller.tenant, parsed)
         if cancelled is not None:
+            self._observer.cancelled(cancelled)
             return cancelled
         current = await self._repository.get(caller.tenant, parsed, with_attempts=False)
         if current is None:

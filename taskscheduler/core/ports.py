@@ -65,3 +65,23 @@ class StatusEvents(Protocol):
     ) -> AbstractAsyncContextManager[AsyncIterator[StatusEvent | None]]:
         """Yields events of one task; None (RESYNC) means some may have been missed."""
         ...
+
+
+class TaskObserver(Protocol):
+    """Told of what the use cases did (metrics); must be cheap and never raise."""
+
+    def scheduled(self, task: Task) -> None:
+        """A task was stored (not an idempotent repeat)."""
+        ...
+
+    def cancelled(self, task: Task) -> None:
+        """A cancel was accepted (the task is CANCELLED, or RUNNING and asked to stop)."""
+        ...
+
+
+class NoObserver:
+    def scheduled(self, task: Task) -> None:
+        pass
+
+    def cancelled(self, task: Task) -> None:
+        pass

@@ -36,6 +36,12 @@ def main() -> int:
         stack.log("stack", f"REST gateway      {gateway}  (Swagger UI: {gateway}/docs)")
         stack.log("stack", f"PostgreSQL        {stack.database_url}")
         stack.log("stack", f"Redis             {stack.redis_url}")
+        stack.log(
+            "stack",
+            f"metrics           {gateway}/metrics, http://127.0.0.1:{config.api_metrics_port}"
+            f"/metrics (api), :{config.worker_metrics_port} (worker), "
+            f":{config.dispatcher_metrics_port} (dispatcher)",
+        )
         token = stack.token()
         stack.log("stack", f"development token (tenant {DEVELOPMENT_TENANT}, a day): {token}")
         stack.log("stack", "more tokens: make token TENANT=acme SCOPES=tasks:read")

@@ -25,6 +25,7 @@ DATABASE_NAME = "taskscheduler"
 DEVELOPMENT_TENANT = "dev"
 COLORS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m")
 RESET = "\033[0m"
+METRICS_PORTS = ("api_metrics_port", "worker_metrics_port", "dispatcher_metrics_port")
 
 
 @dataclass
@@ -34,6 +35,9 @@ class StackConfig:
     gateway_port: int = 8000
     postgres_port: int = 55432
     redis_port: int = 56379
+    api_metrics_port: int = 9101
+    worker_metrics_port: int = 9102
+    dispatcher_metrics_port: int = 9103
     worker_concurrency: int = 2
     database_url: str | None = None  # None: start the embedded PostgreSQL
     redis_url: str | None = None  # None: start the embedded Redis
@@ -43,9 +47,8 @@ class StackConfig:
 
 def on_free_ports(data_dir: Path, **settings: Any) -> StackConfig:
     """A stack beside any other on this machine: every port picked free (tests, benchmarks)."""
-    ports = {
-        name: free_port() for name in ("grpc_port", "gateway_port", "postgres_port", "redis_port")
-    }
+    names = ("grpc_port", "gateway_port", "postgres_port", "redis_port", *METRICS_PORTS)
+    ports = {name: free_port() for name in names}
     return StackConfig(data_dir=data_dir, **(ports | settings))
 
 
@@ -106,6 +109,9 @@ class Stack:
             TASKSCHED_API_ADDRESS=f"127.0.0.1:{self.config.grpc_port}",
             TASKSCHED_JWT_SECRET=self.jwt_secret,
             PYTHONUNBUFFERED="1",
+        )
+        env.update(
+            {f"TASKSCHED_{name.upper()}": str(getattr(self.config, name)) for name in METRICS_PORTS}
         )
         env.update(self.config.extra_env)
         return env

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from taskscheduler.devstack.stack import Stack, StackConfig, on_free_ports
 from tests.e2e.conftest import start_stack
@@ -263,3 +264,77 @@ def test_batch_create_over_rest(client: httpx.Client) -> None:
     bad = [*items, {"kind": "demo.sleep", "payload": {"seconds": "x"}}]
     rejected = client.post("/v1/tasks:batchCreate", json={"requests": bad})
     assert rejected.status_code == 400 and rejected.json()["field"] == "requests[3].payload.seconds"
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format (0 when absent)."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def scrape(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+
+
+def test_metrics_move_when_tasks_run(stack: Stack, client: httpx.Client) -> None:
+    config = stack.config
+    before_api = scrape(config.api_metrics_port)
+    before_worker = scrape(config.worker_metrics_port)
+    task_id = client.post("/v1/tasks", json={"kind": "demo.echo"}).json()["task_id"]
+    wait_for_status(client, task_id, "SUCCESS")
+    failing = client.post(
+        "/v1/tasks", json={"kind": "demo.fail", "retry_policy": {"max_attempts": 1}}
+    ).json()["task_id"]
+    wait_for_status(client, failing, "FAILED")
+
+    api = scrape(config.api_metrics_port)
+    for kind in ("demo.echo", "demo.fail"):
+        scheduled = "taskscheduler_tasks_scheduled_total"
+        assert metric(api, scheduled, kind=kind) == metric(before_api, scheduled, kind=kind) + 1
+    schedule_calls = metric(
+        api,
+        "taskscheduler_grpc_requests_total",
+        method="/taskscheduler.v1.TaskService/ScheduleTask",
+        code="OK",
+    )
+    assert schedule_calls >= 2
+    unknown = client.get("/v1/tasks/00000000-0000-0000-0000-000000000000")
+    assert unknown.status_code == 404
+    not_found = metric(
+        scrape(config.api_metrics_port),
+        "taskscheduler_grpc_requests_total",
+        method="/taskscheduler.v1.TaskService/GetTask",
+        code="NOT_FOUND",
+    )
+    assert not_found >= 1
+
+    finished = "taskscheduler_attempts_finished_total"
+    waited = "taskscheduler_queue_wait_seconds_count"
+    deadline = time.monotonic() + 10  # the worker's pool processes write their samples
+    while True:
+        worker = scrape(config.worker_metrics_port)
+        counts = (
+            metric(worker, finished, kind="demo.echo", outcome="succeeded")
+            - metric(before_worker, finished, kind="demo.echo", outcome="succeeded"),
+            metric(worker, finished, kind="demo.fail", outcome="failed")
+            - metric(before_worker, finished, kind="demo.fail", outcome="failed"),
+            metric(worker, waited, kind="demo.echo")
+            - metric(before_worker, waited, kind="demo.echo"),
+        )
+        if counts == (1, 1, 1) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert counts == (1, 1, 1)
+
+    gateway = client.get("/metrics").text
+    route = metric(
+        gateway, "taskscheduler_http_requests_total", method="GET", route="/v1/tasks/{task_id}",
+        status="404",
+    )  # fmt: skip
+    assert route >= 1
+    dispatcher = scrape(config.dispatcher_metrics_port)
+    assert "taskscheduler_tasks{" in dispatcher
+    assert metric(dispatcher, "taskscheduler_tasks", status="RUNNING") >= 0

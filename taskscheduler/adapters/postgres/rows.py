@@ -74,6 +74,7 @@ def claimed_from_row(row: Row) -> ClaimedAttempt:
         attempt=row["attempt"],
         retry_policy=retry_policy_from_row(row),
         timeout=_timeout(row),
+        waited=row["started_at"] - max(row["created_at"], row["run_at"]),
     )
 
 

@@ -1,0 +1,136 @@
+"""The Prometheus metrics every process exports: one place for their names and labels, the
+observers that feed them, and the HTTP endpoint that serves them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from taskscheduler.core.execution import ClaimedAttempt, Outcome
+from taskscheduler.core.model import Task, TaskStatus
+
+log = logging.getLogger("taskscheduler.metrics")
+
+# Seconds: a no-op task waits milliseconds, a backlog minutes.
+WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+TASKS_SCHEDULED = Counter("taskscheduler_tasks_scheduled", "Tasks stored", ["kind"])
+TASKS_CANCELLED = Counter("taskscheduler_tasks_cancelled", "Cancels accepted", ["kind"])
+ATTEMPTS_STARTED = Counter("taskscheduler_attempts_started", "Attempts claimed", ["kind"])
+ATTEMPTS_FINISHED = Counter(
+    "taskscheduler_attempts_finished",
+    "Attempts ended: succeeded, retrying, failed (for good) or cancelled",
+    ["kind", "outcome"],
+)
+QUEUE_WAIT = Histogram(
+    "taskscheduler_queue_wait_seconds",
+    "From when a task was due (accepted, or its run_at) to the start of its attempt",
+    ["kind"],
+    buckets=WAIT_BUCKETS,
+)
+RUN_DURATION = Histogram(
+    "taskscheduler_run_duration_seconds", "How long handlers ran", ["kind"], buckets=WAIT_BUCKETS
+)
+GRPC_REQUESTS = Counter("taskscheduler_grpc_requests", "gRPC calls handled", ["method", "code"])
+GRPC_LATENCY = Histogram(
+    "taskscheduler_grpc_request_seconds",
+    "gRPC call durations (a stream: until it ends)",
+    ["method"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_REQUESTS = Counter(
+    "taskscheduler_http_requests", "REST requests handled", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "taskscheduler_http_request_seconds",
+    "REST request durations",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+class TaskMetrics:
+    """Implements core.ports.TaskObserver (the api's use cases)."""
+
+    def scheduled(self, task: Task) -> None:
+        TASKS_SCHEDULED.labels(task.kind).inc()
+
+    def cancelled(self, task: Task) -> None:
+        TASKS_CANCELLED.labels(task.kind).inc()
+
+
+class AttemptMetrics:
+    """Implements core.execution.ExecutionObserver (the worker's attempts)."""
+
+    def attempt_started(self, claimed: ClaimedAttempt) -> None:
+        ATTEMPTS_STARTED.labels(claimed.kind).inc()
+        QUEUE_WAIT.labels(claimed.kind).observe(max(0.0, claimed.waited.total_seconds()))
+
+    def attempt_finished(self, claimed: ClaimedAttempt, outcome: Outcome, seconds: float) -> None:
+        ATTEMPTS_FINISHED.labels(claimed.kind, outcome.value).inc()
+        RUN_DURATION.labels(claimed.kind).observe(seconds)
+
+
+LIVE_STATUSES = (TaskStatus.SCHEDULED, TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.RETRYING)
+
+
+class TasksByStatus(Collector):
+    """`taskscheduler_tasks{status}`: the live tasks by status, read from PostgreSQL at each
+    scrape. Each count is served by a partial index of live rows, so it costs the same with a
+    million finished tasks in the table; finished tasks are counted by the counters instead."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._query = sa.text(
+            "SELECT "
+            + ", ".join(
+                f"(SELECT count(*) FROM tasks WHERE status = '{status.value}')"
+                for status in LIVE_STATUSES
+            )
+        )
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily("taskscheduler_tasks", "Live tasks by status", labels=["status"])
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(self._query).one()
+        except sa.exc.DBAPIError as exc:
+            log.warning("tasks by status not read: %s", exc)
+            return
+        for status, count in zip(LIVE_STATUSES, row, strict=True):
+            gauge.add_metric([status.value], count)
+        yield gauge
+
+
+def serve(host: str, port: int, registry: CollectorRegistry | None = None) -> bool:
+    """Serves /metrics on its own port, in a thread; False when the port is 0 (off) or taken
+    (metrics are not worth failing a process for: the log says why)."""
+    if not port:
+        return False
+    try:
+        if registry is None:
+            start_http_server(port, addr=host)
+        else:
+            start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        log.warning("metrics not served on %s:%d: %s", host, port, exc)
+        return False
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    return True
+
+
+def observe_grpc(method: str, code: str, started: float) -> None:
+    GRPC_REQUESTS.labels(method, code).inc()
+    GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
+
+
+def observe_http(method: str, route: str, status: int, started: float) -> None:
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
