@@ -18,6 +18,7 @@ STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.TaskFinished: grpc.StatusCode.FAILED_PRECONDITION,
     errors.IdempotencyConflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.BrokerUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,

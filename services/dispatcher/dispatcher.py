@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from taskscheduler.adapters.postgres.due_tasks import DueTask, PostgresDueTasks
 from taskscheduler.adapters.postgres.listener import StatusListener
-from taskscheduler.core.errors import StorageUnavailable
+from taskscheduler.core.errors import BrokerUnavailable, StorageUnavailable
 from taskscheduler.core.execution import AttemptStore, recover_expired_leases
 from taskscheduler.core.model import StatusEvent, TaskStatus
 from taskscheduler.core.ports import TaskPublisher
@@ -82,7 +82,7 @@ class Dispatcher:
                 if await self.dispatch_due() == self._batch_size:
                     continue  # more may be due right now
                 delay = await self._seconds_until_next_due()
-            except StorageUnavailable as exc:
+            except (StorageUnavailable, BrokerUnavailable) as exc:
                 log.warning("%s; retrying", exc)
                 delay = self._idle_poll_seconds
             await self._sleep(delay, stopping, self._wake)
@@ -104,7 +104,7 @@ class Dispatcher:
                 )
                 if deleted:
                     log.info("deleted %d tasks past their retention", deleted)
-            except StorageUnavailable as exc:
+            except (StorageUnavailable, BrokerUnavailable) as exc:
                 log.warning("%s; retrying", exc)
             await self._sleep(self._maintenance_every_seconds, stopping)
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from datetime import timedelta
 
 from celery import Celery
 
+from taskscheduler.core.errors import BrokerUnavailable
 from taskscheduler.settings import Settings
 
 log = logging.getLogger("taskscheduler.broker")
+
+PUBLISH_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8)  # seconds between tries of one batch
 
 PublishItem = tuple[uuid.UUID, int, timedelta | None]
 """A task id, its attempt number and the attempt's timeout."""
@@ -59,7 +63,7 @@ class CeleryPublisher:
     async def connect(self) -> None:
         """Connects and declares the queue now, so that the first publish does not pay for it
         (about 130 ms, measured). A broker that is down is no reason not to start: publishing
-        retries, and the dispatcher re-publishes what could not be sent."""
+        tries again, and the dispatcher re-publishes what could not be sent."""
         try:
             await asyncio.to_thread(self._connect_sync)
         except Exception as exc:  # kombu raises several types; none must stop a start
@@ -76,6 +80,20 @@ class CeleryPublisher:
         return {"time_limit": (timeout + self._backstop).total_seconds()}
 
     def _publish_sync(self, items: list[PublishItem]) -> None:
+        """Sends a batch, again and again for about 1.5 s if the broker fails (kombu does not
+        retry a batch): a Redis restart is ridden out. Sending again may duplicate a message,
+        which the guarded claim makes harmless."""
+        for delay in (*PUBLISH_RETRY_DELAYS, None):
+            try:
+                self._send_batch(items)
+                return
+            except Exception as exc:  # kombu and redis-py raise several types; all are retried
+                if delay is None:
+                    raise BrokerUnavailable(f"the broker did not take the messages: {exc}") from exc
+                log.warning("publishing failed (%s); again in %.1f s", exc, delay)
+                time.sleep(delay)
+
+    def _send_batch(self, items: list[PublishItem]) -> None:
         """One producer, its messages pipelined to Redis (kombu's publish batch): one round
         trip per batch instead of one per message."""
         with self._app.producer_or_acquire() as producer, producer.batch():
@@ -104,18 +122,27 @@ class CeleryPublisher:
         await sent
 
     async def _send_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            try:
-                await self.publish_many([item for item, _ in batch])
-            except Exception as exc:
+        batch: list[tuple[PublishItem, asyncio.Future[None]]] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                failure: BrokerUnavailable | None = None
+                try:
+                    await self.publish_many([item for item, _ in batch])
+                except BrokerUnavailable as exc:
+                    failure = exc
                 for _, sent in batch:
-                    if not sent.done():
-                        sent.set_exception(exc)
-                continue
-            for _, sent in batch:
-                if not sent.done():
-                    sent.set_result(None)
+                    if sent.done():
+                        continue  # its caller was cancelled
+                    if failure is None:
+                        sent.set_result(None)
+                    else:
+                        sent.set_exception(BrokerUnavailable(str(failure)))
+                batch = []
+        finally:  # cancelled (the loop is closing): no caller may wait for ever
+            for _, sent in batch + self._waiting:
+                sent.cancel()
+            self._waiting = []
 
 
 def make_publisher(settings: Settings) -> CeleryPublisher:

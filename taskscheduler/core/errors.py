@@ -75,3 +75,10 @@ class StorageUnavailable(DomainError):
     """The database cannot be reached; the caller may retry."""
 
     reason = "STORAGE_UNAVAILABLE"
+
+
+class BrokerUnavailable(DomainError):
+    """The broker did not take a message after a few tries. Never a caller's problem: the task
+    is stored, and the dispatcher publishes again what no worker claimed."""
+
+    reason = "BROKER_UNAVAILABLE"

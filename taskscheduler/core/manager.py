@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from taskscheduler.core import paging, states
 from taskscheduler.core.errors import (
+    BrokerUnavailable,
     IdempotencyConflict,
     InvalidArgument,
     PermissionDenied,
@@ -40,6 +42,8 @@ from taskscheduler.core.ports import (
     TaskPublisher,
     TaskRepository,
 )
+
+log = logging.getLogger("taskscheduler.manager")
 
 MAX_ATTEMPTS_LIMIT = 100
 MAX_BATCH = 1000
@@ -177,8 +181,19 @@ class TaskManager:
         if created:
             self._observer.scheduled(task)
         if created and task.status is TaskStatus.PENDING:
-            await self._publisher.publish(task.id, task.attempt + 1, task.timeout)
+            await self._publish([(task.id, task.attempt + 1, task.timeout)])
         return task
+
+    async def _publish(self, items: list[tuple[uuid.UUID, int, timedelta | None]]) -> None:
+        """The tasks are committed: accepted. A broker that does not take their messages only
+        delays them, as the dispatcher publishes again what no worker claims."""
+        try:
+            if len(items) == 1:
+                await self._publisher.publish(*items[0])
+            elif items:
+                await self._publisher.publish_many(items)
+        except BrokerUnavailable as error:
+            log.warning("%d accepted tasks wait for the repair loop: %s", len(items), error)
 
     async def schedule_batch(self, caller: Caller, requests: list[ScheduleRequest]) -> list[Task]:
         """All or none: validates every request first, stores them in one transaction."""
@@ -203,7 +218,7 @@ class TaskManager:
         for task, created in stored.values():
             if created:
                 self._observer.scheduled(task)
-        await self._publisher.publish_many(
+        await self._publish(
             [
                 (task.id, task.attempt + 1, task.timeout)
                 for task, created in stored.values()

@@ -28,6 +28,9 @@ def make_async_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
+        # A round trip per checkout, so that a database restart fails no client call; the
+        # worker's engine goes without: its callers put the message back and try again.
+        pool_pre_ping=True,
         pool_timeout=settings.db_connect_timeout_seconds,
         connect_args=_connect_args(settings),
     )
