@@ -1,0 +1,168 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from taskscheduler.client._common import (
+    DEFAULT_ADDRESS,
+    FINISHED,
+    RETRYABLE,
+    ClientError,
+    Retries,
+    TaskNotFinished,
+    call_metadata,
+    credentials,
+    list_request,
+    same_event,
+    schedule_request,
+)
+from taskscheduler.v1 import task_pb2
+from taskscheduler.v1 import task_service_pb2 as pb
+from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+
+Response = TypeVar("Response")
+
+
+class Client:
+    """A connection to the TaskService. Every call carries the token and a deadline
+    (`deadline` seconds); UNAVAILABLE is tried again under `retries`. Failures raise
+    ClientError."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        token: str | None = None,
+        *,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        client_certificate: tuple[bytes, bytes] | None = None,
+        deadline: float = 10.0,
+        retries: Retries | None = None,
+    ) -> None:
+        secure = credentials(tls, root_certificates, client_certificate)
+        self._channel = (
+            grpc.insecure_channel(address)
+            if secure is None
+            else grpc.secure_channel(address, secure)
+        )
+        self._stub = TaskServiceStub(self._channel)
+        self._metadata = call_metadata(token)
+        self._deadline = deadline
+        self._retries = retries or Retries()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Callable[..., Response], request: Any) -> Response:
+        for delay in self._retries.delays():
+            try:
+                return method(request, timeout=self._deadline, metadata=self._metadata)
+            except grpc.RpcError as error:
+                if error.code() not in RETRYABLE or delay is None:
+                    raise ClientError.of(error) from None
+                time.sleep(delay)
+        raise AssertionError("unreachable: the last delay is None")
+
+    def schedule(
+        self,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        run_at: datetime | None = None,
+        timeout: timedelta | None = None,
+        max_attempts: int | None = None,
+        request_id: str | None = None,
+    ) -> task_pb2.Task:
+        """Schedules a task. Without a `request_id` one is made up, so that a retried call
+        never schedules the task twice."""
+        request = schedule_request(
+            kind,
+            payload,
+            run_at=run_at,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            request_id=request_id or str(uuid.uuid4()),
+        )
+        response: pb.ScheduleTaskResponse = self._call(self._stub.ScheduleTask, request)
+        return response.task
+
+    def get(self, task_id: str) -> task_pb2.Task:
+        response: pb.GetTaskResponse = self._call(
+            self._stub.GetTask, pb.GetTaskRequest(task_id=task_id)
+        )
+        return response.task
+
+    def cancel(self, task_id: str) -> task_pb2.Task:
+        response: pb.CancelTaskResponse = self._call(
+            self._stub.CancelTask, pb.CancelTaskRequest(task_id=task_id)
+        )
+        return response.task
+
+    def list(
+        self, *, kind: str = "", statuses: Iterable[int] = (), page_size: int = 100
+    ) -> Iterator[task_pb2.Task]:
+        """Every task that matches, newest first, fetching page after page."""
+        token = ""
+        while True:
+            request = list_request(kind, statuses, page_size, token)
+            response: pb.ListTasksResponse = self._call(self._stub.ListTasks, request)
+            yield from response.tasks
+            token = response.next_page_token
+            if not token:
+                return
+
+    def watch(
+        self, task_id: str, timeout: float | None = None
+    ) -> Iterator[pb.StreamStatusResponse]:
+        """The task's current state, then each change, until a terminal status. A stream cut
+        by UNAVAILABLE is opened again, without repeating the event seen last."""
+        last: pb.StreamStatusResponse | None = None
+        delays = self._retries.delays()
+        while True:
+            stream = self._stub.StreamStatus(
+                pb.StreamStatusRequest(task_id=task_id), timeout=timeout, metadata=self._metadata
+            )
+            try:
+                for event in stream:
+                    if not same_event(last, event):
+                        yield event
+                    last = event
+                return
+            except grpc.RpcError as error:
+                delay = next(delays)
+                if error.code() not in RETRYABLE or delay is None:
+                    raise ClientError.of(error) from None
+                time.sleep(delay)
+
+    def wait(self, task_id: str, timeout: float = 60.0) -> task_pb2.Task:
+        """Returns the task once finished (SUCCESS, FAILED or CANCELLED); raises
+        TaskNotFinished after `timeout` seconds."""
+        seen: task_pb2.Task | None = None
+        try:
+            for event in self.watch(task_id, timeout=timeout):
+                seen = event.task
+                if event.status in FINISHED:
+                    return event.task
+        except ClientError as error:
+            if error.code is not grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+        raise TaskNotFinished(seen or self.get(task_id))

@@ -1,0 +1,112 @@
+"""The Python SDK against the real stack: schedule, wait, watch, list, cancel, errors, and
+the asyncio twin."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+
+from taskscheduler.client import (
+    AsyncClient,
+    Client,
+    ClientError,
+    Retries,
+    TaskNotFinished,
+    TaskStatus,
+    status_name,
+)
+from taskscheduler.devstack.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def client(stack: Stack) -> Client:
+    return Client(f"127.0.0.1:{stack.config.grpc_port}", token=stack.token(tenant="sdk"))
+
+
+def test_wait_returns_the_finished_task(client: Client) -> None:
+    with client:
+        task = client.schedule("demo.echo", {"hello": "world"})
+        assert status_name(task.status) == "PENDING"
+        done = client.wait(task.id, timeout=30)
+    assert status_name(done.status) == "SUCCESS"
+    assert dict(done.result.struct_value) == {"hello": "world"}
+    assert [status_name(a.status) for a in done.attempts] == ["SUCCESS"]
+
+
+def test_watch_follows_a_task_to_its_end(client: Client) -> None:
+    with client:
+        task = client.schedule("demo.fail", {"fail_times": 1}, max_attempts=2)
+        statuses = [status_name(event.status) for event in client.watch(task.id, timeout=30)]
+    assert statuses[-1] == "SUCCESS"
+    assert "RETRYING" in statuses
+    assert all(a != b for a, b in itertools.pairwise(statuses))  # no repeats
+
+
+def test_wait_gives_up_after_its_timeout(client: Client) -> None:
+    with client:
+        later = client.schedule("demo.echo", run_at=datetime.now(UTC) + timedelta(hours=1))
+        with pytest.raises(TaskNotFinished) as raised:
+            client.wait(later.id, timeout=0.5)
+        assert raised.value.task.id == later.id
+        assert status_name(client.cancel(later.id).status) == "CANCELLED"
+
+
+def test_list_iterates_over_pages(client: Client) -> None:
+    with client:
+        far = datetime(2100, 1, 1, tzinfo=UTC)
+        ids = {client.schedule("demo.echo", run_at=far).id for _ in range(5)}
+        listed = [
+            task.id
+            for task in client.list(statuses=[TaskStatus.TASK_STATUS_SCHEDULED], page_size=2)
+        ]
+        for task_id in ids:
+            client.cancel(task_id)
+    assert ids <= set(listed)
+    assert len(listed) == len(set(listed))
+
+
+def test_errors_name_the_code_the_reason_and_the_field(client: Client) -> None:
+    with client:
+        with pytest.raises(ClientError) as unknown:
+            client.get("00000000-0000-4000-8000-000000000000")
+        with pytest.raises(ClientError) as bad:
+            client.schedule("no.such.kind")
+    assert unknown.value.code is grpc.StatusCode.NOT_FOUND
+    assert unknown.value.reason == "TASK_NOT_FOUND"
+    assert bad.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad.value.field == "kind"
+
+
+def test_a_retried_schedule_never_makes_two_tasks(client: Client) -> None:
+    with client:
+        first = client.schedule("demo.echo", {"n": 1}, request_id="sdk-once")
+        again = client.schedule("demo.echo", {"n": 1}, request_id="sdk-once")
+    assert first.id == again.id
+
+
+def test_unavailable_is_tried_again_then_reported() -> None:
+    retries = Retries(attempts=3, initial_backoff=0.01, max_backoff=0.02)
+    with (
+        Client("127.0.0.1:1", retries=retries, deadline=1) as nowhere,
+        pytest.raises(ClientError) as raised,
+    ):
+        nowhere.get("00000000-0000-4000-8000-000000000000")
+    assert raised.value.code is grpc.StatusCode.UNAVAILABLE
+
+
+async def test_the_async_client(stack: Stack) -> None:
+    address = f"127.0.0.1:{stack.config.grpc_port}"
+    async with AsyncClient(address, token=stack.token(tenant="sdk-async")) as tasks:
+        task = await tasks.schedule("demo.echo", {"async": True})
+        statuses = [status_name(event.status) async for event in tasks.watch(task.id, timeout=30)]
+        assert statuses[-1] == "SUCCESS"
+        done = await tasks.wait(task.id, timeout=5)
+        assert status_name(done.status) == "SUCCESS"
+        listed = [t.id async for t in tasks.list(kind="demo.echo", page_size=1)]
+        assert listed == [task.id]
+    assert statuses[0] in {"PENDING", "RUNNING", "SUCCESS"}
