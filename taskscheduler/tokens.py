@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Iterable
@@ -48,21 +49,25 @@ def development_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def configured_secret() -> str:
+    """TASKSCHED_JWT_SECRET, else the development secret of `make run` (under .data/, or
+    TASKSCHED_DATA_DIR)."""
+    return os.environ.get("TASKSCHED_JWT_SECRET") or development_secret(
+        Path(os.environ.get("TASKSCHED_DATA_DIR", ".data"))
+    )
+
+
 def main() -> None:
     """`python -m taskscheduler.tokens --tenant acme [--scope tasks:read] [--ttl 3600]`: prints a
     token signed with TASKSCHED_JWT_SECRET, or with the development secret under .data/."""
     import argparse
-    import os
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--tenant", default="dev")
     parser.add_argument("--scope", action="append", help="repeat; default: read and write")
     parser.add_argument("--ttl", type=float, default=86_400, help="seconds")
     args = parser.parse_args()
-    secret = os.environ.get("TASKSCHED_JWT_SECRET") or development_secret(
-        Path(os.environ.get("TASKSCHED_DATA_DIR", ".data"))
-    )
-    print(mint_token(secret, args.tenant, args.scope or ALL_SCOPES, args.ttl))
+    print(mint_token(configured_secret(), args.tenant, args.scope or ALL_SCOPES, args.ttl))
 
 
 if __name__ == "__main__":

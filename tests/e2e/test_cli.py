@@ -1,0 +1,78 @@
+"""taskctl against the real stack, as a script would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from taskscheduler.devstack.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+
+def taskctl(stack: Stack, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(
+        os.environ,
+        TASKSCHED_ADDRESS=f"127.0.0.1:{stack.config.grpc_port}",
+        TASKSCHED_TOKEN=token if token is not None else stack.token(tenant="cli"),
+        TASKSCHED_JWT_SECRET=stack.jwt_secret,
+        COLUMNS="200",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "taskscheduler.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_schedule_and_watch_until_success(stack: Stack) -> None:
+    run = taskctl(stack, "schedule", "demo.sleep", '{"seconds": 0.2}', "--watch")
+    assert run.returncode == 0, run.stderr
+    assert "SUCCESS" in run.stdout
+    listed = taskctl(stack, "list", "--json", "--kind", "demo.sleep")
+    tasks = json.loads(listed.stdout)
+    assert (
+        tasks and tasks[0]["kind"] == "demo.sleep" and tasks[0]["status"] == "TASK_STATUS_SUCCESS"
+    )
+
+
+def test_a_failed_task_exits_with_status_1_and_retry_makes_a_copy(stack: Stack) -> None:
+    run = taskctl(
+        stack, "schedule", "demo.fail", '{"fail_times": 1}', "--max-attempts", "1", "--watch",
+        "--json",
+    )  # fmt: skip
+    assert run.returncode == 1
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    failed = lines[-1]
+    assert failed["status"] == "TASK_STATUS_FAILED"
+    again = taskctl(stack, "retry", failed["id"], "--watch", "--json")
+    copy = [json.loads(line) for line in again.stdout.splitlines()][-1]
+    assert copy["id"] != failed["id"] and copy["payload"] == {"fail_times": 1}
+    assert copy["status"] == "TASK_STATUS_FAILED"  # the same payload fails its one attempt again
+
+
+def test_errors_are_clear_and_exit_non_zero(stack: Stack) -> None:
+    unknown = taskctl(stack, "get", "00000000-0000-4000-8000-000000000000")
+    assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
+    bad = taskctl(stack, "schedule", "demo.echo", "not json")
+    assert bad.returncode == 2 and "not JSON" in bad.stderr
+    kind = taskctl(stack, "schedule", "no.such.kind")
+    assert kind.returncode == 1 and "INVALID_ARGUMENT" in kind.stderr and "kind" in kind.stderr
+    unsigned = taskctl(stack, "list", token="not-a-token")
+    assert unsigned.returncode == 1 and "UNAUTHENTICATED" in unsigned.stderr
+
+
+def test_a_minted_token_is_accepted(stack: Stack) -> None:
+    minted = taskctl(stack, "token", "--tenant", "cli-token", "--scope", "tasks:read")
+    assert minted.returncode == 0
+    listed = taskctl(stack, "list", "--json", token=minted.stdout.strip())
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    denied = taskctl(stack, "schedule", "demo.echo", token=minted.stdout.strip())
+    assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr
