@@ -15,7 +15,10 @@ from taskscheduler.core.execution import LeaseSettings
 from taskscheduler.core.model import RetryPolicy
 
 MIN_SECRET_LENGTH = 32
-KNOWN_DEFAULT_SECRETS = frozenset({"secret", "changeme", "change-me", "development", "dev-secret"})
+COMPOSE_DEVELOPMENT_SECRET = "docker-compose-development-secret-not-for-production-use"
+KNOWN_DEFAULT_SECRETS = frozenset(
+    {"secret", "changeme", "change-me", "development", "dev-secret", COMPOSE_DEVELOPMENT_SECRET}
+)
 
 
 class Settings(BaseSettings):
