@@ -188,6 +188,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             next_page_token=response.next_page_token,
         )
 
+    @routes.post(
+        "/v1/tasks/{task_id}:retry", status_code=201, response_model=schemas.TaskOut, tags=["tasks"]
+    )
+    async def retry_task(
+        request: Request,
+        task_id: TaskId,
+        idempotency_key: Annotated[str, Header(max_length=200)] = "",
+    ) -> schemas.TaskOut:
+        """Schedules a copy of a finished task to run now; 409 while it has not finished."""
+        response = await stub(request).RetryTask(
+            pb.RetryTaskRequest(task_id=str(task_id), request_id=idempotency_key),
+            timeout=deadline,
+            metadata=credentials(request),
+        )
+        return schemas.task_out(response.task)
+
     @routes.post("/v1/tasks/{task_id}:cancel", response_model=schemas.TaskOut, tags=["tasks"])
     async def cancel_task(request: Request, task_id: TaskId) -> schemas.TaskOut:
         """Cancels a task that has not finished; 409 when it has."""

@@ -188,11 +188,9 @@ def retry(
     token: Token = "",
     as_json: AsJson = False,
 ) -> None:
-    """Schedule a copy of a finished task (same kind, payload and attempts)."""
+    """Schedule a copy of a finished task (same kind, payload and retry policy)."""
     with connected(address, token) as client:
-        original = client.get(task_id)
-        payload = json_format.MessageToDict(original.payload)
-        copy = client.schedule(original.kind, payload, max_attempts=original.max_attempts)
+        copy = client.retry(task_id)
         show(copy, as_json)
         if watch:
             final = follow(client, copy, as_json)

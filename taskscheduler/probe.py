@@ -1,7 +1,7 @@
 """Health probes for containers: exit 0 when the process answers, 1 otherwise.
 
-    python -m taskscheduler.probe grpc 127.0.0.1:50051     (grpc.health.v1: SERVING)
-    python -m taskscheduler.probe http http://127.0.0.1:8000/healthz   (a 2xx answer)
+python -m taskscheduler.probe grpc 127.0.0.1:50051     (grpc.health.v1: SERVING)
+python -m taskscheduler.probe http http://127.0.0.1:8000/healthz   (a 2xx answer)
 """
 
 from __future__ import annotations

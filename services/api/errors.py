@@ -16,6 +16,7 @@ STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     errors.TaskNotFound: grpc.StatusCode.NOT_FOUND,
     errors.TaskFinished: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.TaskNotFinished: grpc.StatusCode.FAILED_PRECONDITION,
     errors.IdempotencyConflict: grpc.StatusCode.ALREADY_EXISTS,
     errors.StorageUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.BrokerUnavailable: grpc.StatusCode.UNAVAILABLE,

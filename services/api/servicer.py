@@ -143,6 +143,15 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
 
         return await self._call(context, request, cancel)
 
+    async def RetryTask(
+        self, request: pb.RetryTaskRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RetryTaskResponse:
+        async def retry(caller: Caller) -> pb.RetryTaskResponse:
+            task = await self._manager.retry(caller, request.task_id, request.request_id)
+            return pb.RetryTaskResponse(task=convert.task_to_proto(task))
+
+        return await self._call(context, request, retry)
+
     async def BatchScheduleTasks(
         self, request: pb.BatchScheduleTasksRequest, context: grpc.aio.ServicerContext
     ) -> pb.BatchScheduleTasksResponse:

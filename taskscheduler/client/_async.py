@@ -110,6 +110,12 @@ class AsyncClient:
         )
         return response.task
 
+    async def retry(self, task_id: str, request_id: str | None = None) -> task_pb2.Task:
+        """Schedules a copy of a finished task to run now (same kind, payload and policy)."""
+        request = pb.RetryTaskRequest(task_id=task_id, request_id=request_id or str(uuid.uuid4()))
+        response: pb.RetryTaskResponse = await self._call(self._stub.RetryTask, request)
+        return response.task
+
     async def cancel(self, task_id: str) -> task_pb2.Task:
         response: pb.CancelTaskResponse = await self._call(
             self._stub.CancelTask, pb.CancelTaskRequest(task_id=task_id)

@@ -43,6 +43,12 @@ class TaskFinished(DomainError):
     reason = "TASK_ALREADY_FINISHED"
 
 
+class TaskNotFinished(DomainError):
+    """The operation needs a finished task (a retry of one still running would run it twice)."""
+
+    reason = "TASK_NOT_FINISHED"
+
+
 class IdempotencyConflict(DomainError):
     """The idempotency key was used before with a different request."""
 

@@ -17,6 +17,7 @@ from taskscheduler.core.errors import (
     InvalidArgument,
     PermissionDenied,
     TaskFinished,
+    TaskNotFinished,
     TaskNotFound,
 )
 from taskscheduler.core.kinds import KindRegistry
@@ -259,6 +260,27 @@ class TaskManager:
         if current is None:
             raise TaskNotFound(task_id)
         raise TaskFinished(f"task {task_id} is already {current.status.value}")
+
+    async def retry(self, caller: Caller, task_id: str, request_id: str = "") -> Task:
+        """Schedules a copy of a finished task to run now."""
+        original = await self.get(caller, task_id)
+        if not original.status.is_terminal:
+            raise TaskNotFinished(f"task {task_id} is still {original.status.value}")
+        policy = original.retry_policy
+        copy = ScheduleRequest(
+            kind=original.kind,
+            payload=original.payload,
+            retry_policy=RetryPolicyOverride(
+                max_attempts=policy.max_attempts,
+                initial_backoff=policy.initial_backoff,
+                max_backoff=policy.max_backoff,
+                backoff_multiplier=policy.backoff_multiplier,
+                jitter=policy.jitter,
+            ),
+            timeout=original.timeout,
+            request_id=request_id,
+        )
+        return await self.schedule(caller, copy)
 
     async def watch(self, caller: Caller, task_id: str) -> AsyncIterator[tuple[StatusEvent, Task]]:
         """The task's current state, then each committed change, ending after a terminal one."""

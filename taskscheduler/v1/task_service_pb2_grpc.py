@@ -68,6 +68,11 @@ class TaskServiceStub:
                 request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksRequest.SerializeToString,
                 response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksResponse.FromString,
                 _registered_method=True)
+        self.RetryTask = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/RetryTask',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -122,6 +127,14 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryTask(self, request, context):
+        """RetryTask schedules a new task, a copy of a finished one (same kind, payload, retry policy
+        and timeout), to run now. FAILED_PRECONDITION while the original has not finished.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +167,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.BatchScheduleTasks,
                     request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksRequest.FromString,
                     response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksResponse.SerializeToString,
+            ),
+            'RetryTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryTask,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -322,6 +340,33 @@ class TaskService:
             '/taskscheduler.v1.TaskService/BatchScheduleTasks',
             taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksRequest.SerializeToString,
             taskscheduler_dot_v1_dot_task__service__pb2.BatchScheduleTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/RetryTask',
+            taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

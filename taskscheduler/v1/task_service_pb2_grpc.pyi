@@ -55,6 +55,10 @@ class TaskServiceStub:
     """BatchScheduleTasks schedules up to 1,000 tasks at once, all or none: an invalid item rejects
     the call (INVALID_ARGUMENT, its field named "requests[i]...."). Idempotency keys work per item.
     """
+    RetryTask: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.RetryTaskRequest, _task_service_pb2.RetryTaskResponse]
+    """RetryTask schedules a new task, a copy of a finished one (same kind, payload, retry policy
+    and timeout), to run now. FAILED_PRECONDITION while the original has not finished.
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -82,6 +86,10 @@ class TaskServiceAsyncStub(TaskServiceStub):
     BatchScheduleTasks: _aio.UnaryUnaryMultiCallable[_task_service_pb2.BatchScheduleTasksRequest, _task_service_pb2.BatchScheduleTasksResponse]  # type: ignore[assignment]
     """BatchScheduleTasks schedules up to 1,000 tasks at once, all or none: an invalid item rejects
     the call (INVALID_ARGUMENT, its field named "requests[i]...."). Idempotency keys work per item.
+    """
+    RetryTask: _aio.UnaryUnaryMultiCallable[_task_service_pb2.RetryTaskRequest, _task_service_pb2.RetryTaskResponse]  # type: ignore[assignment]
+    """RetryTask schedules a new task, a copy of a finished one (same kind, payload, retry policy
+    and timeout), to run now. FAILED_PRECONDITION while the original has not finished.
     """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -143,6 +151,16 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_task_service_pb2.BatchScheduleTasksResponse, _abc.Awaitable[_task_service_pb2.BatchScheduleTasksResponse]]:
         """BatchScheduleTasks schedules up to 1,000 tasks at once, all or none: an invalid item rejects
         the call (INVALID_ARGUMENT, its field named "requests[i]...."). Idempotency keys work per item.
+        """
+
+    @_abc_1.abstractmethod
+    def RetryTask(
+        self,
+        request: _task_service_pb2.RetryTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.RetryTaskResponse, _abc.Awaitable[_task_service_pb2.RetryTaskResponse]]:
+        """RetryTask schedules a new task, a copy of a finished one (same kind, payload, retry policy
+        and timeout), to run now. FAILED_PRECONDITION while the original has not finished.
         """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -338,3 +338,19 @@ def test_metrics_move_when_tasks_run(stack: Stack, client: httpx.Client) -> None
     dispatcher = scrape(config.dispatcher_metrics_port)
     assert "taskscheduler_tasks{" in dispatcher
     assert metric(dispatcher, "taskscheduler_tasks", status="RUNNING") >= 0
+
+
+def test_retry_over_rest(client: httpx.Client) -> None:
+    later = client.post(
+        "/v1/tasks",
+        json={"kind": "demo.echo", "payload": {"n": 3}, "run_at": "2100-01-01T00:00:00Z"},
+    ).json()
+    waiting = client.post(f"/v1/tasks/{later['task_id']}:retry")
+    assert waiting.status_code == 409
+    assert waiting.json()["reason"] == "TASK_NOT_FINISHED"
+    client.post(f"/v1/tasks/{later['task_id']}:cancel")
+    copy = client.post(f"/v1/tasks/{later['task_id']}:retry", headers={"Idempotency-Key": "r1"})
+    assert copy.status_code == 201
+    body = copy.json()
+    assert body["task_id"] != later["task_id"] and body["payload"] == {"n": 3}
+    wait_for_status(client, body["task_id"], "SUCCESS")

@@ -219,3 +219,27 @@ async def test_a_nul_character_in_the_kind_filter_is_invalid_argument(
         await stub.ListTasks(pb.ListTasksRequest(kind="demo\x00echo"))
     assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(excinfo.value).metadata["field"] == "kind"
+
+
+async def test_retry_copies_a_finished_task_and_refuses_one_still_waiting(
+    stub: TaskServiceStub, clean_db: None
+) -> None:
+    request = schedule_request(n=7)
+    request.run_at.GetCurrentTime()
+    request.run_at.seconds += 3600
+    request.retry_policy.max_attempts = 5
+    request.timeout.seconds = 9
+    waiting = (await stub.ScheduleTask(request)).task
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stub.RetryTask(pb.RetryTaskRequest(task_id=waiting.id))
+    assert excinfo.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    await stub.CancelTask(pb.CancelTaskRequest(task_id=waiting.id))
+    retry = pb.RetryTaskRequest(task_id=waiting.id, request_id="retry-once")
+    copy = (await stub.RetryTask(retry)).task
+    assert copy.id != waiting.id and copy.status == PENDING
+    assert (copy.kind, dict(copy.payload), copy.max_attempts) == ("demo.echo", {"n": 7}, 5)
+    assert copy.timeout.seconds == 9
+    assert (await stub.RetryTask(retry)).task.id == copy.id  # the same key, the same copy
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await stub.RetryTask(pb.RetryTaskRequest(task_id=str(uuid.uuid4())))
+    assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
