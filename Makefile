@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test gen lint clean bench bench-quick chaos token
+.PHONY: run test gen lint clean bench bench-quick chaos token flower
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench-quick: $(INSTALLED)
 ## chaos: the fault suite, 3,000 tasks through killed workers, Redis and PostgreSQL restarts
 chaos: $(INSTALLED)
 	$(BIN)/python -m chaos.suite --tasks 3000 --rate 100
+
+## flower: Celery's own monitor on the broker of `make run` (http://127.0.0.1:5555)
+flower: $(INSTALLED)
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:56379/0} $(BIN)/celery -A services.worker.app flower --address=127.0.0.1 --port=5555
 
 ## lint: buf lint, ruff and mypy
 lint: $(INSTALLED)
