@@ -5,7 +5,14 @@ from __future__ import annotations
 import uvicorn
 
 from gateway.app import create_app
+from taskscheduler import logs
 from taskscheduler.settings import get_settings
 
 settings = get_settings()
-uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port)
+logs.configure(settings.log_format, settings.log_level)
+uvicorn.run(
+    create_app(settings),
+    host=settings.gateway_host,
+    port=settings.gateway_port,
+    log_config=None,  # uvicorn's lines go through the handler configured above
+)

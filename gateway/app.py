@@ -54,6 +54,7 @@ def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
 
 
 NextCall = Callable[[Request], Awaitable[Response]]
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -93,9 +94,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routes = APIRouter(dependencies=[Depends(HTTPBearer(auto_error=False))])
 
     def credentials(request: Request) -> tuple[tuple[str, str], ...]:
-        """The caller's bearer token, passed through untouched: the api authenticates."""
-        authorization = request.headers.get("authorization")
-        return (("authorization", authorization),) if authorization else ()
+        """The caller's bearer token, passed through untouched (the api authenticates), and its
+        W3C trace context, so that the task's log lines carry the caller's trace id."""
+        passed = (
+            (name, request.headers[name])
+            for name in ("authorization", "traceparent")
+            if name in request.headers
+        )
+        return tuple(passed)
 
     def stub(request: Request) -> TaskServiceStub:
         return request.app.state.stub  # type: ignore[no-any-return]
@@ -270,12 +276,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def count_requests(request: Request, call_next: NextCall) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        # The route's template, never the raw path: task ids would make a series each.
-        template = getattr(route, "path", "unmatched")
-        observe_http(request.method, template, response.status_code, started)
-        return response
+        status = 500  # what the client gets when a handler raises
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            # The route's template, never the raw path (task ids would make a series each),
+            # and a method outside HTTP's own as OTHER: labels a caller cannot multiply.
+            template = getattr(request.scope.get("route"), "path", "unmatched")
+            method = request.method if request.method in HTTP_METHODS else "OTHER"
+            observe_http(method, template, status, started)
 
     app.include_router(routes)
     return app

@@ -7,6 +7,7 @@ taskctl list --status FAILED --json
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from google.protobuf import json_format
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from taskscheduler.client import FINISHED, Client, ClientError, Task, TaskStatus, status_name
@@ -42,7 +44,7 @@ def connected(address: str, token: str) -> Iterator[Client]:
             yield client
     except ClientError as error:
         field = f" (field: {error.field})" if error.field else ""
-        err.print(f"[red]{error.code.name}[/red]: {error.details}{field}")
+        err.print(f"[red]{error.code.name}[/red]: {escape(error.details)}{escape(field)}")
         raise typer.Exit(1) from None
 
 
@@ -55,18 +57,19 @@ def show(task: Task, as_json: bool) -> None:
         print(json.dumps(as_dict(task)))
         return
     status = status_name(task.status)
-    out.print(f"[bold]{task.id}[/bold]  {task.kind}  [{COLORS.get(status, 'white')}]{status}[/]")
+    kind = escape(task.kind)
+    out.print(f"[bold]{task.id}[/bold]  {kind}  [{COLORS.get(status, 'white')}]{status}[/]")
     out.print(
         f"  attempt {task.attempt} of {task.max_attempts}, run at {task.run_at.ToJsonString()}"
     )
     if task.HasField("result"):
-        out.print(f"  result: {json_format.MessageToJson(task.result, indent=None)}")
+        out.print(f"  result: {escape(json_format.MessageToJson(task.result, indent=None))}")
     if task.error:
-        out.print(f"  error: {task.error}")
+        out.print(f"  error: {escape(task.error)}")
     for attempt in task.attempts:
         outcome = status_name(attempt.status)
         error = f": {attempt.error_type}: {attempt.error_message}" if attempt.error_type else ""
-        out.print(f"  #{attempt.number} {outcome} on {attempt.worker}{error}")
+        out.print(f"  #{attempt.number} {outcome} on {escape(attempt.worker + error)}")
 
 
 def follow(client: Client, task: Task, as_json: bool) -> Task:
@@ -77,7 +80,8 @@ def follow(client: Client, task: Task, as_json: bool) -> Task:
             last = event.task
             text = f"{task.id} {status_name(event.status)} (attempt {event.attempt})"
             if as_json:
-                print(json.dumps({"task_id": task.id, "status": status_name(event.status)}))
+                status = TaskStatus.Name(event.status)  # as in the task's own JSON
+                print(json.dumps({"task_id": task.id, "status": status, "attempt": event.attempt}))
             else:
                 line.update(text)
                 out.print(text)
@@ -163,7 +167,7 @@ def list_tasks(
         name = status_name(task.status)
         table.add_row(
             task.id,
-            task.kind,
+            escape(task.kind),
             f"[{COLORS.get(name, 'white')}]{name}[/]",
             f"{task.attempt}/{task.max_attempts}",
             task.create_time.ToJsonString(),
@@ -216,6 +220,8 @@ def token(
     ttl: Annotated[float, typer.Option(help="Seconds the token is valid")] = 86_400,
 ) -> None:
     """Mint a development token (TASKSCHED_JWT_SECRET, or the secret of `make run`)."""
+    if not os.environ.get("TASKSCHED_JWT_SECRET"):
+        err.print("signed with the development secret of `make run` (.data/jwt_secret)")
     print(mint_token(configured_secret(), tenant, scope or ALL_SCOPES, ttl))
 
 

@@ -16,8 +16,17 @@ from taskscheduler.core.model import RetryPolicy
 
 MIN_SECRET_LENGTH = 32
 COMPOSE_DEVELOPMENT_SECRET = "docker-compose-development-secret-not-for-production-use"
+KUBERNETES_PLACEHOLDER_SECRET = "replace-with-48-or-more-random-characters-from-your-vault"
 KNOWN_DEFAULT_SECRETS = frozenset(
-    {"secret", "changeme", "change-me", "development", "dev-secret", COMPOSE_DEVELOPMENT_SECRET}
+    {
+        "secret",
+        "changeme",
+        "change-me",
+        "development",
+        "dev-secret",
+        COMPOSE_DEVELOPMENT_SECRET,
+        KUBERNETES_PLACEHOLDER_SECRET,
+    }
 )
 
 
@@ -77,6 +86,10 @@ class Settings(BaseSettings):
     event_loop: Literal["asyncio", "uvloop"] = Field(
         default="asyncio", description="The api's event loop (uvloop: see the benchmark)"
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text, or json: one object a line, with the task context"
+    )
+    log_level: str = Field(default="INFO", description="The root logger's level")
     metrics_host: str = Field(default="127.0.0.1", description="Where /metrics ports listen")
     api_metrics_port: int = Field(default=9101, ge=0, le=65535, description="0: no metrics")
     worker_metrics_port: int = Field(default=9102, ge=0, le=65535, description="0: no metrics")

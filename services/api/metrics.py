@@ -1,8 +1,10 @@
-"""A server interceptor counting every gRPC call by method and status code, with its
-duration (for a stream, until it ends)."""
+"""A server interceptor around every gRPC call: counts it by method and status code with its
+duration (for a stream, until it ends), and continues the caller's W3C trace context (the
+`traceparent` metadata) so that the call's log lines and the task's broker message carry it."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -10,14 +12,25 @@ from typing import Any
 
 import grpc
 
+from taskscheduler import logs
 from taskscheduler.adapters.metrics import observe_grpc
 
 
-def _code(context: grpc.aio.ServicerContext, failed: bool) -> str:
+def _code(context: grpc.aio.ServicerContext, failed: bool, cancelled: bool = False) -> str:
     code = context.code()
-    if code is None:
-        return "UNKNOWN" if failed else "OK"
-    return str(code.name) if isinstance(code, grpc.StatusCode) else str(code)
+    if code is not None:
+        return str(code.name) if isinstance(code, grpc.StatusCode) else str(code)
+    if cancelled:  # the client hung up, or its deadline passed: not a server error
+        remaining = context.time_remaining()
+        return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
+    return "UNKNOWN" if failed else "OK"
+
+
+def _traceparent(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "traceparent" and isinstance(value, str):
+            return value
+    return None
 
 
 class RequestMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -48,13 +61,17 @@ class RequestMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 def _timed_unary(behavior: Any, method: str) -> Any:
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
-        failed = True
+        failed, cancelled = True, False
+        logs.continue_trace(_traceparent(context))
         try:
             response = await behavior(request, context)
             failed = False
             return response
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         finally:
-            observe_grpc(method, _code(context, failed), started)
+            observe_grpc(method, _code(context, failed, cancelled), started)
 
     return unary
 
@@ -65,12 +82,16 @@ def _timed_stream(behavior: Any, method: str) -> Any:
 
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         started = time.perf_counter()
-        failed = True
+        failed, cancelled = True, False
+        logs.continue_trace(_traceparent(context))
         try:
             async for response in behavior(request, context):
                 yield response
             failed = False
+        except (asyncio.CancelledError, GeneratorExit):
+            cancelled = True
+            raise
         finally:
-            observe_grpc(method, _code(context, failed), started)
+            observe_grpc(method, _code(context, failed, cancelled), started)
 
     return stream

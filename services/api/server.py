@@ -17,6 +17,7 @@ from services.api.auth import TokenVerifier
 from services.api.faults import CrashBeforePublish
 from services.api.metrics import RequestMetrics
 from services.api.servicer import TaskServicer, add_task_service
+from taskscheduler import logs
 from taskscheduler.adapters import metrics
 from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.engine import make_async_engine
@@ -142,8 +143,8 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    logs.configure(settings.log_format, settings.log_level)
     if settings.event_loop == "uvloop":
         import uvloop
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from prometheus_client import REGISTRY
 
 from services.dispatcher.dispatcher import Dispatcher
+from taskscheduler import logs
 from taskscheduler.adapters import metrics
 from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
@@ -52,5 +53,6 @@ async def run(settings: Settings) -> None:
     sync_engine.dispose()
 
 
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-asyncio.run(run(get_settings()))
+settings = get_settings()
+logs.configure(settings.log_format, settings.log_level)
+asyncio.run(run(settings))

@@ -16,13 +16,14 @@ import uuid
 
 from celery import Task
 from celery.exceptions import Reject
-from celery.signals import worker_init, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init
+from prometheus_client import values as prometheus_values
 
 from taskscheduler.adapters.broker import EXECUTE_TASK, make_celery_app
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.engine import make_sync_engine
 from taskscheduler.core.errors import StorageUnavailable
-from taskscheduler.core.execution import Interrupts, TaskExecutor
+from taskscheduler.core.execution import ClaimedAttempt, Interrupts, TaskExecutor
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.settings import get_settings
 
@@ -30,11 +31,15 @@ log = logging.getLogger("taskscheduler.worker")
 
 settings = get_settings()
 if settings.worker_metrics_port:
-    # The pool processes count attempts and the main process serves the sum: prometheus_client
-    # chooses this multiprocess mode when it is first imported, from this folder's name.
+    # The pool processes count attempts and the main process serves the sum, in
+    # prometheus_client's multiprocess mode: its samples go to this folder. The mode is chosen
+    # when prometheus_client is imported, and a Celery plugin may have imported it already
+    # (Flower does, as soon as it is installed), so it is chosen again before our metrics exist.
     os.environ.setdefault(
         "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="taskscheduler-worker-metrics-")
     )
+    prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+from taskscheduler import logs  # noqa: E402
 from taskscheduler.adapters import metrics  # noqa: E402 (after the folder is named)
 
 app = make_celery_app(settings)
@@ -68,8 +73,22 @@ def _build_executor() -> TaskExecutor:
         worker_name,
         settings.lease,
         INTERRUPTS,
-        observer=metrics.AttemptMetrics(),
+        observer=AttemptObserver(),
     )
+
+
+class AttemptObserver(metrics.AttemptMetrics):
+    """Counts the attempt, and names its kind on every log line about it."""
+
+    def attempt_started(self, claimed: ClaimedAttempt) -> None:
+        logs.bind(kind=claimed.kind)
+        super().attempt_started(claimed)
+
+
+@setup_logging.connect
+def _configure_logging(**_: object) -> None:
+    """Our handler instead of Celery's: its lines and ours in TASKSCHED_LOG_FORMAT."""
+    logs.configure(settings.log_format, settings.log_level)
 
 
 @worker_init.connect
@@ -101,12 +120,15 @@ def executor() -> TaskExecutor:
 @app.task(name=EXECUTE_TASK, bind=True)
 def execute(self: Task, task_id: str, attempt: int) -> str:
     """Claims and runs one attempt of task_id; `attempt` is for logs and tracing only."""
-    try:
-        outcome = executor().execute(uuid.UUID(task_id))
-    except StorageUnavailable:
-        # Hand the message back rather than lose it; the database may be restarting.
-        log.warning("database unavailable; requeueing task %s", task_id)
-        time.sleep(STORAGE_RETRY_DELAY_SECONDS)
-        raise Reject("database unavailable", requeue=True) from None
-    log.info("task %s attempt %s: %s", task_id, attempt, outcome.value)
+    traceparent = getattr(self.request, "traceparent", None)
+    with logs.bound(task_id=task_id, attempt=attempt):
+        logs.continue_trace(traceparent)
+        try:
+            outcome = executor().execute(uuid.UUID(task_id))
+        except StorageUnavailable:
+            # Hand the message back rather than lose it; the database may be restarting.
+            log.warning("database unavailable; requeueing task %s", task_id)
+            time.sleep(STORAGE_RETRY_DELAY_SECONDS)
+            raise Reject("database unavailable", requeue=True) from None
+        log.info("task %s attempt %s: %s", task_id, attempt, outcome.value)
     return outcome.value

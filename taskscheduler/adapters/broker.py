@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from celery import Celery
 
+from taskscheduler import logs
 from taskscheduler.core.errors import BrokerUnavailable
 from taskscheduler.settings import Settings
 
@@ -19,6 +20,8 @@ PUBLISH_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8)  # seconds between tries of one batc
 
 PublishItem = tuple[uuid.UUID, int, timedelta | None]
 """A task id, its attempt number and the attempt's timeout."""
+Traced = tuple[PublishItem, str]
+"""An item and the W3C traceparent of the call that published it (empty: none)."""
 
 EXECUTE_TASK = "taskscheduler.execute"
 """The one Celery task: its message carries a task id and attempt number, never state."""
@@ -57,7 +60,7 @@ class CeleryPublisher:
     def __init__(self, app: Celery, stop_grace: timedelta) -> None:
         self._app = app
         self._backstop = 3 * stop_grace
-        self._waiting: list[tuple[PublishItem, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[Traced, asyncio.Future[None]]] = []
         self._sender: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -79,7 +82,7 @@ class CeleryPublisher:
             return {}
         return {"time_limit": (timeout + self._backstop).total_seconds()}
 
-    def _publish_sync(self, items: list[PublishItem]) -> None:
+    def _publish_sync(self, items: list[Traced]) -> None:
         """Sends a batch, again and again for about 1.5 s if the broker fails (kombu does not
         retry a batch): a Redis restart is ridden out. Sending again may duplicate a message,
         which the guarded claim makes harmless."""
@@ -93,19 +96,24 @@ class CeleryPublisher:
                 log.warning("publishing failed (%s); again in %.1f s", exc, delay)
                 time.sleep(delay)
 
-    def _send_batch(self, items: list[PublishItem]) -> None:
+    def _send_batch(self, items: list[Traced]) -> None:
         """One producer, its messages pipelined to Redis (kombu's publish batch): one round
         trip per batch instead of one per message."""
         with self._app.producer_or_acquire() as producer, producer.batch():
-            for task_id, attempt, timeout in items:
+            for (task_id, attempt, timeout), traceparent in items:
                 self._app.send_task(
                     EXECUTE_TASK,
                     args=[str(task_id), attempt],
                     producer=producer,
+                    headers={"traceparent": traceparent} if traceparent else None,
                     **self._limits(timeout),
                 )
 
     async def publish_many(self, items: list[PublishItem]) -> None:
+        traceparent = logs.current_traceparent()
+        await self._publish_traced([(item, traceparent) for item in items])
+
+    async def _publish_traced(self, items: list[Traced]) -> None:
         if items:
             await asyncio.to_thread(self._publish_sync, items)
 
@@ -116,19 +124,20 @@ class CeleryPublisher:
         one batch is being sent, the next gathers, so N callers cost one thread hop and one
         pipelined round trip instead of N of each (a group commit for publishes)."""
         sent = asyncio.get_running_loop().create_future()
-        self._waiting.append(((task_id, attempt, attempt_timeout), sent))
+        item = (task_id, attempt, attempt_timeout)
+        self._waiting.append(((item, logs.current_traceparent()), sent))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send_waiting())
         await sent
 
     async def _send_waiting(self) -> None:
-        batch: list[tuple[PublishItem, asyncio.Future[None]]] = []
+        batch: list[tuple[Traced, asyncio.Future[None]]] = []
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 failure: BrokerUnavailable | None = None
                 try:
-                    await self.publish_many([item for item, _ in batch])
+                    await self._publish_traced([item for item, _ in batch])
                 except BrokerUnavailable as exc:
                     failure = exc
                 for _, sent in batch:

@@ -22,7 +22,9 @@ WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 TASKS_SCHEDULED = Counter("taskscheduler_tasks_scheduled", "Tasks stored", ["kind"])
-TASKS_CANCELLED = Counter("taskscheduler_tasks_cancelled", "Cancels accepted", ["kind"])
+TASKS_CANCELLED = Counter(
+    "taskscheduler_tasks_cancelled", "Waiting tasks cancelled by the api", ["kind"]
+)
 ATTEMPTS_STARTED = Counter("taskscheduler_attempts_started", "Attempts claimed", ["kind"])
 ATTEMPTS_FINISHED = Counter(
     "taskscheduler_attempts_finished",
@@ -101,7 +103,7 @@ class TasksByStatus(Collector):
         try:
             with self._engine.connect() as conn:
                 row = conn.execute(self._query).one()
-        except sa.exc.DBAPIError as exc:
+        except sa.exc.SQLAlchemyError as exc:  # a scrape must answer even with no database
             log.warning("tasks by status not read: %s", exc)
             return
         for status, count in zip(LIVE_STATUSES, row, strict=True):

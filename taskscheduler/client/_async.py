@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -141,19 +142,24 @@ class AsyncClient:
         task_id: str,
         timeout: float | None = None,  # noqa: ASYNC109 (the stream's gRPC deadline)
     ) -> AsyncIterator[pb.StreamStatusResponse]:
-        """The task's current state, then each change, until a terminal status. A stream cut
-        by UNAVAILABLE is opened again, without repeating the event seen last."""
+        """The task's current state, then each change, until a terminal status, within
+        `timeout` seconds in all. A stream cut by UNAVAILABLE is opened again: it starts with the
+        current state (changes made while it was cut are not replayed) and never repeats the
+        event seen last."""
         last: pb.StreamStatusResponse | None = None
+        ends = None if timeout is None else time.monotonic() + timeout
         delays = self._retries.delays()
         while True:
+            remaining = None if ends is None else max(0.0, ends - time.monotonic())
             stream = self._stub.StreamStatus(
-                pb.StreamStatusRequest(task_id=task_id), timeout=timeout, metadata=self._metadata
+                pb.StreamStatusRequest(task_id=task_id), timeout=remaining, metadata=self._metadata
             )
             try:
                 async for event in stream:
                     if not same_event(last, event):
                         yield event
                     last = event
+                    delays = self._retries.delays()  # it got through: a fresh budget of tries
                 return
             except grpc.aio.AioRpcError as error:
                 delay = next(delays)

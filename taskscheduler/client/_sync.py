@@ -139,19 +139,24 @@ class Client:
     def watch(
         self, task_id: str, timeout: float | None = None
     ) -> Iterator[pb.StreamStatusResponse]:
-        """The task's current state, then each change, until a terminal status. A stream cut
-        by UNAVAILABLE is opened again, without repeating the event seen last."""
+        """The task's current state, then each change, until a terminal status, within
+        `timeout` seconds in all. A stream cut by UNAVAILABLE is opened again: it starts with the
+        current state (changes made while it was cut are not replayed) and never repeats the
+        event seen last."""
         last: pb.StreamStatusResponse | None = None
+        ends = None if timeout is None else time.monotonic() + timeout
         delays = self._retries.delays()
         while True:
+            remaining = None if ends is None else max(0.0, ends - time.monotonic())
             stream = self._stub.StreamStatus(
-                pb.StreamStatusRequest(task_id=task_id), timeout=timeout, metadata=self._metadata
+                pb.StreamStatusRequest(task_id=task_id), timeout=remaining, metadata=self._metadata
             )
             try:
                 for event in stream:
                     if not same_event(last, event):
                         yield event
                     last = event
+                    delays = self._retries.delays()  # it got through: a fresh budget of tries
                 return
             except grpc.RpcError as error:
                 delay = next(delays)

@@ -254,7 +254,8 @@ class TaskManager:
         parsed = parse_task_id(task_id)
         cancelled = await self._repository.cancel(caller.tenant, parsed)
         if cancelled is not None:
-            self._observer.cancelled(cancelled)
+            if cancelled.status is TaskStatus.CANCELLED:  # a running one ends in its worker
+                self._observer.cancelled(cancelled)
             return cancelled
         current = await self._repository.get(caller.tenant, parsed, with_attempts=False)
         if current is None:

@@ -75,7 +75,7 @@ class TaskObserver(Protocol):
         ...
 
     def cancelled(self, task: Task) -> None:
-        """A cancel was accepted (the task is CANCELLED, or RUNNING and asked to stop)."""
+        """A waiting task was cancelled (a running one is counted by the worker that stops it)."""
         ...
 
 

@@ -48,7 +48,7 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         dispatcher_metrics_port=free_port(),
         database_url=fresh_database(servers.database_url),
         redis_url=servers.redis_url,
-        extra_env={"TASKSCHED_CELERY_QUEUE": f"e2e-{free_port()}"},
+        extra_env={"TASKSCHED_CELERY_QUEUE": f"e2e-{free_port()}", "TASKSCHED_LOG_FORMAT": "json"},
         log_stream=io.StringIO(),
     )
     running = start_stack(config)

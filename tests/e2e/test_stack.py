@@ -9,12 +9,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import grpc
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from taskscheduler.devstack.stack import Stack, StackConfig, on_free_ports
+from taskscheduler.v1 import task_service_pb2 as pb
+from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 from tests.e2e.conftest import start_stack
 
 pytestmark = pytest.mark.e2e
@@ -354,3 +358,69 @@ def test_retry_over_rest(client: httpx.Client) -> None:
     body = copy.json()
     assert body["task_id"] != later["task_id"] and body["payload"] == {"n": 3}
     wait_for_status(client, body["task_id"], "SUCCESS")
+
+
+def json_lines(stack: Stack, process: str) -> list[dict[str, Any]]:
+    """The JSON log lines a process of the stack wrote so far."""
+    log_stream = stack.config.log_stream
+    assert isinstance(log_stream, io.StringIO)
+    found = []
+    for line in log_stream.getvalue().splitlines():
+        prefix, _, rest = line.partition("|")
+        if process in prefix and "{" in rest:
+            found.append(json.loads(rest[rest.index("{") :]))
+    return found
+
+
+def test_log_lines_carry_the_task_and_the_callers_trace(stack: Stack, client: httpx.Client) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    created = client.post(
+        "/v1/tasks", json={"kind": "demo.echo"}, headers={"traceparent": traceparent}
+    ).json()
+    wait_for_status(client, created["task_id"], "SUCCESS")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        about = [
+            line
+            for line in json_lines(stack, "worker")
+            if line.get("task_id") == created["task_id"]
+        ]
+        if any(line.get("kind") for line in about):
+            break
+        time.sleep(0.1)
+    assert about, "no worker line names the task"
+    assert {line["trace_id"] for line in about} == {trace_id}
+    assert {line.get("kind") for line in about if "kind" in line} == {"demo.echo"}
+    assert all(line["attempt"] == "1" for line in about)
+
+
+def test_client_hang_ups_and_odd_methods_are_labelled_as_such(
+    stack: Stack, client: httpx.Client
+) -> None:
+    later = client.post(
+        "/v1/tasks", json={"kind": "demo.echo", "run_at": "2100-01-01T00:00:00Z"}
+    ).json()["task_id"]
+    address = f"127.0.0.1:{stack.config.grpc_port}"
+    metadata = (("authorization", f"Bearer {stack.token()}"),)
+    with grpc.insecure_channel(address) as channel:
+        stream = TaskServiceStub(channel).StreamStatus(
+            pb.StreamStatusRequest(task_id=later), metadata=metadata
+        )
+        next(stream)  # the current state
+        stream.cancel()
+    odd = client.request("XA1", "/v1/tasks")
+    assert odd.status_code == 405
+    method = "/taskscheduler.v1.TaskService/StreamStatus"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        api = scrape(stack.config.api_metrics_port)
+        if metric(api, "taskscheduler_grpc_requests_total", method=method, code="CANCELLED"):
+            break
+        time.sleep(0.1)
+    assert metric(api, "taskscheduler_grpc_requests_total", method=method, code="CANCELLED") >= 1
+    assert metric(api, "taskscheduler_grpc_requests_total", method=method, code="UNKNOWN") == 0
+    gateway = client.get("/metrics").text
+    assert metric(gateway, "taskscheduler_http_requests_total", method="OTHER") >= 1
+    assert 'method="XA1"' not in gateway
+    client.post(f"/v1/tasks/{later}:cancel")
