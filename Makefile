@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test gen lint clean bench bench-quick chaos token flower
+.PHONY: run test gen lint clean bench bench-quick chaos token flower browser
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,16 @@ run: $(INSTALLED)
 	$(BIN)/python -m taskscheduler.devstack
 
 ## test: lint, then the whole suite (unit, integration, end to end) on real servers
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
+
+## browser: Debian's chromium, which the dashboard's browser test drives (Playwright)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+browser:
+	@command -v chromium >/dev/null 2>&1 \
+	  || $(SUDO) apt-get install -y -q chromium >/dev/null \
+	  || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null) \
+	  || echo "chromium could not be installed: the dashboard's browser test will be skipped"
 
 ## token: a bearer token for the stack of `make run` (TENANT=..., SCOPES="tasks:read tasks:write")
 TENANT ?= dev

@@ -19,7 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import schemas
+from gateway import dashboard, schemas
+from gateway.calls import call_metadata
 from gateway.problems import (
     grpc_error_handler,
     http_error_handler,
@@ -93,15 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Declares the bearer scheme (Swagger's Authorize button); the api verifies the tokens.
     routes = APIRouter(dependencies=[Depends(HTTPBearer(auto_error=False))])
 
-    def credentials(request: Request) -> tuple[tuple[str, str], ...]:
-        """The caller's bearer token, passed through untouched (the api authenticates), and its
-        W3C trace context, so that the task's log lines carry the caller's trace id."""
-        passed = (
-            (name, request.headers[name])
-            for name in ("authorization", "traceparent")
-            if name in request.headers
-        )
-        return tuple(passed)
+    credentials = call_metadata
 
     def stub(request: Request) -> TaskServiceStub:
         return request.app.state.stub  # type: ignore[no-any-return]
@@ -289,4 +282,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             observe_http(method, template, status, started)
 
     app.include_router(routes)
+    app.include_router(dashboard.router)
+    app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
     return app
