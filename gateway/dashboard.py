@@ -4,6 +4,9 @@ in a URL); a task's page follows it live over the SSE endpoint."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +15,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sse_starlette import EventSourceResponse
 
 from gateway import schemas
 from gateway.calls import SESSION_COOKIE, call_metadata
@@ -23,6 +27,7 @@ HERE = Path(__file__).parent
 STATUSES = [name.removeprefix("TASK_STATUS_") for name, _ in task_pb2.TaskStatus.items()][1:]
 SIGNED_OUT = {grpc.StatusCode.UNAUTHENTICATED}
 PAGE_SIZE = 25
+COUNTS_EVERY = 2.0  # seconds between two counts sent to a dashboard
 
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -113,6 +118,27 @@ async def task_list(
         chosen=chosen,
         kind=kind,
     )
+
+
+@router.get("/counts/events")
+async def count_events(request: Request) -> EventSourceResponse:
+    """Server-Sent Events: the caller's tasks by status (live ones, and those finished within
+    the hour), every COUNTS_EVERY seconds."""
+
+    async def counts() -> AsyncIterator[dict[str, str]]:
+        while True:
+            try:
+                counted = await _stub(request).CountTasks(
+                    pb.CountTasksRequest(), timeout=10, metadata=call_metadata(request)
+                )
+            except grpc.aio.AioRpcError as error:
+                yield {"event": "problem", "data": json.dumps({"code": error.code().name})}
+                return
+            body = {schemas.status_name(count.status): count.count for count in counted.counts}
+            yield {"event": "counts", "data": json.dumps(body)}
+            await asyncio.sleep(COUNTS_EVERY)
+
+    return EventSourceResponse(counts())
 
 
 @router.get("/tasks/{task_id}", response_model=None)

@@ -152,6 +152,25 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
 
         return await self._call(context, request, retry)
 
+    async def CountTasks(
+        self, request: pb.CountTasksRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CountTasksResponse:
+        async def count(caller: Caller) -> pb.CountTasksResponse:
+            window = (
+                request.finished_within.ToTimedelta()
+                if request.HasField("finished_within")
+                else None
+            )
+            counts = await self._manager.count(caller, window)
+            return pb.CountTasksResponse(
+                counts=[
+                    pb.StatusCount(status=convert.status_to_proto(status), count=number)
+                    for status, number in counts.items()
+                ]
+            )
+
+        return await self._call(context, request, count)
+
     async def BatchScheduleTasks(
         self, request: pb.BatchScheduleTasksRequest, context: grpc.aio.ServicerContext
     ) -> pb.BatchScheduleTasksResponse:

@@ -47,6 +47,8 @@ from taskscheduler.core.ports import (
 log = logging.getLogger("taskscheduler.manager")
 
 MAX_ATTEMPTS_LIMIT = 100
+DEFAULT_COUNT_WINDOW = timedelta(hours=1)
+MAX_COUNT_WINDOW = timedelta(days=7)
 MAX_BATCH = 1000
 MAX_REQUEST_ID_LENGTH = 200
 MAX_KIND_LENGTH = 200
@@ -261,6 +263,17 @@ class TaskManager:
         if current is None:
             raise TaskNotFound(task_id)
         raise TaskFinished(f"task {task_id} is already {current.status.value}")
+
+    async def count(
+        self, caller: Caller, finished_within: timedelta | None = None
+    ) -> dict[TaskStatus, int]:
+        _require(caller, READ_SCOPE)
+        window = finished_within or DEFAULT_COUNT_WINDOW
+        if not timedelta(0) < window <= MAX_COUNT_WINDOW:
+            raise InvalidArgument(
+                "finished_within", f"must be above 0 and at most {MAX_COUNT_WINDOW}"
+            )
+        return await self._repository.count(caller.tenant, window)
 
     async def retry(self, caller: Caller, task_id: str, request_id: str = "") -> Task:
         """Schedules a copy of a finished task to run now."""

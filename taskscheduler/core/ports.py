@@ -8,7 +8,15 @@ from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Protocol
 
-from taskscheduler.core.model import NewTask, PageCursor, StatusEvent, Task, TaskFilter, TaskPage
+from taskscheduler.core.model import (
+    NewTask,
+    PageCursor,
+    StatusEvent,
+    Task,
+    TaskFilter,
+    TaskPage,
+    TaskStatus,
+)
 
 RESYNC = None
 """Sent on an event subscription when events may have been missed (the listener reconnected)."""
@@ -36,6 +44,10 @@ class TaskRepository(Protocol):
     async def list(
         self, tenant: str, task_filter: TaskFilter, page_size: int, after: PageCursor | None
     ) -> TaskPage: ...
+
+    async def count(self, tenant: str, finished_within: timedelta) -> dict[TaskStatus, int]:
+        """Live tasks by status, and those that finished within the window."""
+        ...
 
     async def cancel(self, tenant: str, task_id: uuid.UUID) -> Task | None:
         """Cancels a waiting task, or asks a RUNNING one to stop; None when it was terminal or

@@ -341,6 +341,80 @@ class CancelTaskRequest(_message.Message):
 Global___CancelTaskRequest: _TypeAlias = CancelTaskRequest  # noqa: Y015
 
 @_typing.final
+class CountTasksRequest(_message.Message):
+    """CountTasksRequest bounds the finished tasks counted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINISHED_WITHIN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def finished_within(self) -> _duration_pb2.Duration:
+        """Finished tasks count when they finished within this window; unset means one hour."""
+
+    def __init__(
+        self,
+        *,
+        finished_within: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_within", b"finished_within"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["finished_within", b"finished_within"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountTasksRequest: _TypeAlias = CountTasksRequest  # noqa: Y015
+
+@_typing.final
+class CountTasksResponse(_message.Message):
+    """CountTasksResponse holds one count per status, every status present."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusCount]:
+        """The counts, in the order of TaskStatus."""
+
+    def __init__(
+        self,
+        *,
+        counts: _abc.Iterable[Global___StatusCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountTasksResponse: _TypeAlias = CountTasksResponse  # noqa: Y015
+
+@_typing.final
+class StatusCount(_message.Message):
+    """StatusCount is the number of tasks in one status."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    status: _task_pb2.TaskStatus.ValueType
+    """The status."""
+    count: _builtins.int
+    """How many tasks."""
+    def __init__(
+        self,
+        *,
+        status: _task_pb2.TaskStatus.ValueType = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusCount: _TypeAlias = StatusCount  # noqa: Y015
+
+@_typing.final
 class RetryTaskRequest(_message.Message):
     """RetryTaskRequest names the finished task to copy."""
 

@@ -73,6 +73,11 @@ class TaskServiceStub:
                 request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskRequest.SerializeToString,
                 response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskResponse.FromString,
                 _registered_method=True)
+        self.CountTasks = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/CountTasks',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CountTasksRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CountTasksResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -135,6 +140,14 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountTasks(self, request, context):
+        """CountTasks counts the caller's tasks by status: every waiting or running one, and those
+        that finished within the window. Cheap at any table size (each count has its index).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -172,6 +185,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.RetryTask,
                     request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskRequest.FromString,
                     response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskResponse.SerializeToString,
+            ),
+            'CountTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountTasks,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CountTasksRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CountTasksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -367,6 +385,33 @@ class TaskService:
             '/taskscheduler.v1.TaskService/RetryTask',
             taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskRequest.SerializeToString,
             taskscheduler_dot_v1_dot_task__service__pb2.RetryTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/CountTasks',
+            taskscheduler_dot_v1_dot_task__service__pb2.CountTasksRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.CountTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,10 @@ class TaskServiceStub:
     """RetryTask schedules a new task, a copy of a finished one (same kind, payload, retry policy
     and timeout), to run now. FAILED_PRECONDITION while the original has not finished.
     """
+    CountTasks: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.CountTasksRequest, _task_service_pb2.CountTasksResponse]
+    """CountTasks counts the caller's tasks by status: every waiting or running one, and those
+    that finished within the window. Cheap at any table size (each count has its index).
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -90,6 +94,10 @@ class TaskServiceAsyncStub(TaskServiceStub):
     RetryTask: _aio.UnaryUnaryMultiCallable[_task_service_pb2.RetryTaskRequest, _task_service_pb2.RetryTaskResponse]  # type: ignore[assignment]
     """RetryTask schedules a new task, a copy of a finished one (same kind, payload, retry policy
     and timeout), to run now. FAILED_PRECONDITION while the original has not finished.
+    """
+    CountTasks: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CountTasksRequest, _task_service_pb2.CountTasksResponse]  # type: ignore[assignment]
+    """CountTasks counts the caller's tasks by status: every waiting or running one, and those
+    that finished within the window. Cheap at any table size (each count has its index).
     """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -161,6 +169,16 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_task_service_pb2.RetryTaskResponse, _abc.Awaitable[_task_service_pb2.RetryTaskResponse]]:
         """RetryTask schedules a new task, a copy of a finished one (same kind, payload, retry policy
         and timeout), to run now. FAILED_PRECONDITION while the original has not finished.
+        """
+
+    @_abc_1.abstractmethod
+    def CountTasks(
+        self,
+        request: _task_service_pb2.CountTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.CountTasksResponse, _abc.Awaitable[_task_service_pb2.CountTasksResponse]]:
+        """CountTasks counts the caller's tasks by status: every waiting or running one, and those
+        that finished within the window. Cheap at any table size (each count has its index).
         """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,6 +4,7 @@ reach SUCCESS without a reload, open its attempts, cancel another."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,7 +74,8 @@ def test_a_task_reaches_success_live_and_another_is_cancelled(
     first_attempt = page.locator("#attempts li").first
     first_attempt.locator("summary").click()
     expect(first_attempt.locator("pre")).to_contain_text("DemoFailure")
-    page.screenshot(path=str(Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / "dashboard.png"))
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    page.screenshot(path=str(shots / "dashboard-task.png"))
 
     later = rest.post(
         "/v1/tasks", json={"kind": "demo.echo", "run_at": "2100-01-01T00:00:00Z"}
@@ -85,3 +87,10 @@ def test_a_task_reaches_success_live_and_another_is_cancelled(
 
     page.goto(f"http://127.0.0.1:{stack.config.gateway_port}/dashboard?status=CANCELLED")
     expect(page.locator(f"a[href='/dashboard/tasks/{later['task_id']}']")).to_be_visible()
+    # The counts arrive over SSE (this tenant: one success, one cancel), then the chart draws.
+    expect(page.locator("#count-SUCCESS")).to_have_text("1")
+    expect(page.locator("#count-CANCELLED")).to_have_text("1")
+    expect(page.locator("#succeeded")).to_have_attribute("points", re.compile(r"\d"))
+    page.goto(f"http://127.0.0.1:{stack.config.gateway_port}/dashboard")
+    expect(page.locator("#count-CANCELLED")).to_have_text("1")
+    page.screenshot(path=str(shots / "dashboard.png"))

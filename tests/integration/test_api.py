@@ -243,3 +243,28 @@ async def test_retry_copies_a_finished_task_and_refuses_one_still_waiting(
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await stub.RetryTask(pb.RetryTaskRequest(task_id=str(uuid.uuid4())))
     assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_count_tasks_by_status(stub: TaskServiceStub, clean_db: None) -> None:
+    later = schedule_request()
+    later.run_at.GetCurrentTime()
+    later.run_at.seconds += 3600
+    waiting = [(await stub.ScheduleTask(later)).task for _ in range(2)]
+    await stub.ScheduleTask(schedule_request())
+    await stub.CancelTask(pb.CancelTaskRequest(task_id=waiting[0].id))
+    counted = await stub.CountTasks(pb.CountTasksRequest())
+    counts = {task_pb2.TaskStatus.Name(c.status): c.count for c in counted.counts}
+    assert counts == {
+        "TASK_STATUS_SCHEDULED": 1,
+        "TASK_STATUS_PENDING": 1,
+        "TASK_STATUS_RUNNING": 0,
+        "TASK_STATUS_RETRYING": 0,
+        "TASK_STATUS_SUCCESS": 0,
+        "TASK_STATUS_FAILED": 0,
+        "TASK_STATUS_CANCELLED": 1,
+    }
+    window = pb.CountTasksRequest()
+    window.finished_within.seconds = 8 * 24 * 3600
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stub.CountTasks(window)
+    assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT

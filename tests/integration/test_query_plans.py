@@ -90,6 +90,18 @@ HOT_QUERIES: dict[str, tuple[Any, str]] = {
         ),
         "ix_tasks_finished_at",
     ),
+    "CountTasks, live": (
+        sa.select(sa.func.count()).where(tasks.c.tenant == TENANT, tasks.c.status == "PENDING"),
+        "ix_tasks_tenant_status_created_at_id",
+    ),
+    "CountTasks, finished in the window": (
+        sa.select(sa.func.count()).where(
+            tasks.c.tenant == TENANT,
+            tasks.c.status == "SUCCESS",
+            tasks.c.finished_at >= sa.func.now() - timedelta(hours=1),
+        ),
+        "ix_tasks_finished_at",  # the window bounds what is read, whatever the history
+    ),
     "lost messages": (
         _claimable(
             sa.and_(tasks.c.status == "PENDING", tasks.c.republish_at <= sa.func.now()),

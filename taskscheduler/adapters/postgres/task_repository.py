@@ -150,6 +150,24 @@ class PostgresTaskRepository:
         cursor = PageCursor(page[-1].create_time, page[-1].id) if has_more else None
         return TaskPage(page, cursor)
 
+    async def count(self, tenant: str, finished_within: timedelta) -> dict[TaskStatus, int]:
+        """One statement of scalar counts: each live status is read from the tenant's index by
+        status, each finished one from the index of finish times, within the window (what it
+        reads is bounded by the window, whatever the history)."""
+        since = sa.func.now() - finished_within
+
+        def counted(status: TaskStatus) -> sa.ScalarSelect[int]:
+            where = [tasks.c.status == status.value, tasks.c.tenant == tenant]
+            if status.is_terminal:
+                where.append(tasks.c.finished_at >= since)
+            return sa.select(sa.func.count()).where(*where).scalar_subquery()
+
+        statuses = list(TaskStatus)
+        with storage_errors():
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(sa.select(*map(counted, statuses)))).one()
+        return dict(zip(statuses, row, strict=True))
+
     async def cancel(self, tenant: str, task_id: uuid.UUID) -> Task | None:
         now = sa.func.now()
         statement = (
