@@ -28,6 +28,7 @@ from gateway.problems import (
     too_deep_handler,
     validation_error_handler,
 )
+from taskscheduler import tracing
 from taskscheduler.adapters.metrics import observe_http
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1 import task_pb2
@@ -270,8 +271,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def count_requests(request: Request, call_next: NextCall) -> Response:
         started = time.perf_counter()
         status = 500  # what the client gets when a handler raises
+        incoming = request.headers.get("traceparent")
         try:
-            response = await call_next(request)
+            with tracing.span(f"{request.method} {request.url.path}", incoming):
+                response = await call_next(request)
             status = response.status_code
             return response
         finally:

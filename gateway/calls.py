@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from taskscheduler import logs
+
 SESSION_COOKIE = "taskscheduler_token"
 
 
@@ -18,6 +20,7 @@ def call_metadata(request: Request) -> tuple[tuple[str, str], ...]:
         metadata.append(("authorization", authorization))
     elif cookie:
         metadata.append(("authorization", f"Bearer {cookie}"))
-    if "traceparent" in request.headers:
-        metadata.append(("traceparent", request.headers["traceparent"]))
+    traceparent = logs.current_traceparent() or request.headers.get("traceparent")
+    if traceparent:
+        metadata.append(("traceparent", traceparent))
     return tuple(metadata)

@@ -47,12 +47,14 @@ def parse_traceparent(value: str | None) -> tuple[str, str] | None:
     return match[1], match[2]
 
 
-def continue_trace(incoming: str | None) -> str:
-    """The traceparent for this process's work: the caller's trace with a span of our own, or a
-    new trace. It is remembered for this context (the broker message carries it on)."""
+def continue_trace(incoming: str | None, new_span: bool = True) -> str:
+    """The traceparent for this process's work: the caller's trace with a span of our own (or,
+    `new_span` False, the span given: one that OpenTelemetry started), or a new trace. It is
+    remembered for this context (the broker message carries it on)."""
     parsed = parse_traceparent(incoming)
     trace_id = parsed[0] if parsed else secrets.token_hex(16)
-    traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    span_id = parsed[1] if parsed and not new_span else secrets.token_hex(8)
+    traceparent = f"00-{trace_id}-{span_id}-01"
     _traceparent.set(traceparent)
     bind(trace_id=trace_id)
     return traceparent

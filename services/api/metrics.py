@@ -1,6 +1,7 @@
 """A server interceptor around every gRPC call: counts it by method and status code with its
-duration (for a stream, until it ends), and continues the caller's W3C trace context (the
-`traceparent` metadata) so that the call's log lines and the task's broker message carry it."""
+duration (for a stream, until it ends), and runs it in a span that continues the caller's W3C
+trace context (the `traceparent` metadata): the call's log lines and the task's broker message
+carry it on."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import grpc
 
-from taskscheduler import logs
+from taskscheduler import tracing
 from taskscheduler.adapters.metrics import observe_grpc
 
 
@@ -62,9 +63,9 @@ def _timed_unary(behavior: Any, method: str) -> Any:
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         failed, cancelled = True, False
-        logs.continue_trace(_traceparent(context))
         try:
-            response = await behavior(request, context)
+            with tracing.span(method, _traceparent(context), **{"rpc.method": method}):
+                response = await behavior(request, context)
             failed = False
             return response
         except asyncio.CancelledError:
@@ -83,10 +84,10 @@ def _timed_stream(behavior: Any, method: str) -> Any:
     async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         started = time.perf_counter()
         failed, cancelled = True, False
-        logs.continue_trace(_traceparent(context))
         try:
-            async for response in behavior(request, context):
-                yield response
+            with tracing.span(method, _traceparent(context), **{"rpc.method": method}):
+                async for response in behavior(request, context):
+                    yield response
             failed = False
         except (asyncio.CancelledError, GeneratorExit):
             cancelled = True

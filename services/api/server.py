@@ -17,7 +17,7 @@ from services.api.auth import TokenVerifier
 from services.api.faults import CrashBeforePublish
 from services.api.metrics import RequestMetrics
 from services.api.servicer import TaskServicer, add_task_service
-from taskscheduler import logs
+from taskscheduler import logs, tracing
 from taskscheduler.adapters import metrics
 from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.engine import make_async_engine
@@ -145,6 +145,7 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     logs.configure(settings.log_format, settings.log_level)
+    tracing.configure("taskscheduler-api")
     if settings.event_loop == "uvloop":
         import uvloop
 

@@ -39,7 +39,7 @@ if settings.worker_metrics_port:
         "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="taskscheduler-worker-metrics-")
     )
     prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
-from taskscheduler import logs  # noqa: E402
+from taskscheduler import logs, tracing  # noqa: E402
 from taskscheduler.adapters import metrics  # noqa: E402 (after the folder is named)
 
 app = make_celery_app(settings)
@@ -105,9 +105,11 @@ def _serve_metrics(**_: object) -> None:
 
 @worker_process_init.connect
 def _init_child_process(**_: object) -> None:
-    """Each pool process gets its own engine: connections must not cross a fork."""
+    """Each pool process gets its own engine and span exporter: connections and threads must
+    not cross a fork."""
     global _executor
     _executor = _build_executor()
+    tracing.configure("taskscheduler-worker")
 
 
 def executor() -> TaskExecutor:
@@ -121,8 +123,10 @@ def executor() -> TaskExecutor:
 def execute(self: Task, task_id: str, attempt: int) -> str:
     """Claims and runs one attempt of task_id; `attempt` is for logs and tracing only."""
     traceparent = getattr(self.request, "traceparent", None)
-    with logs.bound(task_id=task_id, attempt=attempt):
-        logs.continue_trace(traceparent)
+    with (
+        logs.bound(task_id=task_id, attempt=attempt),
+        tracing.span(EXECUTE_TASK, traceparent, task_id=task_id, attempt=attempt),
+    ):
         try:
             outcome = executor().execute(uuid.UUID(task_id))
         except StorageUnavailable:
