@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# The test, benchmark and fault-suite processes start subprocesses while gRPC threads run;
+# gRPC's fork handlers then crashed forked children now and then (SIGSEGV before their exec).
+export GRPC_ENABLE_FORK_SUPPORT := false
 
 .PHONY: run test gen lint clean bench bench-quick chaos token flower browser
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Before gRPC is loaded: these tests start subprocesses while gRPC threads run, and gRPC's fork
+# handlers then crashed forked children now and then (SIGSEGV before their exec).
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
+
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
