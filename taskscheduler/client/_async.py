@@ -118,9 +118,20 @@ class AsyncClient:
         return response.task
 
     async def cancel(self, task_id: str) -> task_pb2.Task:
-        response: pb.CancelTaskResponse = await self._call(
-            self._stub.CancelTask, pb.CancelTaskRequest(task_id=task_id)
-        )
+        """Cancels a waiting task, or asks a running one to stop. A task that is already
+        CANCELLED is returned as it is: a cancel retried after UNAVAILABLE may find its own
+        earlier try committed. Any other finished task raises ClientError FAILED_PRECONDITION."""
+        try:
+            response: pb.CancelTaskResponse = await self._call(
+                self._stub.CancelTask, pb.CancelTaskRequest(task_id=task_id)
+            )
+        except ClientError as error:
+            if error.reason != "TASK_ALREADY_FINISHED":
+                raise
+            task = await self.get(task_id)
+            if task.status != task_pb2.TASK_STATUS_CANCELLED:
+                raise
+            return task
         return response.task
 
     async def list(

@@ -54,6 +54,7 @@ def test_wait_gives_up_after_its_timeout(client: Client) -> None:
             client.wait(later.id, timeout=0.5)
         assert raised.value.task.id == later.id
         assert status_name(client.cancel(later.id).status) == "CANCELLED"
+        assert status_name(client.cancel(later.id).status) == "CANCELLED"  # idempotent
 
 
 def test_list_iterates_over_pages(client: Client) -> None:
@@ -72,6 +73,10 @@ def test_list_iterates_over_pages(client: Client) -> None:
 
 def test_errors_name_the_code_the_reason_and_the_field(client: Client) -> None:
     with client:
+        done = client.wait(client.schedule("demo.echo").id, timeout=30)
+        with pytest.raises(ClientError) as finished:
+            client.cancel(done.id)
+        assert finished.value.code is grpc.StatusCode.FAILED_PRECONDITION
         with pytest.raises(ClientError) as unknown:
             client.get("00000000-0000-4000-8000-000000000000")
         with pytest.raises(ClientError) as bad:
