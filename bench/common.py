@@ -138,17 +138,25 @@ class Bench:
 
     def wait_until_finished(self, tenant: str, count: int, timeout: float = 300) -> None:
         """Returns once `count` tasks of `tenant` are in a terminal status."""
+        self.wait_for_count(
+            "SELECT count(*) FROM tasks WHERE tenant = %s AND finished_at IS NOT NULL",
+            (tenant,),
+            count,
+            timeout,
+        )
+
+    def wait_for_count(
+        self, query: str, params: tuple[object, ...], count: int, timeout: float = 300
+    ) -> None:
+        """Returns once `query` (a count) reaches `count`; TimeoutError after `timeout` s."""
         deadline = time.monotonic() + timeout
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             while True:
-                row = conn.execute(
-                    "SELECT count(*) FROM tasks WHERE tenant = %s AND finished_at IS NOT NULL",
-                    (tenant,),
-                ).fetchone()
+                row = conn.execute(query, params).fetchone()
                 if row is not None and row[0] >= count:
                     return
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{tenant}: {row} of {count} tasks finished in time")
+                    raise TimeoutError(f"{row} of {count} in time: {query} {params}")
                 time.sleep(0.05)
 
 

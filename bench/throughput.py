@@ -150,19 +150,12 @@ def _insert_rows(bench: Bench, count: int) -> list[uuid.UUID]:
     return ids
 
 
-def _wait_for_baseline(bench: Bench, ids: set[uuid.UUID], timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    with baseline.connect(bench.database_url) as conn:
-        while True:
-            row = conn.execute(
-                f"SELECT count(*) FROM {baseline.TABLE} WHERE id = ANY(%s) AND status = 'SUCCESS'",
-                (list(ids),),
-            ).fetchone()
-            if row is not None and row[0] >= len(ids):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"baseline: {row} of {len(ids)} tasks finished in time")
-            time.sleep(0.05)
+def _wait_for_baseline(bench: Bench, ids: set[uuid.UUID]) -> None:
+    bench.wait_for_count(
+        f"SELECT count(*) FROM {baseline.TABLE} WHERE id = ANY(%s) AND status = 'SUCCESS'",
+        (list(ids),),
+        len(ids),
+    )
 
 
 def _scalar_time(bench: Bench, query: str, params: tuple[object, ...]) -> datetime:

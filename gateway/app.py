@@ -20,7 +20,7 @@ from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import dashboard, schemas
-from gateway.calls import call_metadata
+from gateway.calls import call_metadata, task_service
 from gateway.problems import (
     grpc_error_handler,
     http_error_handler,
@@ -95,11 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Declares the bearer scheme (Swagger's Authorize button); the api verifies the tokens.
     routes = APIRouter(dependencies=[Depends(HTTPBearer(auto_error=False))])
 
-    credentials = call_metadata
-
-    def stub(request: Request) -> TaskServiceStub:
-        return request.app.state.stub  # type: ignore[no-any-return]
-
     @routes.post("/run-task/", response_model=schemas.RunTaskResponse, tags=["seed"])
     async def run_task(
         request: Request, body: Annotated[schemas.RunTaskBody | None, Body()] = None
@@ -108,8 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kind, payload = DEMO_TASK if body is None else (body.kind, body.payload or {})
         message = pb.ScheduleTaskRequest(kind=kind)
         message.payload.update(payload)
-        response = await stub(request).ScheduleTask(
-            message, timeout=deadline, metadata=credentials(request)
+        response = await task_service(request).ScheduleTask(
+            message, timeout=deadline, metadata=call_metadata(request)
         )
         return schemas.RunTaskResponse(
             message="Task scheduled successfully!", task_id=response.task.id
@@ -119,10 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def task_status(request: Request, task_id: TaskId) -> schemas.TaskSummary:
         """The short status of a task."""
         task = (
-            await stub(request).GetTask(
+            await task_service(request).GetTask(
                 pb.GetTaskRequest(task_id=str(task_id)),
                 timeout=deadline,
-                metadata=credentials(request),
+                metadata=call_metadata(request),
             )
         ).task
         full = schemas.task_out(task)
@@ -142,8 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> schemas.TaskOut:
         """Schedules a task. `Idempotency-Key` (or `request_id`) makes retries safe."""
         message = schemas.schedule_request(body, request_id=idempotency_key)
-        response = await stub(request).ScheduleTask(
-            message, timeout=deadline, metadata=credentials(request)
+        response = await task_service(request).ScheduleTask(
+            message, timeout=deadline, metadata=call_metadata(request)
         )
         return schemas.task_out(response.task)
 
@@ -160,8 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message = pb.BatchScheduleTasksRequest(
             requests=[schemas.schedule_request(item) for item in body.requests]
         )
-        response = await stub(request).BatchScheduleTasks(
-            message, timeout=deadline, metadata=credentials(request)
+        response = await task_service(request).BatchScheduleTasks(
+            message, timeout=deadline, metadata=call_metadata(request)
         )
         return schemas.BatchCreateResponse(tasks=[schemas.task_out(t) for t in response.tasks])
 
@@ -180,8 +175,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             kind=kind,
             statuses=[task_pb2.TaskStatus.Value(schemas.STATUS_PREFIX + s) for s in status or []],
         )
-        response = await stub(request).ListTasks(
-            message, timeout=deadline, metadata=credentials(request)
+        response = await task_service(request).ListTasks(
+            message, timeout=deadline, metadata=call_metadata(request)
         )
         return schemas.TaskList(
             tasks=[schemas.task_out(task) for task in response.tasks],
@@ -197,28 +192,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         idempotency_key: Annotated[str, Header(max_length=200)] = "",
     ) -> schemas.TaskOut:
         """Schedules a copy of a finished task to run now; 409 while it has not finished."""
-        response = await stub(request).RetryTask(
+        response = await task_service(request).RetryTask(
             pb.RetryTaskRequest(task_id=str(task_id), request_id=idempotency_key),
             timeout=deadline,
-            metadata=credentials(request),
+            metadata=call_metadata(request),
         )
         return schemas.task_out(response.task)
 
     @routes.post("/v1/tasks/{task_id}:cancel", response_model=schemas.TaskOut, tags=["tasks"])
     async def cancel_task(request: Request, task_id: TaskId) -> schemas.TaskOut:
         """Cancels a task that has not finished; 409 when it has."""
-        response = await stub(request).CancelTask(
+        response = await task_service(request).CancelTask(
             pb.CancelTaskRequest(task_id=str(task_id)),
             timeout=deadline,
-            metadata=credentials(request),
+            metadata=call_metadata(request),
         )
         return schemas.task_out(response.task)
 
     @routes.get("/v1/tasks/{task_id}", response_model=schemas.TaskOut, tags=["tasks"])
     async def get_task(request: Request, task_id: TaskId) -> schemas.TaskOut:
         """A task with every attempt."""
-        response = await stub(request).GetTask(
-            pb.GetTaskRequest(task_id=str(task_id)), timeout=deadline, metadata=credentials(request)
+        response = await task_service(request).GetTask(
+            pb.GetTaskRequest(task_id=str(task_id)),
+            timeout=deadline,
+            metadata=call_metadata(request),
         )
         return schemas.task_out(response.task)
 
@@ -230,8 +227,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def task_events(request: Request, task_id: TaskId) -> EventSourceResponse:
         """Server-Sent Events: the current state, then each change; closes after a terminal one."""
-        call = stub(request).StreamStatus(
-            pb.StreamStatusRequest(task_id=str(task_id)), metadata=credentials(request)
+        call = task_service(request).StreamStatus(
+            pb.StreamStatusRequest(task_id=str(task_id)), metadata=call_metadata(request)
         )
         first = await call.read()  # errors (404, 400) surface here, before the stream starts
         if first is grpc.aio.EOF:

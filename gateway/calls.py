@@ -1,11 +1,13 @@
-"""What the gateway sends with each gRPC call: the caller's bearer token (its Authorization
-header, or the dashboard's sign-in cookie) and its W3C trace context."""
+"""How the gateway's routes reach the api: its stub, and what each call carries (the caller's
+bearer token, from its Authorization header or the dashboard's sign-in cookie, and its W3C
+trace context)."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
 from taskscheduler import logs
+from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
 SESSION_COOKIE = "taskscheduler_token"
 
@@ -24,3 +26,8 @@ def call_metadata(request: Request) -> tuple[tuple[str, str], ...]:
     if traceparent:
         metadata.append(("traceparent", traceparent))
     return tuple(metadata)
+
+
+def task_service(request: Request) -> TaskServiceStub:
+    """The stub on the gateway's one channel to the api (opened with the app)."""
+    return request.app.state.stub  # type: ignore[no-any-return]

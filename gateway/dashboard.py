@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,10 +18,9 @@ from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse
 
 from gateway import schemas
-from gateway.calls import SESSION_COOKIE, call_metadata
+from gateway.calls import SESSION_COOKIE, call_metadata, task_service
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
-from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
 HERE = Path(__file__).parent
 STATUSES = [name.removeprefix("TASK_STATUS_") for name, _ in task_pb2.TaskStatus.items()][1:]
@@ -35,10 +34,6 @@ router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 def static_files() -> StaticFiles:
     return StaticFiles(directory=HERE / "static")
-
-
-def _stub(request: Request) -> TaskServiceStub:
-    return request.app.state.stub  # type: ignore[no-any-return]
 
 
 def _page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -67,7 +62,7 @@ async def sign_in(request: Request, token: Annotated[str, Form(max_length=8192)]
     """Keeps the token once the api accepts it for a read."""
     token = token.strip()
     try:
-        await _stub(request).ListTasks(
+        await task_service(request).ListTasks(
             pb.ListTasksRequest(page_size=1),
             timeout=10,
             metadata=(("authorization", f"Bearer {token}"),),
@@ -104,7 +99,7 @@ async def task_list(
     message = pb.ListTasksRequest(page_size=PAGE_SIZE, page_token=page_token, kind=kind)
     message.statuses.extend(task_pb2.TaskStatus.Value(f"TASK_STATUS_{name}") for name in chosen)
     try:
-        listed = await _stub(request).ListTasks(
+        listed = await task_service(request).ListTasks(
             message, timeout=10, metadata=call_metadata(request)
         )
     except grpc.aio.AioRpcError as error:
@@ -128,7 +123,7 @@ async def count_events(request: Request) -> EventSourceResponse:
     async def counts() -> AsyncIterator[dict[str, str]]:
         while True:
             try:
-                counted = await _stub(request).CountTasks(
+                counted = await task_service(request).CountTasks(
                     pb.CountTasksRequest(), timeout=10, metadata=call_metadata(request)
                 )
             except grpc.aio.AioRpcError as error:
@@ -144,7 +139,7 @@ async def count_events(request: Request) -> EventSourceResponse:
 @router.get("/tasks/{task_id}", response_model=None)
 async def task_page(request: Request, task_id: str) -> Response:
     try:
-        found = await _stub(request).GetTask(
+        found = await task_service(request).GetTask(
             pb.GetTaskRequest(task_id=task_id), timeout=10, metadata=call_metadata(request)
         )
     except grpc.aio.AioRpcError as error:
@@ -154,21 +149,30 @@ async def task_page(request: Request, task_id: str) -> Response:
 
 @router.post("/tasks/{task_id}/cancel", response_model=None)
 async def cancel(request: Request, task_id: str) -> Response:
-    try:
-        await _stub(request).CancelTask(
+    async def call() -> str:
+        await task_service(request).CancelTask(
             pb.CancelTaskRequest(task_id=task_id), timeout=10, metadata=call_metadata(request)
         )
-    except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
-    return RedirectResponse(f"/dashboard/tasks/{task_id}", status_code=303)
+        return task_id
+
+    return await _then_show(request, call)
 
 
 @router.post("/tasks/{task_id}/retry", response_model=None)
 async def retry(request: Request, task_id: str) -> Response:
-    try:
-        copied = await _stub(request).RetryTask(
+    async def call() -> str:
+        copied: pb.RetryTaskResponse = await task_service(request).RetryTask(
             pb.RetryTaskRequest(task_id=task_id), timeout=10, metadata=call_metadata(request)
         )
+        return copied.task.id
+
+    return await _then_show(request, call)
+
+
+async def _then_show(request: Request, call: Callable[[], Awaitable[str]]) -> Response:
+    """Runs a button's call, then shows the task it names (or the error)."""
+    try:
+        shown = await call()
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
-    return RedirectResponse(f"/dashboard/tasks/{copied.task.id}", status_code=303)
+    return RedirectResponse(f"/dashboard/tasks/{shown}", status_code=303)

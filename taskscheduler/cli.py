@@ -88,9 +88,12 @@ def follow(client: Client, task: Task, as_json: bool) -> Task:
     return last
 
 
-def finish(task: Task) -> None:
-    """Exit status 1 when a followed task did not succeed, for scripts."""
-    if task.status in FINISHED and task.status != TaskStatus.TASK_STATUS_SUCCESS:
+def follow_to_the_end(client: Client, task: Task, as_json: bool) -> None:
+    """Follows the task, shows how it ended, and exits with status 1 unless it succeeded (for
+    scripts)."""
+    final = follow(client, task, as_json)
+    show(final, as_json)
+    if final.status in FINISHED and final.status != TaskStatus.TASK_STATUS_SUCCESS:
         raise typer.Exit(1)
 
 
@@ -127,9 +130,7 @@ def schedule(
         )
         show(task, as_json)
         if watch:
-            final = follow(client, task, as_json)
-            show(final, as_json)
-            finish(final)
+            follow_to_the_end(client, task, as_json)
 
 
 @app.command()
@@ -197,9 +198,7 @@ def retry(
         copy = client.retry(task_id)
         show(copy, as_json)
         if watch:
-            final = follow(client, copy, as_json)
-            show(final, as_json)
-            finish(final)
+            follow_to_the_end(client, copy, as_json)
 
 
 @app.command()
@@ -208,9 +207,7 @@ def watch(
 ) -> None:
     """Follow a task until it ends (exit status 1 unless it succeeded)."""
     with connected(address, token) as client:
-        final = follow(client, client.get(task_id), as_json)
-        show(final, as_json)
-        finish(final)
+        follow_to_the_end(client, client.get(task_id), as_json)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.auth import TokenVerifier
 from services.api.faults import CrashBeforePublish
-from services.api.metrics import RequestMetrics
+from services.api.observation import CallObservation
 from services.api.servicer import TaskServicer, add_task_service
 from taskscheduler import logs, tracing
 from taskscheduler.adapters import metrics
@@ -88,7 +88,7 @@ async def start_api(settings: Settings) -> RunningApi:
     )
     max_bytes = settings.grpc_max_message_bytes
     server = grpc.aio.server(
-        interceptors=[RequestMetrics()],
+        interceptors=[CallObservation()],
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),

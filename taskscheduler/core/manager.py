@@ -280,17 +280,10 @@ class TaskManager:
         original = await self.get(caller, task_id)
         if not original.status.is_terminal:
             raise TaskNotFinished(f"task {task_id} is still {original.status.value}")
-        policy = original.retry_policy
         copy = ScheduleRequest(
             kind=original.kind,
             payload=original.payload,
-            retry_policy=RetryPolicyOverride(
-                max_attempts=policy.max_attempts,
-                initial_backoff=policy.initial_backoff,
-                max_backoff=policy.max_backoff,
-                backoff_multiplier=policy.backoff_multiplier,
-                jitter=policy.jitter,
-            ),
+            retry_policy=RetryPolicyOverride.every_field_of(original.retry_policy),
             timeout=original.timeout,
             request_id=request_id,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -51,6 +51,11 @@ class RetryPolicyOverride:
     max_backoff: timedelta | None = None
     backoff_multiplier: float | None = None
     jitter: bool | None = None
+
+    @classmethod
+    def every_field_of(cls, policy: RetryPolicy) -> RetryPolicyOverride:
+        """An override that leaves nothing to defaults: `policy` as it is."""
+        return cls(**asdict(policy))
 
     def applied_to(self, base: RetryPolicy) -> RetryPolicy:
         initial_backoff = _first(self.initial_backoff, base.initial_backoff)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from taskscheduler.devstack.embedded import free_port
-from taskscheduler.devstack.stack import Stack, StackConfig
+from taskscheduler.devstack.stack import Stack, StackConfig, on_free_ports
 from tests.servers import Servers, fresh_database
 
 
@@ -39,13 +39,8 @@ def wait_for_health(base_url: str, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="package")
 def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("stack"),
-        grpc_port=free_port(),
-        gateway_port=free_port(),
-        api_metrics_port=free_port(),
-        worker_metrics_port=free_port(),
-        dispatcher_metrics_port=free_port(),
+    config = on_free_ports(
+        tmp_path_factory.mktemp("stack"),
         database_url=fresh_database(servers.database_url),
         redis_url=servers.redis_url,
         extra_env={"TASKSCHED_CELERY_QUEUE": f"e2e-{free_port()}", "TASKSCHED_LOG_FORMAT": "json"},

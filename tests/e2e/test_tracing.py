@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from taskscheduler.devstack.embedded import free_port
-from taskscheduler.devstack.stack import Stack, StackConfig
+from taskscheduler.devstack.stack import Stack, on_free_ports
 from tests.e2e.conftest import start_stack
 from tests.servers import Servers, fresh_database
 
@@ -69,13 +69,8 @@ def traced(
     servers: Servers, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Stack, Collector]]:
     collector = Collector()
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("traced"),
-        grpc_port=free_port(),
-        gateway_port=free_port(),
-        api_metrics_port=0,
-        worker_metrics_port=0,
-        dispatcher_metrics_port=0,
+    config = on_free_ports(
+        tmp_path_factory.mktemp("traced"),
         database_url=fresh_database(servers.database_url),
         redis_url=servers.redis_url,
         extra_env={

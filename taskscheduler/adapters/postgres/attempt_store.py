@@ -18,9 +18,12 @@ S = TaskStatus
 _CANCEL_REQUESTED = tasks.c.cancel_requested_at.isnot(None)
 
 
-def _this_attempt(task_id: uuid.UUID, attempt: int) -> tuple[sa.ColumnElement[bool], ...]:
-    """The fence: only the worker running this very attempt may change the row."""
-    return (tasks.c.id == task_id, tasks.c.status == S.RUNNING.value, tasks.c.attempt == attempt)
+# The fence: only the worker running this very attempt may change the row.
+_THIS_ATTEMPT = (
+    tasks.c.id == sa.bindparam("the_task"),
+    tasks.c.status == S.RUNNING.value,
+    tasks.c.attempt == sa.bindparam("the_attempt"),
+)
 
 
 def _claim_statement() -> sa.Select[Any]:
@@ -66,12 +69,7 @@ def _finish_statement(values: dict[str, Any], guards: list[sa.ColumnElement[bool
     row: SUCCESS or CANCELLED with the task, else FAILED (the task may be RETRYING)."""
     finished = (
         tasks.update()
-        .where(
-            tasks.c.id == sa.bindparam("the_task"),
-            tasks.c.status == S.RUNNING.value,
-            tasks.c.attempt == sa.bindparam("the_attempt"),
-            *guards,
-        )
+        .where(*_THIS_ATTEMPT, *guards)
         .values(updated_at=sa.func.now(), **values)
         .returning(tasks.c.id, tasks.c.status, tasks.c.updated_at)
         .cte("finished")
@@ -97,8 +95,8 @@ def _finish_statement(values: dict[str, Any], guards: list[sa.ColumnElement[bool
     )
 
 
-# The hot statements are built once: SQLAlchemy then finds their compiled form by identity,
-# instead of building and hashing a new statement on every call.
+# The hot statements (claim, lease renewal, success) are built once: SQLAlchemy then finds
+# their compiled form by identity, instead of building and hashing a new one on every call.
 _CLAIM = _claim_statement()
 _SUCCEED = _finish_statement(
     {
@@ -111,6 +109,12 @@ _SUCCEED = _finish_statement(
         "finished_at": sa.func.now(),
     },
     guards=[],
+)
+_RENEW = (
+    tasks.update()
+    .where(*_THIS_ATTEMPT)
+    .values(lease_expires_at=sa.func.now() + sa.bindparam("lease", type_=sa.Interval()))
+    .returning(tasks.c.cancel_requested_at)
 )
 _NO_ERROR = {"error_type": None, "error_message": None, "error_traceback": None}
 
@@ -131,13 +135,7 @@ class PostgresAttemptStore:
         return self._execute(_SUCCEED, parameters | _NO_ERROR) is not None
 
     def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease:
-        statement = (
-            tasks.update()
-            .where(*_this_attempt(task_id, attempt))
-            .values(lease_expires_at=sa.func.now() + lease)
-            .returning(tasks.c.cancel_requested_at)
-        )
-        row = self._execute(statement)
+        row = self._execute(_RENEW, {"the_task": task_id, "the_attempt": attempt, "lease": lease})
         if row is None:
             return Lease(held=False, cancel_requested=False)
         return Lease(held=True, cancel_requested=row["cancel_requested_at"] is not None)

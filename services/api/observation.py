@@ -34,7 +34,7 @@ def _traceparent(context: grpc.aio.ServicerContext) -> str | None:
     return None
 
 
-class RequestMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class CallObservation(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
