@@ -170,14 +170,14 @@ class Operations:
 
     async def claim(self, n: int) -> list[float]:
         """The worker's claim (PostgresAttemptStore.claim, as TaskExecutor calls it) of tasks
-        made PENDING here by SQL, so no broker message ever wakes a worker for them; each then
+        made PENDING and dispatched here by SQL, so no broker message ever wakes a worker for them; each then
         succeeds, untimed, as the worker would record it. republish_at is an hour away so the
         dispatcher does not publish them either."""
         ids = [uuid.UUID(task_id) for task_id in self.scheduled[-n:]]
         del self.scheduled[-n:]
         assert len(ids) == n, "claim needs the tasks scheduled in the same round"
         self.sql.execute(
-            "UPDATE tasks SET status = 'PENDING', run_at = now(),"
+            "UPDATE tasks SET status = 'PENDING', run_at = now(), dispatched_at = now(),"
             " republish_at = now() + interval '1 hour' WHERE id = ANY(%s)",
             (ids,),
         )
@@ -198,7 +198,7 @@ class Operations:
         async def one(index: int) -> None:
             promoted = await self.due_tasks.promote_due(self.batch_size)
             await self.due_tasks.next_due_time()
-            assert promoted == [], promoted
+            assert promoted == 0, promoted
 
         return await self.timed(n, one)
 

@@ -146,7 +146,8 @@ class Settings(BaseSettings):
         default=0.0,
         ge=0,
         le=1,
-        description="Fault suite only: probability that the api exits between commit and publish",
+        description="Fault suite only: probability that a dispatcher exits between commit and "
+        "publish",
     )
 
     retention_days: float = Field(
@@ -156,6 +157,19 @@ class Settings(BaseSettings):
 
     dispatcher_batch_size: int = 100
     dispatcher_idle_poll_seconds: float = 1.0
+    dispatch_ahead: int = Field(
+        default=200,
+        gt=0,
+        description="Most tasks of one queue with the broker and not yet claimed: the backlog "
+        "beyond waits in PostgreSQL, where priorities, pause and purge apply to it",
+    )
+    worker_queues: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="The queues this worker serves; empty: every queue, new ones included",
+    )
+    worker_queue_watch_seconds: float = Field(
+        default=2.0, gt=0, description="How often a worker serving every queue looks for new ones"
+    )
 
     default_max_attempts: int = 3
     default_initial_backoff_seconds: float = 1.0
@@ -189,7 +203,7 @@ class Settings(BaseSettings):
             raise ValueError("TASKSCHED_TLS_CLIENT_CA_FILE needs the api to serve TLS")
         return self
 
-    @field_validator("handler_modules", mode="before")
+    @field_validator("handler_modules", "worker_queues", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):

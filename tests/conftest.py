@@ -66,6 +66,12 @@ def settings(servers: Servers) -> Settings:
 def clean_db(settings: Settings) -> Iterator[None]:
     with psycopg.connect(with_driver(settings.database_url, "postgresql"), autocommit=True) as conn:
         conn.execute("TRUNCATE tasks CASCADE")
+        # A tenant's default queue is never deleted (the api remembers it exists): reset it.
+        conn.execute("DELETE FROM queues WHERE name <> 'default'")
+        conn.execute(
+            "UPDATE queues SET state = 'RUNNING', rate_per_second = NULL, rate_burst = NULL, "
+            "max_concurrent = NULL, max_concurrent_per_key = NULL"
+        )
     yield
 
 

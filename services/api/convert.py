@@ -10,6 +10,10 @@ from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.manager import ListRequest, ScheduleRequest
 from taskscheduler.core.model import (
     Attempt,
+    Queue,
+    QueueSettings,
+    QueueState,
+    RateLimit,
     RetryPolicy,
     RetryPolicyOverride,
     StatusEvent,
@@ -18,7 +22,7 @@ from taskscheduler.core.model import (
     TaskStatus,
 )
 from taskscheduler.protojson import struct_to_dict
-from taskscheduler.v1 import task_pb2, task_service_pb2
+from taskscheduler.v1 import queue_pb2, task_pb2, task_service_pb2
 
 _STATUS_TO_PROTO = {
     status: task_pb2.TaskStatus.Value(f"TASK_STATUS_{status.value}") for status in TaskStatus
@@ -106,6 +110,9 @@ def task_to_proto(task: Task) -> task_pb2.Task:
         retry_policy=retry_policy_to_proto(task.retry_policy),
         timeout=_duration(task.timeout),
         request_id=task.request_id,
+        queue=task.queue,
+        priority=task.priority,
+        concurrency_key=task.concurrency_key,
     )
     message.payload.update(task.payload)
     if task.result is not None:
@@ -123,11 +130,12 @@ def event_to_proto(event: StatusEvent, task: Task) -> task_service_pb2.StreamSta
     )
 
 
-def _retry_override(request: task_service_pb2.ScheduleTaskRequest) -> RetryPolicyOverride:
+def _retry_override(
+    request: task_service_pb2.ScheduleTaskRequest | queue_pb2.Queue, prefix: str = "retry_policy."
+) -> RetryPolicyOverride:
     if not request.HasField("retry_policy"):
         return RetryPolicyOverride()
     policy = request.retry_policy
-    prefix = "retry_policy."
     return RetryPolicyOverride(
         max_attempts=policy.max_attempts or None,
         initial_backoff=_from_duration(policy.initial_backoff, prefix + "initial_backoff")
@@ -150,13 +158,69 @@ def schedule_request_from_proto(request: task_service_pb2.ScheduleTaskRequest) -
         retry_policy=_retry_override(request),
         timeout=_from_duration(request.timeout, "timeout") if request.HasField("timeout") else None,
         request_id=request.request_id,
+        queue=request.queue,
+        priority=request.priority if request.HasField("priority") else None,
+        concurrency_key=request.concurrency_key,
     )
 
 
 def list_request_from_proto(request: task_service_pb2.ListTasksRequest) -> ListRequest:
     statuses = frozenset(status_from_proto(value, "statuses") for value in request.statuses)
     return ListRequest(
-        task_filter=TaskFilter(statuses=statuses, kind=request.kind),
+        task_filter=TaskFilter(statuses=statuses, kind=request.kind, queue=request.queue),
         page_size=request.page_size,
         page_token=request.page_token,
+    )
+
+
+_QUEUE_STATE_TO_PROTO = {
+    QueueState.RUNNING: queue_pb2.QUEUE_STATE_RUNNING,
+    QueueState.PAUSED: queue_pb2.QUEUE_STATE_PAUSED,
+}
+
+
+def _override_to_proto(policy: RetryPolicyOverride) -> task_pb2.RetryPolicy | None:
+    if policy == RetryPolicyOverride():
+        return None
+    message = task_pb2.RetryPolicy(
+        max_attempts=policy.max_attempts or 0,
+        initial_backoff=_duration(policy.initial_backoff),
+        max_backoff=_duration(policy.max_backoff),
+        backoff_multiplier=policy.backoff_multiplier or 0,
+    )
+    if policy.jitter is not None:
+        message.jitter = policy.jitter
+    return message
+
+
+def queue_to_proto(queue: Queue) -> queue_pb2.Queue:
+    settings = queue.settings
+    rate = settings.rate_limit
+    return queue_pb2.Queue(
+        name=queue.name,
+        state=_QUEUE_STATE_TO_PROTO[queue.state],
+        rate_limit=None
+        if rate is None
+        else queue_pb2.RateLimit(per_second=rate.per_second, burst=rate.burst),
+        max_concurrent=settings.max_concurrent,
+        max_concurrent_per_key=settings.max_concurrent_per_key,
+        retry_policy=_override_to_proto(settings.retry_policy),
+        timeout=_duration(settings.timeout),
+        create_time=_timestamp(queue.create_time),
+        update_time=_timestamp(queue.update_time),
+        waiting_count=queue.waiting,
+        running_count=queue.running,
+    )
+
+
+def queue_settings_from_proto(queue: queue_pb2.Queue) -> QueueSettings:
+    rate = None
+    if queue.HasField("rate_limit"):
+        rate = RateLimit(queue.rate_limit.per_second, queue.rate_limit.burst)
+    return QueueSettings(
+        rate_limit=rate,
+        max_concurrent=queue.max_concurrent,
+        max_concurrent_per_key=queue.max_concurrent_per_key,
+        retry_policy=_retry_override(queue),
+        timeout=_from_duration(queue.timeout, "timeout") if queue.HasField("timeout") else None,
     )

@@ -1,4 +1,4 @@
-"""Wires the api: engine, listener, broker and servicer on a grpc.aio server with health and
+"""Wires the api: engine, listener and servicer on a grpc.aio server with health and
 reflection; stops gracefully (health NOT_SERVING, in-flight calls finish)."""
 
 from __future__ import annotations
@@ -14,19 +14,18 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.auth import TokenVerifier
-from services.api.faults import CrashBeforePublish
 from services.api.observation import CallObservation
 from services.api.servicer import TaskServicer, add_task_service
 from taskscheduler import logs, tracing
 from taskscheduler.adapters import metrics
-from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.engine import make_async_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
+from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
 from taskscheduler.adapters.ratelimit import RedisRateLimiter
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.manager import TaskManager
-from taskscheduler.core.ports import TaskPublisher
+from taskscheduler.core.queues import QueueDefaults, QueueManager
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1 import task_service_pb2
 
@@ -72,14 +71,10 @@ async def start_api(settings: Settings) -> RunningApi:
     engine = make_async_engine(settings)
     listener = StatusListener(settings.libpq_url)
     await listener.start()
-    celery_publisher = make_publisher(settings)
-    await celery_publisher.connect()
-    publisher: TaskPublisher = celery_publisher
-    if settings.fault_crash_before_publish:
-        publisher = CrashBeforePublish(publisher, settings.fault_crash_before_publish)
+    queue_repository = PostgresQueueRepository(engine)
     manager = TaskManager(
         repository=PostgresTaskRepository.from_settings(engine, settings),
-        publisher=publisher,
+        queues=QueueDefaults(queue_repository),
         events=listener,
         kinds=kinds,
         default_retry_policy=settings.default_retry_policy,
@@ -102,7 +97,9 @@ async def start_api(settings: Settings) -> RunningApi:
             settings.rate_limit_burst,
             settings.rate_limit_fail_open,
         )
-    servicer = TaskServicer(manager, TokenVerifier(settings), limiter)
+    servicer = TaskServicer(
+        manager, QueueManager(queue_repository), TokenVerifier(settings), limiter
+    )
     add_task_service(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,5 +1,5 @@
 """The gRPC TaskService: authenticates and rate-limits each call, converts messages at the edge
-and calls the core's TaskManager."""
+and calls the core's TaskManager and QueueManager."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from services.api.errors import abort_with
 from taskscheduler.core.errors import DomainError, InvalidArgument
 from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.model import Caller
+from taskscheduler.core.queues import QueueManager
 from taskscheduler.v1 import task_service_pb2, task_service_pb2_grpc
 from taskscheduler.v1 import task_service_pb2 as pb
 
@@ -75,9 +76,14 @@ class RateLimiter(Protocol):
 
 class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     def __init__(
-        self, manager: TaskManager, verifier: TokenVerifier, limiter: RateLimiter | None
+        self,
+        manager: TaskManager,
+        queues: QueueManager,
+        verifier: TokenVerifier,
+        limiter: RateLimiter | None,
     ) -> None:
         self._manager = manager
+        self._queues = queues
         self._verifier = verifier
         self._limiter = limiter
 
@@ -196,3 +202,83 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
                 yield convert.event_to_proto(event, task)
         except DomainError as error:
             await abort_with(context, error)
+
+    async def CreateQueue(
+        self, request: pb.CreateQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateQueueResponse:
+        async def create(caller: Caller) -> pb.CreateQueueResponse:
+            settings = convert.queue_settings_from_proto(request.queue)
+            queue = await self._queues.create(caller, request.queue.name, settings)
+            return pb.CreateQueueResponse(queue=convert.queue_to_proto(queue))
+
+        return await self._call(context, request, create)
+
+    async def GetQueue(
+        self, request: pb.GetQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetQueueResponse:
+        async def get(caller: Caller) -> pb.GetQueueResponse:
+            queue = await self._queues.get(caller, request.name)
+            return pb.GetQueueResponse(queue=convert.queue_to_proto(queue))
+
+        return await self._call(context, request, get)
+
+    async def ListQueues(
+        self, request: pb.ListQueuesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListQueuesResponse:
+        async def list_queues(caller: Caller) -> pb.ListQueuesResponse:
+            page = await self._queues.list(caller, request.page_size, request.page_token)
+            return pb.ListQueuesResponse(
+                queues=[convert.queue_to_proto(queue) for queue in page.queues],
+                next_page_token=page.next_page_token,
+            )
+
+        return await self._call(context, request, list_queues)
+
+    async def UpdateQueue(
+        self, request: pb.UpdateQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateQueueResponse:
+        async def update(caller: Caller) -> pb.UpdateQueueResponse:
+            settings = convert.queue_settings_from_proto(request.queue)
+            fields = frozenset(request.update_mask.paths)
+            queue = await self._queues.update(caller, request.queue.name, settings, fields)
+            return pb.UpdateQueueResponse(queue=convert.queue_to_proto(queue))
+
+        return await self._call(context, request, update)
+
+    async def DeleteQueue(
+        self, request: pb.DeleteQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteQueueResponse:
+        async def delete(caller: Caller) -> pb.DeleteQueueResponse:
+            await self._queues.delete(caller, request.name)
+            return pb.DeleteQueueResponse()
+
+        return await self._call(context, request, delete)
+
+    async def PauseQueue(
+        self, request: pb.PauseQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PauseQueueResponse:
+        async def pause(caller: Caller) -> pb.PauseQueueResponse:
+            queue = await self._queues.pause(caller, request.name)
+            return pb.PauseQueueResponse(queue=convert.queue_to_proto(queue))
+
+        return await self._call(context, request, pause)
+
+    async def ResumeQueue(
+        self, request: pb.ResumeQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResumeQueueResponse:
+        async def resume(caller: Caller) -> pb.ResumeQueueResponse:
+            queue = await self._queues.resume(caller, request.name)
+            return pb.ResumeQueueResponse(queue=convert.queue_to_proto(queue))
+
+        return await self._call(context, request, resume)
+
+    async def PurgeQueue(
+        self, request: pb.PurgeQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PurgeQueueResponse:
+        async def purge(caller: Caller) -> pb.PurgeQueueResponse:
+            queue, cancelled = await self._queues.purge(caller, request.name)
+            return pb.PurgeQueueResponse(
+                queue=convert.queue_to_proto(queue), cancelled_count=cancelled
+            )
+
+        return await self._call(context, request, purge)

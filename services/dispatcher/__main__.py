@@ -10,6 +10,7 @@ from datetime import timedelta
 from prometheus_client import REGISTRY
 
 from services.dispatcher.dispatcher import Dispatcher
+from services.dispatcher.faults import CrashBeforePublish
 from taskscheduler import logs
 from taskscheduler.adapters import metrics
 from taskscheduler.adapters.broker import make_publisher
@@ -17,6 +18,7 @@ from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
+from taskscheduler.core.ports import TaskPublisher
 from taskscheduler.settings import Settings, get_settings
 
 log = logging.getLogger("taskscheduler.dispatcher")
@@ -26,8 +28,11 @@ async def run(settings: Settings) -> None:
     engine = make_async_engine(settings)
     sync_engine = make_sync_engine(settings)
     listener = StatusListener(settings.libpq_url)
-    publisher = make_publisher(settings)
-    await publisher.connect()
+    celery_publisher = make_publisher(settings)
+    await celery_publisher.connect()
+    publisher: TaskPublisher = celery_publisher
+    if settings.fault_crash_before_publish:
+        publisher = CrashBeforePublish(publisher, settings.fault_crash_before_publish)
     dispatcher = Dispatcher(
         PostgresDueTasks.from_settings(engine, settings),
         PostgresAttemptStore(sync_engine),
@@ -41,6 +46,7 @@ async def run(settings: Settings) -> None:
     )
     await listener.start()
     REGISTRY.register(metrics.TasksByStatus(sync_engine))
+    REGISTRY.register(metrics.QueueDepths(sync_engine))
     metrics.serve(settings.metrics_host, settings.dispatcher_metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

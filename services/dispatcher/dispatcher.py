@@ -1,5 +1,6 @@
-"""The dispatch loops: promote due tasks in batches, sleeping until the next due time or a
-NOTIFY; and recover attempts whose lease expired."""
+"""The dispatch loops: promote due tasks and let ready ones through their queues, sleeping until
+the next due time, the next token of a rate-limited queue or a NOTIFY; and repair what faults
+leave behind (expired leases, lost messages)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,15 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
-from taskscheduler.adapters.postgres.due_tasks import DueTask, PostgresDueTasks
+from taskscheduler.adapters import metrics
+from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.core.errors import BrokerUnavailable, StorageUnavailable
 from taskscheduler.core.execution import AttemptStore, recover_expired_leases
 from taskscheduler.core.model import StatusEvent, TaskStatus
-from taskscheduler.core.ports import TaskPublisher
+from taskscheduler.core.ports import TaskMessage, TaskPublisher
 
 log = logging.getLogger("taskscheduler.dispatcher")
-
-_TIMER_STATUSES = frozenset({TaskStatus.SCHEDULED, TaskStatus.RETRYING})
 
 
 class Dispatcher:
@@ -45,27 +45,38 @@ class Dispatcher:
         self._retention_batch_size = retention_batch_size
         self._wake = asyncio.Event()
         self._planned_wake: datetime | None = None
+        self._next_token_in: float | None = None
         listener.observe(self._on_event)
+        listener.observe_queues(self._wake.set)
 
     def _on_event(self, event: StatusEvent | None, run_at: datetime | None) -> None:
-        """Wakes the loop early when a timer appears that is due before the planned wake-up."""
-        if event is None or run_at is None:
+        """Wakes the loop for every change that may let a task through (a ready task, a claim,
+        a slot freed), and for a timer due before the planned wake-up; not for later timers."""
+        if event is None or run_at is None or event.status is not TaskStatus.SCHEDULED:
             self._wake.set()
-            return
-        if event.status not in _TIMER_STATUSES:
             return
         if self._planned_wake is None or run_at < self._planned_wake:
             self._wake.set()
 
     async def dispatch_due(self) -> int:
-        return await self._publish(await self._due_tasks.promote_due(self._batch_size))
+        """One pass: due timers become ready, ready tasks go through their queues. Returns how
+        many tasks were published."""
+        promoted = await self._due_tasks.promote_due(self._batch_size)
+        dispatch = await self._due_tasks.dispatch_ready(self._batch_size)
+        for queue in dispatch.queues:
+            metrics.observe_dispatch(
+                queue.tenant, queue.queue, queue.dispatched, queue.held_back_by
+            )
+        self._next_token_in = dispatch.next_token_in
+        await self._publish(dispatch.messages)
+        return max(promoted, len(dispatch.messages))
 
     async def republish_lost(self) -> int:
         return await self._publish(await self._due_tasks.republish_lost(self._batch_size))
 
-    async def _publish(self, tasks: list[DueTask]) -> int:
-        await self._publisher.publish_many([(d.task_id, d.attempt, d.timeout) for d in tasks])
-        return len(tasks)
+    async def _publish(self, messages: list[TaskMessage]) -> int:
+        await self._publisher.publish_many(messages)
+        return len(messages)
 
     async def run(self, stopping: asyncio.Event) -> None:
         maintenance = asyncio.create_task(self._maintenance_loop(stopping), name="maintenance")
@@ -78,10 +89,13 @@ class Dispatcher:
 
     async def _dispatch_loop(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
+            self._wake.clear()  # what happens from here on wakes the next sleep
             try:
-                if await self.dispatch_due() == self._batch_size:
+                if await self.dispatch_due() >= self._batch_size:
                     continue  # more may be due right now
                 delay = await self._seconds_until_next_due()
+                if self._next_token_in is not None:
+                    delay = min(delay, self._next_token_in)
             except (StorageUnavailable, BrokerUnavailable) as exc:
                 log.warning("%s; retrying", exc)
                 delay = self._idle_poll_seconds
@@ -120,8 +134,6 @@ class Dispatcher:
     @staticmethod
     async def _sleep(delay: float, *events: asyncio.Event) -> None:
         """Sleeps `delay` seconds or until one of `events` is set."""
-        for event in events[1:]:
-            event.clear()
         waiters = [asyncio.ensure_future(event.wait()) for event in events]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(

@@ -19,6 +19,7 @@ from celery.exceptions import Reject
 from celery.signals import setup_logging, worker_init, worker_process_init
 from prometheus_client import values as prometheus_values
 
+from services.worker.queues import serve_queues
 from taskscheduler.adapters.broker import EXECUTE_TASK, make_celery_app
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.engine import make_sync_engine
@@ -43,6 +44,7 @@ from taskscheduler import logs, tracing  # noqa: E402
 from taskscheduler.adapters import metrics  # noqa: E402 (after the folder is named)
 
 app = make_celery_app(settings)
+serve_queues(app, settings)
 kinds = load_handler_modules(settings.handler_modules)
 
 STORAGE_RETRY_DELAY_SECONDS = 1.0

@@ -47,6 +47,14 @@ GRPC_LATENCY = Histogram(
     ["method"],
     buckets=LATENCY_BUCKETS,
 )
+QUEUE_DISPATCHED = Counter(
+    "taskscheduler_queue_dispatched", "Tasks let through to the broker", ["tenant", "queue"]
+)
+QUEUE_THROTTLED = Counter(
+    "taskscheduler_queue_throttled",
+    "Dispatch passes that left a queue's ready tasks waiting, by the limit that held them",
+    ["tenant", "queue", "limit"],
+)
 HTTP_REQUESTS = Counter(
     "taskscheduler_http_requests", "REST requests handled", ["method", "route", "status"]
 )
@@ -80,6 +88,13 @@ class AttemptMetrics:
         RUN_DURATION.labels(claimed.kind).observe(seconds)
 
 
+def observe_dispatch(tenant: str, queue: str, dispatched: int, held_back_by: str) -> None:
+    if dispatched:
+        QUEUE_DISPATCHED.labels(tenant, queue).inc(dispatched)
+    if held_back_by:
+        QUEUE_THROTTLED.labels(tenant, queue, held_back_by).inc()
+
+
 LIVE_STATUSES = (TaskStatus.SCHEDULED, TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.RETRYING)
 
 
@@ -109,6 +124,44 @@ class TasksByStatus(Collector):
         for status, count in zip(LIVE_STATUSES, row, strict=True):
             gauge.add_metric([status.value], count)
         yield gauge
+
+
+class QueueDepths(Collector):
+    """`taskscheduler_queue_depth{tenant,queue,state}`: the tasks waiting in each queue (due or
+    not), with the queue's state, so that the tasks held by a pause show as such; and
+    `taskscheduler_queue_running{tenant,queue}`."""
+
+    _QUERY = sa.text(
+        "SELECT q.tenant, q.name, q.state, "
+        "(SELECT count(*) FROM tasks t WHERE t.tenant = q.tenant AND t.queue = q.name "
+        "AND t.status IN ('SCHEDULED', 'PENDING', 'RETRYING')), "
+        "(SELECT count(*) FROM tasks t WHERE t.tenant = q.tenant AND t.queue = q.name "
+        "AND t.status = 'RUNNING') FROM queues q"
+    )
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        depth = GaugeMetricFamily(
+            "taskscheduler_queue_depth",
+            "Tasks waiting in a queue, with its state (PAUSED: held by a pause)",
+            labels=["tenant", "queue", "state"],
+        )
+        running = GaugeMetricFamily(
+            "taskscheduler_queue_running", "Tasks of a queue running", labels=["tenant", "queue"]
+        )
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(self._QUERY).all()
+        except sa.exc.SQLAlchemyError as exc:  # a scrape must answer even with no database
+            log.warning("queue depths not read: %s", exc)
+            return
+        for tenant, name, state, waiting, running_count in rows:
+            depth.add_metric([tenant, name, state], waiting)
+            running.add_metric([tenant, name], running_count)
+        yield depth
+        yield running
 
 
 def serve(host: str, port: int, registry: CollectorRegistry | None = None) -> bool:

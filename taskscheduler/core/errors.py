@@ -49,6 +49,26 @@ class TaskNotFinished(DomainError):
     reason = "TASK_NOT_FINISHED"
 
 
+class QueueNotFound(DomainError):
+    reason = "QUEUE_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"queue {name!r} not found")
+
+
+class QueueExists(DomainError):
+    reason = "QUEUE_ALREADY_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"queue {name!r} already exists")
+
+
+class QueueInUse(DomainError):
+    """The queue cannot be deleted: it is the default queue, or tasks still wait or run in it."""
+
+    reason = "QUEUE_IN_USE"
+
+
 class IdempotencyConflict(DomainError):
     """The idempotency key was used before with a different request."""
 

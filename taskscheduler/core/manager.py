@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -12,21 +11,23 @@ from datetime import UTC, datetime, timedelta
 
 from taskscheduler.core import paging, states
 from taskscheduler.core.errors import (
-    BrokerUnavailable,
     IdempotencyConflict,
     InvalidArgument,
-    PermissionDenied,
     TaskFinished,
     TaskNotFinished,
     TaskNotFound,
 )
 from taskscheduler.core.kinds import KindRegistry
 from taskscheduler.core.model import (
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
     JSON,
+    PRIORITIES,
     READ_SCOPE,
     WRITE_SCOPE,
     Caller,
     NewTask,
+    QueueSettings,
     RetryPolicy,
     RetryPolicyOverride,
     StatusEvent,
@@ -35,16 +36,16 @@ from taskscheduler.core.model import (
     TaskStatus,
 )
 from taskscheduler.core.payloads import check_payload, check_text
+from taskscheduler.core.permissions import require
 from taskscheduler.core.ports import (
     RESYNC,
     NoObserver,
     StatusEvents,
     TaskObserver,
-    TaskPublisher,
     TaskRepository,
 )
-
-log = logging.getLogger("taskscheduler.manager")
+from taskscheduler.core.queues import QueueDefaults, check_queue_name
+from taskscheduler.logs import current_traceparent
 
 MAX_ATTEMPTS_LIMIT = 100
 DEFAULT_COUNT_WINDOW = timedelta(hours=1)
@@ -52,6 +53,7 @@ MAX_COUNT_WINDOW = timedelta(days=7)
 MAX_BATCH = 1000
 MAX_REQUEST_ID_LENGTH = 200
 MAX_KIND_LENGTH = 200
+MAX_KEY_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class ScheduleRequest:
     retry_policy: RetryPolicyOverride = field(default_factory=RetryPolicyOverride)
     timeout: timedelta | None = None
     request_id: str = ""
+    queue: str = ""
+    """Empty means the default queue."""
+    priority: int | None = None
+    concurrency_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,17 +122,21 @@ def _fingerprint(request: ScheduleRequest) -> str:
             policy.jitter,
         ],
         "timeout": request.timeout.total_seconds() if request.timeout else None,
+        "queue": request.queue or DEFAULT_QUEUE,
+        "priority": request.priority,
+        "concurrency_key": request.concurrency_key,
     }
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
 class TaskManager:
-    """Validates requests against the kind registry and drives the repository and broker."""
+    """Validates requests against the kind registry and the queues, and stores them: the
+    dispatcher hands them to the workers as their queues let them through."""
 
     def __init__(
         self,
         repository: TaskRepository,
-        publisher: TaskPublisher,
+        queues: QueueDefaults,
         events: StatusEvents,
         kinds: KindRegistry,
         default_retry_policy: RetryPolicy,
@@ -135,14 +145,22 @@ class TaskManager:
     ) -> None:
         self._observer = observer or NoObserver()
         self._repository = repository
-        self._publisher = publisher
+        self._queues = queues
         self._events = events
         self._kinds = kinds
         self._default_retry_policy = default_retry_policy
         self._max_payload_bytes = max_payload_bytes
 
-    def prepare(self, caller: Caller, request: ScheduleRequest, now: datetime) -> NewTask:
-        """Validates a request and applies defaults; raises InvalidArgument naming the field."""
+    async def _queue_of(self, caller: Caller, request: ScheduleRequest) -> QueueSettings:
+        name = request.queue or DEFAULT_QUEUE
+        check_queue_name(name, "queue")
+        return await self._queues.settings(caller.tenant, name)
+
+    def prepare(
+        self, caller: Caller, request: ScheduleRequest, now: datetime, queue: QueueSettings
+    ) -> NewTask:
+        """Validates a request and applies defaults (the queue's, the kind's, the service's);
+        raises InvalidArgument naming the field."""
         if not request.kind or len(request.kind) > MAX_KIND_LENGTH:
             raise InvalidArgument("kind", "is required" if not request.kind else "is too long")
         kind = self._kinds.get(request.kind)
@@ -157,7 +175,15 @@ class TaskManager:
             raise InvalidArgument("timeout", "must be positive")
         if request.run_at is not None and request.run_at.tzinfo is None:
             raise InvalidArgument("run_at", "must carry a time zone")
-        base_policy = kind.retry_policy or self._default_retry_policy
+        priority = DEFAULT_PRIORITY if request.priority is None else request.priority
+        if priority not in PRIORITIES:
+            raise InvalidArgument(
+                "priority", f"must be between {PRIORITIES[0]} and {PRIORITIES[-1]}"
+            )
+        check_text(request.concurrency_key, "concurrency_key")
+        if len(request.concurrency_key) > MAX_KEY_LENGTH:
+            raise InvalidArgument("concurrency_key", f"must be at most {MAX_KEY_LENGTH} characters")
+        base_policy = queue.retry_policy.applied_to(kind.retry_policy or self._default_retry_policy)
         policy = _validated_policy(request.retry_policy.applied_to(base_policy))
         run_at = max(request.run_at or now, now)
         return NewTask(
@@ -167,15 +193,20 @@ class TaskManager:
             payload=request.payload,
             status=states.initial_status(run_at_in_future=run_at > now),
             retry_policy=policy,
-            timeout=request.timeout or kind.timeout,
+            timeout=request.timeout or queue.timeout or kind.timeout,
             run_at=run_at,
             request_id=request.request_id,
             request_fingerprint=_fingerprint(request) if request.request_id else "",
+            queue=request.queue or DEFAULT_QUEUE,
+            priority=priority,
+            concurrency_key=request.concurrency_key,
+            traceparent=current_traceparent(),
         )
 
     async def schedule(self, caller: Caller, request: ScheduleRequest) -> Task:
-        _require(caller, WRITE_SCOPE)
-        new = self.prepare(caller, request, datetime.now(UTC))
+        require(caller, WRITE_SCOPE)
+        queue = await self._queue_of(caller, request)
+        new = self.prepare(caller, request, datetime.now(UTC), queue)
         task, created = await self._repository.insert(new)
         if not created and task.request_fingerprint != new.request_fingerprint:
             raise IdempotencyConflict(
@@ -183,24 +214,11 @@ class TaskManager:
             )
         if created:
             self._observer.scheduled(task)
-        if created and task.status is TaskStatus.PENDING:
-            await self._publish([(task.id, task.attempt + 1, task.timeout)])
         return task
-
-    async def _publish(self, items: list[tuple[uuid.UUID, int, timedelta | None]]) -> None:
-        """The tasks are committed: accepted. A broker that does not take their messages only
-        delays them, as the dispatcher publishes again what no worker claims."""
-        try:
-            if len(items) == 1:
-                await self._publisher.publish(*items[0])
-            elif items:
-                await self._publisher.publish_many(items)
-        except BrokerUnavailable as error:
-            log.warning("%d accepted tasks wait for the repair loop: %s", len(items), error)
 
     async def schedule_batch(self, caller: Caller, requests: list[ScheduleRequest]) -> list[Task]:
         """All or none: validates every request first, stores them in one transaction."""
-        _require(caller, WRITE_SCOPE)
+        require(caller, WRITE_SCOPE)
         if not 1 <= len(requests) <= MAX_BATCH:
             raise InvalidArgument("requests", f"must hold 1 to {MAX_BATCH} tasks")
         now = datetime.now(UTC)
@@ -208,7 +226,8 @@ class TaskManager:
         first_of_key: dict[str, int] = {}  # one idempotency key, one task, even within a batch
         for index, request in enumerate(requests):
             try:
-                new = self.prepare(caller, request, now)
+                queue = await self._queue_of(caller, request)
+                new = self.prepare(caller, request, now, queue)
             except InvalidArgument as error:
                 raise error.within(f"requests[{index}]") from None
             earlier = first_of_key.setdefault(new.request_id, index) if new.request_id else index
@@ -221,17 +240,10 @@ class TaskManager:
         for task, created in stored.values():
             if created:
                 self._observer.scheduled(task)
-        await self._publish(
-            [
-                (task.id, task.attempt + 1, task.timeout)
-                for task, created in stored.values()
-                if created and task.status is TaskStatus.PENDING
-            ]
-        )
         return [stored[new.id][0] for new in news]
 
     async def get(self, caller: Caller, task_id: str) -> Task:
-        _require(caller, READ_SCOPE)
+        require(caller, READ_SCOPE)
         parsed = parse_task_id(task_id)
         task = await self._repository.get(caller.tenant, parsed)
         if task is None:
@@ -239,11 +251,13 @@ class TaskManager:
         return task
 
     async def list(self, caller: Caller, request: ListRequest) -> ListResult:
-        _require(caller, READ_SCOPE)
+        require(caller, READ_SCOPE)
         page_size = paging.page_size_or_default(request.page_size)
         if len(request.task_filter.kind) > MAX_KIND_LENGTH:
             raise InvalidArgument("kind", "is too long")
         check_text(request.task_filter.kind, "kind")
+        if request.task_filter.queue:
+            check_queue_name(request.task_filter.queue, "queue")
         cursor = paging.decode_page_token(request.page_token, request.task_filter)
         page = await self._repository.list(caller.tenant, request.task_filter, page_size, cursor)
         token = ""
@@ -252,7 +266,7 @@ class TaskManager:
         return ListResult(page.tasks, token)
 
     async def cancel(self, caller: Caller, task_id: str) -> Task:
-        _require(caller, WRITE_SCOPE)
+        require(caller, WRITE_SCOPE)
         parsed = parse_task_id(task_id)
         cancelled = await self._repository.cancel(caller.tenant, parsed)
         if cancelled is not None:
@@ -267,7 +281,7 @@ class TaskManager:
     async def count(
         self, caller: Caller, finished_within: timedelta | None = None
     ) -> dict[TaskStatus, int]:
-        _require(caller, READ_SCOPE)
+        require(caller, READ_SCOPE)
         window = finished_within or DEFAULT_COUNT_WINDOW
         if not timedelta(0) < window <= MAX_COUNT_WINDOW:
             raise InvalidArgument(
@@ -286,6 +300,9 @@ class TaskManager:
             retry_policy=RetryPolicyOverride.every_field_of(original.retry_policy),
             timeout=original.timeout,
             request_id=request_id,
+            queue=original.queue,
+            priority=original.priority,
+            concurrency_key=original.concurrency_key,
         )
         return await self.schedule(caller, copy)
 
@@ -310,11 +327,6 @@ class TaskManager:
                 yield event, task
                 if event.status.is_terminal:
                     return
-
-
-def _require(caller: Caller, scope: str) -> None:
-    if scope not in caller.scopes:
-        raise PermissionDenied(f"this operation needs the {scope} scope")
 
 
 def _snapshot_event(task: Task) -> StatusEvent:

@@ -74,6 +74,49 @@ def _first(value: _T | None, default: _T) -> _T:
     return default if value is None else value
 
 
+DEFAULT_QUEUE = "default"
+DEFAULT_PRIORITY = 5
+PRIORITIES = range(10)
+
+
+class QueueState(enum.StrEnum):
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `per_second` dispatches on average, `burst` at once after a lull."""
+
+    per_second: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """What a caller sets on a queue; None and 0 mean no limit."""
+
+    rate_limit: RateLimit | None = None
+    max_concurrent: int = 0
+    max_concurrent_per_key: int = 0
+    retry_policy: RetryPolicyOverride = field(default_factory=RetryPolicyOverride)
+    timeout: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A named line of tasks of one tenant, with its flow control and its tasks' defaults."""
+
+    tenant: str
+    name: str
+    state: QueueState
+    settings: QueueSettings
+    create_time: datetime
+    update_time: datetime
+    waiting: int = 0
+    running: int = 0
+
+
 READ_SCOPE = "tasks:read"
 WRITE_SCOPE = "tasks:write"
 
@@ -121,6 +164,9 @@ class Task:
     error: str = ""
     request_id: str = ""
     request_fingerprint: str = ""
+    queue: str = DEFAULT_QUEUE
+    priority: int = DEFAULT_PRIORITY
+    concurrency_key: str = ""
     cancel_requested: bool = False
     version: int = 1
     attempts: tuple[Attempt, ...] = field(default=())
@@ -144,6 +190,10 @@ class NewTask:
     run_at: datetime
     request_id: str = ""
     request_fingerprint: str = ""
+    queue: str = DEFAULT_QUEUE
+    priority: int = DEFAULT_PRIORITY
+    concurrency_key: str = ""
+    traceparent: str = ""
 
 
 @dataclass(frozen=True)
@@ -152,6 +202,7 @@ class TaskFilter:
 
     statuses: frozenset[TaskStatus] = frozenset()
     kind: str = ""
+    queue: str = ""
 
 
 @dataclass(frozen=True)

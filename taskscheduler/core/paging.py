@@ -22,7 +22,7 @@ def page_size_or_default(page_size: int) -> int:
 
 
 def _filter_fingerprint(task_filter: TaskFilter) -> str:
-    canonical = json.dumps([sorted(task_filter.statuses), task_filter.kind])
+    canonical = json.dumps([sorted(task_filter.statuses), task_filter.kind, task_filter.queue])
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -49,3 +49,22 @@ def decode_page_token(token: str, task_filter: TaskFilter) -> PageCursor | None:
     if fingerprint != _filter_fingerprint(task_filter):
         raise InvalidArgument("page_token", "the page token was made for other filters")
     return cursor
+
+
+def encode_name_token(name: str) -> str:
+    """The token of a page of named resources (queues, schedules) that ends at `name`."""
+    return base64.urlsafe_b64encode(json.dumps({"n": name}).encode()).decode().rstrip("=")
+
+
+def decode_name_token(token: str) -> str:
+    """The last name of the previous page; empty for the first page."""
+    if not token:
+        return ""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        name = json.loads(base64.urlsafe_b64decode(padded.encode()))["n"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument("page_token", "malformed page token") from None
+    if not isinstance(name, str):
+        raise InvalidArgument("page_token", "malformed page token")
+    return name

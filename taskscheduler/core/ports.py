@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from taskscheduler.core.model import (
     NewTask,
     PageCursor,
+    Queue,
+    QueueSettings,
+    QueueState,
     StatusEvent,
     Task,
     TaskFilter,
@@ -55,16 +59,59 @@ class TaskRepository(Protocol):
         ...
 
 
-class TaskPublisher(Protocol):
-    """Hands a task id to the workers (a wake-up call, never state)."""
+class QueueRepository(Protocol):
+    """Durable storage of a tenant's queues; `default` appears when first needed."""
 
-    async def publish(
-        self, task_id: uuid.UUID, attempt: int, attempt_timeout: timedelta | None
-    ) -> None:
-        """`attempt_timeout` bounds the attempt; the broker stops a handler past it."""
+    async def create(self, tenant: str, name: str, settings: QueueSettings) -> Queue:
+        """Raises QueueExists when the name is taken."""
         ...
 
-    async def publish_many(self, tasks: list[tuple[uuid.UUID, int, timedelta | None]]) -> None:
+    async def get(self, tenant: str, name: str) -> Queue | None:
+        """The queue with its counts of waiting and running tasks."""
+        ...
+
+    async def get_for_tasks(self, tenant: str, name: str) -> Queue | None:
+        """The queue without counts, the default one created if need be."""
+        ...
+
+    async def list(self, tenant: str, limit: int, after: str) -> list[Queue]:
+        """Up to `limit` queues by name, after the name `after`."""
+        ...
+
+    async def update(
+        self, tenant: str, name: str, settings: QueueSettings, fields: frozenset[str]
+    ) -> Queue | None:
+        """Writes the named fields of `settings`; None for an unknown queue."""
+        ...
+
+    async def delete(self, tenant: str, name: str) -> None:
+        """Raises QueueNotFound, or QueueInUse while tasks of the queue wait or run."""
+        ...
+
+    async def set_state(self, tenant: str, name: str, state: QueueState) -> Queue | None: ...
+
+    async def purge(self, tenant: str, name: str) -> int | None:
+        """Cancels the queue's waiting tasks and counts them; None for an unknown queue."""
+        ...
+
+
+@dataclass(frozen=True)
+class TaskMessage:
+    """What the broker carries to a worker: a wake-up call, never state."""
+
+    task_id: uuid.UUID
+    attempt: int
+    timeout: timedelta | None
+    """Bounds the attempt; the broker stops a handler past it."""
+    queue: str
+    traceparent: str = ""
+    """The W3C traceparent of the call that scheduled the task (empty: none)."""
+
+
+class TaskPublisher(Protocol):
+    """Hands tasks to the workers of their queues."""
+
+    async def publish_many(self, messages: list[TaskMessage]) -> None:
         """Publishes several tasks over one broker connection, pipelined."""
         ...
 

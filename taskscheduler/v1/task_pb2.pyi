@@ -33,7 +33,9 @@ class _TaskStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskStatus
     TASK_STATUS_SCHEDULED: _TaskStatus.ValueType  # 1
     """Waiting for a future run_at; the dispatcher moves it to PENDING when due."""
     TASK_STATUS_PENDING: _TaskStatus.ValueType  # 2
-    """Due and published to the broker, waiting for a worker to claim it."""
+    """Due, waiting for its queue to let it through (paused, rate or concurrency limits) and for a
+    worker to claim it.
+    """
     TASK_STATUS_RUNNING: _TaskStatus.ValueType  # 3
     """Claimed by a worker; its handler is executing."""
     TASK_STATUS_RETRYING: _TaskStatus.ValueType  # 4
@@ -55,7 +57,9 @@ TASK_STATUS_UNSPECIFIED: TaskStatus.ValueType  # 0
 TASK_STATUS_SCHEDULED: TaskStatus.ValueType  # 1
 """Waiting for a future run_at; the dispatcher moves it to PENDING when due."""
 TASK_STATUS_PENDING: TaskStatus.ValueType  # 2
-"""Due and published to the broker, waiting for a worker to claim it."""
+"""Due, waiting for its queue to let it through (paused, rate or concurrency limits) and for a
+worker to claim it.
+"""
 TASK_STATUS_RUNNING: TaskStatus.ValueType  # 3
 """Claimed by a worker; its handler is executing."""
 TASK_STATUS_RETRYING: TaskStatus.ValueType  # 4
@@ -193,6 +197,9 @@ class Task(_message.Message):
     RETRY_POLICY_FIELD_NUMBER: _builtins.int
     TIMEOUT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Identifier (a UUIDv4 in canonical text form), assigned by the service."""
     kind: _builtins.str
@@ -207,6 +214,12 @@ class Task(_message.Message):
     """The last error ("Type: message"), empty when there was none."""
     request_id: _builtins.str
     """The idempotency key the task was scheduled with, if any."""
+    queue: _builtins.str
+    """The queue the task belongs to."""
+    priority: _builtins.int
+    """0 to 9: among the waiting tasks of its queue, higher ones are dispatched first."""
+    concurrency_key: _builtins.str
+    """Tasks of one key share the queue's max_concurrent_per_key; empty means none."""
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """Input of the handler, a JSON object validated against the kind's schema."""
@@ -267,10 +280,13 @@ class Task(_message.Message):
         retry_policy: Global___RetryPolicy | None = ...,
         timeout: _duration_pb2.Duration | None = ...,
         request_id: _builtins.str = ...,
+        queue: _builtins.str = ...,
+        priority: _builtins.int = ...,
+        concurrency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "payload", b"payload", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "start_time", b"start_time", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "id", b"id", "kind", b"kind", "max_attempts", b"max_attempts", "payload", b"payload", "request_id", b"request_id", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "start_time", b"start_time", "status", b"status", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "concurrency_key", b"concurrency_key", "create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "id", b"id", "kind", b"kind", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "start_time", b"start_time", "status", b"status", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

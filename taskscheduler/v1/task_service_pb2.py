@@ -23,12 +23,14 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from taskscheduler.v1 import queue_pb2 as taskscheduler_dot_v1_dot_queue__pb2
 from taskscheduler.v1 import task_pb2 as taskscheduler_dot_v1_dot_task__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#taskscheduler/v1/task_service.proto\x12\x10taskscheduler.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1btaskscheduler/v1/task.proto\"\xee\x01\n\x13ScheduleTaskRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x06run_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0cretry_policy\x18\x04 \x01(\x0b\x32\x1d.taskscheduler.v1.RetryPolicy\x12*\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"<\n\x14ScheduleTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.taskscheduler.v1.Task\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"7\n\x0fGetTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.taskscheduler.v1.Task\"&\n\x13StreamStatusRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\xbc\x01\n\x14StreamStatusResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.taskscheduler.v1.TaskStatus\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x04task\x18\x05 \x01(\x0b\x32\x16.taskscheduler.v1.Task\"w\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\x08statuses\x18\x03 \x03(\x0e\x32\x1c.taskscheduler.v1.TaskStatus\x12\x0c\n\x04kind\x18\x04 \x01(\t\"S\n\x11ListTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.taskscheduler.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x19\x42\x61tchScheduleTasksRequest\x12\x37\n\x08requests\x18\x01 \x03(\x0b\x32%.taskscheduler.v1.ScheduleTaskRequest\"C\n\x1a\x42\x61tchScheduleTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.taskscheduler.v1.Task\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"G\n\x11\x43ountTasksRequest\x12\x32\n\x0f\x66inished_within\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"C\n\x12\x43ountTasksResponse\x12-\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x1d.taskscheduler.v1.StatusCount\"J\n\x0bStatusCount\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.taskscheduler.v1.TaskStatus\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"7\n\x10RetryTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"9\n\x11RetryTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.taskscheduler.v1.Task\":\n\x12\x43\x61ncelTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.taskscheduler.v1.Task2\xec\x05\n\x0bTaskService\x12]\n\x0cScheduleTask\x12%.taskscheduler.v1.ScheduleTaskRequest\x1a&.taskscheduler.v1.ScheduleTaskResponse\x12N\n\x07GetTask\x12 .taskscheduler.v1.GetTaskRequest\x1a!.taskscheduler.v1.GetTaskResponse\x12_\n\x0cStreamStatus\x12%.taskscheduler.v1.StreamStatusRequest\x1a&.taskscheduler.v1.StreamStatusResponse0\x01\x12T\n\tListTasks\x12\".taskscheduler.v1.ListTasksRequest\x1a#.taskscheduler.v1.ListTasksResponse\x12W\n\nCancelTask\x12#.taskscheduler.v1.CancelTaskRequest\x1a$.taskscheduler.v1.CancelTaskResponse\x12o\n\x12\x42\x61tchScheduleTasks\x12+.taskscheduler.v1.BatchScheduleTasksRequest\x1a,.taskscheduler.v1.BatchScheduleTasksResponse\x12T\n\tRetryTask\x12\".taskscheduler.v1.RetryTaskRequest\x1a#.taskscheduler.v1.RetryTaskResponse\x12W\n\nCountTasks\x12#.taskscheduler.v1.CountTasksRequest\x1a$.taskscheduler.v1.CountTasksResponseBN\n\x13io.taskscheduler.v1P\x01Z5taskscheduler/gen/go/taskscheduler/v1;taskschedulerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#taskscheduler/v1/task_service.proto\x12\x10taskscheduler.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ctaskscheduler/v1/queue.proto\x1a\x1btaskscheduler/v1/task.proto\"\xba\x02\n\x13ScheduleTaskRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x06run_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0cretry_policy\x18\x04 \x01(\x0b\x32\x1d.taskscheduler.v1.RetryPolicy\x12*\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\r\n\x05queue\x18\x07 \x01(\t\x12\x15\n\x08priority\x18\x08 \x01(\x05H\x00\x88\x01\x01\x12\x17\n\x0f\x63oncurrency_key\x18\t \x01(\tB\x0b\n\t_priority\"<\n\x14ScheduleTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.taskscheduler.v1.Task\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"7\n\x0fGetTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.taskscheduler.v1.Task\"&\n\x13StreamStatusRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\xbc\x01\n\x14StreamStatusResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.taskscheduler.v1.TaskStatus\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x05\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x04task\x18\x05 \x01(\x0b\x32\x16.taskscheduler.v1.Task\"\x86\x01\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12.\n\x08statuses\x18\x03 \x03(\x0e\x32\x1c.taskscheduler.v1.TaskStatus\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\r\n\x05queue\x18\x05 \x01(\t\"S\n\x11ListTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.taskscheduler.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x19\x42\x61tchScheduleTasksRequest\x12\x37\n\x08requests\x18\x01 \x03(\x0b\x32%.taskscheduler.v1.ScheduleTaskRequest\"C\n\x1a\x42\x61tchScheduleTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.taskscheduler.v1.Task\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"G\n\x11\x43ountTasksRequest\x12\x32\n\x0f\x66inished_within\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"C\n\x12\x43ountTasksResponse\x12-\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x1d.taskscheduler.v1.StatusCount\"J\n\x0bStatusCount\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.taskscheduler.v1.TaskStatus\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"7\n\x10RetryTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"9\n\x11RetryTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.taskscheduler.v1.Task\":\n\x12\x43\x61ncelTaskResponse\x12$\n\x04task\x18\x01 \x01(\x0b\x32\x16.taskscheduler.v1.Task\"<\n\x12\x43reateQueueRequest\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.taskscheduler.v1.Queue\"=\n\x13\x43reateQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.taskscheduler.v1.Queue\"\x1f\n\x0fGetQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x10GetQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.taskscheduler.v1.Queue\":\n\x11ListQueuesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x12ListQueuesResponse\x12\'\n\x06queues\x18\x01 \x03(\x0b\x32\x17.taskscheduler.v1.Queue\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"m\n\x12UpdateQueueRequest\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.taskscheduler.v1.Queue\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"=\n\x13UpdateQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.taskscheduler.v1.Queue\"\"\n\x12\x44\x65leteQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteQueueResponse\"!\n\x11PauseQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"<\n\x12PauseQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.taskscheduler.v1.Queue\"\"\n\x12ResumeQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"=\n\x13ResumeQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.taskscheduler.v1.Queue\"!\n\x11PurgeQueueRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"U\n\x12PurgeQueueResponse\x12&\n\x05queue\x18\x01 \x01(\x0b\x32\x17.taskscheduler.v1.Queue\x12\x17\n\x0f\x63\x61ncelled_count\x18\x02 \x01(\x03\x32\xba\x0b\n\x0bTaskService\x12]\n\x0cScheduleTask\x12%.taskscheduler.v1.ScheduleTaskRequest\x1a&.taskscheduler.v1.ScheduleTaskResponse\x12N\n\x07GetTask\x12 .taskscheduler.v1.GetTaskRequest\x1a!.taskscheduler.v1.GetTaskResponse\x12_\n\x0cStreamStatus\x12%.taskscheduler.v1.StreamStatusRequest\x1a&.taskscheduler.v1.StreamStatusResponse0\x01\x12T\n\tListTasks\x12\".taskscheduler.v1.ListTasksRequest\x1a#.taskscheduler.v1.ListTasksResponse\x12W\n\nCancelTask\x12#.taskscheduler.v1.CancelTaskRequest\x1a$.taskscheduler.v1.CancelTaskResponse\x12o\n\x12\x42\x61tchScheduleTasks\x12+.taskscheduler.v1.BatchScheduleTasksRequest\x1a,.taskscheduler.v1.BatchScheduleTasksResponse\x12T\n\tRetryTask\x12\".taskscheduler.v1.RetryTaskRequest\x1a#.taskscheduler.v1.RetryTaskResponse\x12W\n\nCountTasks\x12#.taskscheduler.v1.CountTasksRequest\x1a$.taskscheduler.v1.CountTasksResponse\x12Z\n\x0b\x43reateQueue\x12$.taskscheduler.v1.CreateQueueRequest\x1a%.taskscheduler.v1.CreateQueueResponse\x12Q\n\x08GetQueue\x12!.taskscheduler.v1.GetQueueRequest\x1a\".taskscheduler.v1.GetQueueResponse\x12W\n\nListQueues\x12#.taskscheduler.v1.ListQueuesRequest\x1a$.taskscheduler.v1.ListQueuesResponse\x12Z\n\x0bUpdateQueue\x12$.taskscheduler.v1.UpdateQueueRequest\x1a%.taskscheduler.v1.UpdateQueueResponse\x12Z\n\x0b\x44\x65leteQueue\x12$.taskscheduler.v1.DeleteQueueRequest\x1a%.taskscheduler.v1.DeleteQueueResponse\x12W\n\nPauseQueue\x12#.taskscheduler.v1.PauseQueueRequest\x1a$.taskscheduler.v1.PauseQueueResponse\x12Z\n\x0bResumeQueue\x12$.taskscheduler.v1.ResumeQueueRequest\x1a%.taskscheduler.v1.ResumeQueueResponse\x12W\n\nPurgeQueue\x12#.taskscheduler.v1.PurgeQueueRequest\x1a$.taskscheduler.v1.PurgeQueueResponseBN\n\x13io.taskscheduler.v1P\x01Z5taskscheduler/gen/go/taskscheduler/v1;taskschedulerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,40 +38,72 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'taskscheduler.v1.task_servi
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023io.taskscheduler.v1P\001Z5taskscheduler/gen/go/taskscheduler/v1;taskschedulerv1'
-  _globals['_SCHEDULETASKREQUEST']._serialized_start=182
-  _globals['_SCHEDULETASKREQUEST']._serialized_end=420
-  _globals['_SCHEDULETASKRESPONSE']._serialized_start=422
-  _globals['_SCHEDULETASKRESPONSE']._serialized_end=482
-  _globals['_GETTASKREQUEST']._serialized_start=484
-  _globals['_GETTASKREQUEST']._serialized_end=517
-  _globals['_GETTASKRESPONSE']._serialized_start=519
-  _globals['_GETTASKRESPONSE']._serialized_end=574
-  _globals['_STREAMSTATUSREQUEST']._serialized_start=576
-  _globals['_STREAMSTATUSREQUEST']._serialized_end=614
-  _globals['_STREAMSTATUSRESPONSE']._serialized_start=617
-  _globals['_STREAMSTATUSRESPONSE']._serialized_end=805
-  _globals['_LISTTASKSREQUEST']._serialized_start=807
-  _globals['_LISTTASKSREQUEST']._serialized_end=926
-  _globals['_LISTTASKSRESPONSE']._serialized_start=928
-  _globals['_LISTTASKSRESPONSE']._serialized_end=1011
-  _globals['_BATCHSCHEDULETASKSREQUEST']._serialized_start=1013
-  _globals['_BATCHSCHEDULETASKSREQUEST']._serialized_end=1097
-  _globals['_BATCHSCHEDULETASKSRESPONSE']._serialized_start=1099
-  _globals['_BATCHSCHEDULETASKSRESPONSE']._serialized_end=1166
-  _globals['_CANCELTASKREQUEST']._serialized_start=1168
-  _globals['_CANCELTASKREQUEST']._serialized_end=1204
-  _globals['_COUNTTASKSREQUEST']._serialized_start=1206
-  _globals['_COUNTTASKSREQUEST']._serialized_end=1277
-  _globals['_COUNTTASKSRESPONSE']._serialized_start=1279
-  _globals['_COUNTTASKSRESPONSE']._serialized_end=1346
-  _globals['_STATUSCOUNT']._serialized_start=1348
-  _globals['_STATUSCOUNT']._serialized_end=1422
-  _globals['_RETRYTASKREQUEST']._serialized_start=1424
-  _globals['_RETRYTASKREQUEST']._serialized_end=1479
-  _globals['_RETRYTASKRESPONSE']._serialized_start=1481
-  _globals['_RETRYTASKRESPONSE']._serialized_end=1538
-  _globals['_CANCELTASKRESPONSE']._serialized_start=1540
-  _globals['_CANCELTASKRESPONSE']._serialized_end=1598
-  _globals['_TASKSERVICE']._serialized_start=1601
-  _globals['_TASKSERVICE']._serialized_end=2349
+  _globals['_SCHEDULETASKREQUEST']._serialized_start=246
+  _globals['_SCHEDULETASKREQUEST']._serialized_end=560
+  _globals['_SCHEDULETASKRESPONSE']._serialized_start=562
+  _globals['_SCHEDULETASKRESPONSE']._serialized_end=622
+  _globals['_GETTASKREQUEST']._serialized_start=624
+  _globals['_GETTASKREQUEST']._serialized_end=657
+  _globals['_GETTASKRESPONSE']._serialized_start=659
+  _globals['_GETTASKRESPONSE']._serialized_end=714
+  _globals['_STREAMSTATUSREQUEST']._serialized_start=716
+  _globals['_STREAMSTATUSREQUEST']._serialized_end=754
+  _globals['_STREAMSTATUSRESPONSE']._serialized_start=757
+  _globals['_STREAMSTATUSRESPONSE']._serialized_end=945
+  _globals['_LISTTASKSREQUEST']._serialized_start=948
+  _globals['_LISTTASKSREQUEST']._serialized_end=1082
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1084
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1167
+  _globals['_BATCHSCHEDULETASKSREQUEST']._serialized_start=1169
+  _globals['_BATCHSCHEDULETASKSREQUEST']._serialized_end=1253
+  _globals['_BATCHSCHEDULETASKSRESPONSE']._serialized_start=1255
+  _globals['_BATCHSCHEDULETASKSRESPONSE']._serialized_end=1322
+  _globals['_CANCELTASKREQUEST']._serialized_start=1324
+  _globals['_CANCELTASKREQUEST']._serialized_end=1360
+  _globals['_COUNTTASKSREQUEST']._serialized_start=1362
+  _globals['_COUNTTASKSREQUEST']._serialized_end=1433
+  _globals['_COUNTTASKSRESPONSE']._serialized_start=1435
+  _globals['_COUNTTASKSRESPONSE']._serialized_end=1502
+  _globals['_STATUSCOUNT']._serialized_start=1504
+  _globals['_STATUSCOUNT']._serialized_end=1578
+  _globals['_RETRYTASKREQUEST']._serialized_start=1580
+  _globals['_RETRYTASKREQUEST']._serialized_end=1635
+  _globals['_RETRYTASKRESPONSE']._serialized_start=1637
+  _globals['_RETRYTASKRESPONSE']._serialized_end=1694
+  _globals['_CANCELTASKRESPONSE']._serialized_start=1696
+  _globals['_CANCELTASKRESPONSE']._serialized_end=1754
+  _globals['_CREATEQUEUEREQUEST']._serialized_start=1756
+  _globals['_CREATEQUEUEREQUEST']._serialized_end=1816
+  _globals['_CREATEQUEUERESPONSE']._serialized_start=1818
+  _globals['_CREATEQUEUERESPONSE']._serialized_end=1879
+  _globals['_GETQUEUEREQUEST']._serialized_start=1881
+  _globals['_GETQUEUEREQUEST']._serialized_end=1912
+  _globals['_GETQUEUERESPONSE']._serialized_start=1914
+  _globals['_GETQUEUERESPONSE']._serialized_end=1972
+  _globals['_LISTQUEUESREQUEST']._serialized_start=1974
+  _globals['_LISTQUEUESREQUEST']._serialized_end=2032
+  _globals['_LISTQUEUESRESPONSE']._serialized_start=2034
+  _globals['_LISTQUEUESRESPONSE']._serialized_end=2120
+  _globals['_UPDATEQUEUEREQUEST']._serialized_start=2122
+  _globals['_UPDATEQUEUEREQUEST']._serialized_end=2231
+  _globals['_UPDATEQUEUERESPONSE']._serialized_start=2233
+  _globals['_UPDATEQUEUERESPONSE']._serialized_end=2294
+  _globals['_DELETEQUEUEREQUEST']._serialized_start=2296
+  _globals['_DELETEQUEUEREQUEST']._serialized_end=2330
+  _globals['_DELETEQUEUERESPONSE']._serialized_start=2332
+  _globals['_DELETEQUEUERESPONSE']._serialized_end=2353
+  _globals['_PAUSEQUEUEREQUEST']._serialized_start=2355
+  _globals['_PAUSEQUEUEREQUEST']._serialized_end=2388
+  _globals['_PAUSEQUEUERESPONSE']._serialized_start=2390
+  _globals['_PAUSEQUEUERESPONSE']._serialized_end=2450
+  _globals['_RESUMEQUEUEREQUEST']._serialized_start=2452
+  _globals['_RESUMEQUEUEREQUEST']._serialized_end=2486
+  _globals['_RESUMEQUEUERESPONSE']._serialized_start=2488
+  _globals['_RESUMEQUEUERESPONSE']._serialized_end=2549
+  _globals['_PURGEQUEUEREQUEST']._serialized_start=2551
+  _globals['_PURGEQUEUEREQUEST']._serialized_end=2584
+  _globals['_PURGEQUEUERESPONSE']._serialized_start=2586
+  _globals['_PURGEQUEUERESPONSE']._serialized_end=2671
+  _globals['_TASKSERVICE']._serialized_start=2674
+  _globals['_TASKSERVICE']._serialized_end=4140
 # @@protoc_insertion_point(module_scope)

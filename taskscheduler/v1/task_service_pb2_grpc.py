@@ -78,6 +78,46 @@ class TaskServiceStub:
                 request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CountTasksRequest.SerializeToString,
                 response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CountTasksResponse.FromString,
                 _registered_method=True)
+        self.CreateQueue = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/CreateQueue',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateQueueRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateQueueResponse.FromString,
+                _registered_method=True)
+        self.GetQueue = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/GetQueue',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.GetQueueRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.GetQueueResponse.FromString,
+                _registered_method=True)
+        self.ListQueues = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/ListQueues',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListQueuesRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListQueuesResponse.FromString,
+                _registered_method=True)
+        self.UpdateQueue = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/UpdateQueue',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.UpdateQueueRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.UpdateQueueResponse.FromString,
+                _registered_method=True)
+        self.DeleteQueue = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/DeleteQueue',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.DeleteQueueRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.DeleteQueueResponse.FromString,
+                _registered_method=True)
+        self.PauseQueue = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/PauseQueue',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.PauseQueueRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.PauseQueueResponse.FromString,
+                _registered_method=True)
+        self.ResumeQueue = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/ResumeQueue',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ResumeQueueRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ResumeQueueResponse.FromString,
+                _registered_method=True)
+        self.PurgeQueue = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/PurgeQueue',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -148,6 +188,66 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateQueue(self, request, context):
+        """CreateQueue creates a queue. ALREADY_EXISTS when the name is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQueue(self, request, context):
+        """GetQueue returns a queue with its counts. NOT_FOUND for an unknown name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQueues(self, request, context):
+        """ListQueues pages through the caller's queues by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateQueue(self, request, context):
+        """UpdateQueue changes the fields of a queue named in update_mask (all of them when it is
+        empty); limits apply to the next dispatch, task defaults to tasks scheduled from then on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteQueue(self, request, context):
+        """DeleteQueue deletes a queue. FAILED_PRECONDITION for "default", and while tasks of the
+        queue wait or run (purge it first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseQueue(self, request, context):
+        """PauseQueue stops the queue's tasks from starting, across every dispatcher at once: those
+        not yet claimed by a worker wait (PENDING) until ResumeQueue. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeQueue(self, request, context):
+        """ResumeQueue lets a paused queue's tasks flow again. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeQueue(self, request, context):
+        """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
+        running ones go on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +290,46 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.CountTasks,
                     request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CountTasksRequest.FromString,
                     response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CountTasksResponse.SerializeToString,
+            ),
+            'CreateQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateQueue,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateQueueRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateQueueResponse.SerializeToString,
+            ),
+            'GetQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQueue,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.GetQueueRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.GetQueueResponse.SerializeToString,
+            ),
+            'ListQueues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQueues,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListQueuesRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListQueuesResponse.SerializeToString,
+            ),
+            'UpdateQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateQueue,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.UpdateQueueRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.UpdateQueueResponse.SerializeToString,
+            ),
+            'DeleteQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteQueue,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.DeleteQueueRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.DeleteQueueResponse.SerializeToString,
+            ),
+            'PauseQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseQueue,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.PauseQueueRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.PauseQueueResponse.SerializeToString,
+            ),
+            'ResumeQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeQueue,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ResumeQueueRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ResumeQueueResponse.SerializeToString,
+            ),
+            'PurgeQueue': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeQueue,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -412,6 +552,222 @@ class TaskService:
             '/taskscheduler.v1.TaskService/CountTasks',
             taskscheduler_dot_v1_dot_task__service__pb2.CountTasksRequest.SerializeToString,
             taskscheduler_dot_v1_dot_task__service__pb2.CountTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/CreateQueue',
+            taskscheduler_dot_v1_dot_task__service__pb2.CreateQueueRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.CreateQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/GetQueue',
+            taskscheduler_dot_v1_dot_task__service__pb2.GetQueueRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.GetQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQueues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/ListQueues',
+            taskscheduler_dot_v1_dot_task__service__pb2.ListQueuesRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.ListQueuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/UpdateQueue',
+            taskscheduler_dot_v1_dot_task__service__pb2.UpdateQueueRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.UpdateQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/DeleteQueue',
+            taskscheduler_dot_v1_dot_task__service__pb2.DeleteQueueRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.DeleteQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/PauseQueue',
+            taskscheduler_dot_v1_dot_task__service__pb2.PauseQueueRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.PauseQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/ResumeQueue',
+            taskscheduler_dot_v1_dot_task__service__pb2.ResumeQueueRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.ResumeQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeQueue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/PurgeQueue',
+            taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,6 +63,30 @@ class TaskServiceStub:
     """CountTasks counts the caller's tasks by status: every waiting or running one, and those
     that finished within the window. Cheap at any table size (each count has its index).
     """
+    CreateQueue: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.CreateQueueRequest, _task_service_pb2.CreateQueueResponse]
+    """CreateQueue creates a queue. ALREADY_EXISTS when the name is taken."""
+    GetQueue: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.GetQueueRequest, _task_service_pb2.GetQueueResponse]
+    """GetQueue returns a queue with its counts. NOT_FOUND for an unknown name."""
+    ListQueues: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.ListQueuesRequest, _task_service_pb2.ListQueuesResponse]
+    """ListQueues pages through the caller's queues by name."""
+    UpdateQueue: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.UpdateQueueRequest, _task_service_pb2.UpdateQueueResponse]
+    """UpdateQueue changes the fields of a queue named in update_mask (all of them when it is
+    empty); limits apply to the next dispatch, task defaults to tasks scheduled from then on.
+    """
+    DeleteQueue: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.DeleteQueueRequest, _task_service_pb2.DeleteQueueResponse]
+    """DeleteQueue deletes a queue. FAILED_PRECONDITION for "default", and while tasks of the
+    queue wait or run (purge it first).
+    """
+    PauseQueue: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.PauseQueueRequest, _task_service_pb2.PauseQueueResponse]
+    """PauseQueue stops the queue's tasks from starting, across every dispatcher at once: those
+    not yet claimed by a worker wait (PENDING) until ResumeQueue. Idempotent.
+    """
+    ResumeQueue: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.ResumeQueueRequest, _task_service_pb2.ResumeQueueResponse]
+    """ResumeQueue lets a paused queue's tasks flow again. Idempotent."""
+    PurgeQueue: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.PurgeQueueRequest, _task_service_pb2.PurgeQueueResponse]
+    """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
+    running ones go on.
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -98,6 +122,30 @@ class TaskServiceAsyncStub(TaskServiceStub):
     CountTasks: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CountTasksRequest, _task_service_pb2.CountTasksResponse]  # type: ignore[assignment]
     """CountTasks counts the caller's tasks by status: every waiting or running one, and those
     that finished within the window. Cheap at any table size (each count has its index).
+    """
+    CreateQueue: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CreateQueueRequest, _task_service_pb2.CreateQueueResponse]  # type: ignore[assignment]
+    """CreateQueue creates a queue. ALREADY_EXISTS when the name is taken."""
+    GetQueue: _aio.UnaryUnaryMultiCallable[_task_service_pb2.GetQueueRequest, _task_service_pb2.GetQueueResponse]  # type: ignore[assignment]
+    """GetQueue returns a queue with its counts. NOT_FOUND for an unknown name."""
+    ListQueues: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ListQueuesRequest, _task_service_pb2.ListQueuesResponse]  # type: ignore[assignment]
+    """ListQueues pages through the caller's queues by name."""
+    UpdateQueue: _aio.UnaryUnaryMultiCallable[_task_service_pb2.UpdateQueueRequest, _task_service_pb2.UpdateQueueResponse]  # type: ignore[assignment]
+    """UpdateQueue changes the fields of a queue named in update_mask (all of them when it is
+    empty); limits apply to the next dispatch, task defaults to tasks scheduled from then on.
+    """
+    DeleteQueue: _aio.UnaryUnaryMultiCallable[_task_service_pb2.DeleteQueueRequest, _task_service_pb2.DeleteQueueResponse]  # type: ignore[assignment]
+    """DeleteQueue deletes a queue. FAILED_PRECONDITION for "default", and while tasks of the
+    queue wait or run (purge it first).
+    """
+    PauseQueue: _aio.UnaryUnaryMultiCallable[_task_service_pb2.PauseQueueRequest, _task_service_pb2.PauseQueueResponse]  # type: ignore[assignment]
+    """PauseQueue stops the queue's tasks from starting, across every dispatcher at once: those
+    not yet claimed by a worker wait (PENDING) until ResumeQueue. Idempotent.
+    """
+    ResumeQueue: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ResumeQueueRequest, _task_service_pb2.ResumeQueueResponse]  # type: ignore[assignment]
+    """ResumeQueue lets a paused queue's tasks flow again. Idempotent."""
+    PurgeQueue: _aio.UnaryUnaryMultiCallable[_task_service_pb2.PurgeQueueRequest, _task_service_pb2.PurgeQueueResponse]  # type: ignore[assignment]
+    """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
+    running ones go on.
     """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -179,6 +227,78 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_task_service_pb2.CountTasksResponse, _abc.Awaitable[_task_service_pb2.CountTasksResponse]]:
         """CountTasks counts the caller's tasks by status: every waiting or running one, and those
         that finished within the window. Cheap at any table size (each count has its index).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateQueue(
+        self,
+        request: _task_service_pb2.CreateQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.CreateQueueResponse, _abc.Awaitable[_task_service_pb2.CreateQueueResponse]]:
+        """CreateQueue creates a queue. ALREADY_EXISTS when the name is taken."""
+
+    @_abc_1.abstractmethod
+    def GetQueue(
+        self,
+        request: _task_service_pb2.GetQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.GetQueueResponse, _abc.Awaitable[_task_service_pb2.GetQueueResponse]]:
+        """GetQueue returns a queue with its counts. NOT_FOUND for an unknown name."""
+
+    @_abc_1.abstractmethod
+    def ListQueues(
+        self,
+        request: _task_service_pb2.ListQueuesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.ListQueuesResponse, _abc.Awaitable[_task_service_pb2.ListQueuesResponse]]:
+        """ListQueues pages through the caller's queues by name."""
+
+    @_abc_1.abstractmethod
+    def UpdateQueue(
+        self,
+        request: _task_service_pb2.UpdateQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.UpdateQueueResponse, _abc.Awaitable[_task_service_pb2.UpdateQueueResponse]]:
+        """UpdateQueue changes the fields of a queue named in update_mask (all of them when it is
+        empty); limits apply to the next dispatch, task defaults to tasks scheduled from then on.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteQueue(
+        self,
+        request: _task_service_pb2.DeleteQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.DeleteQueueResponse, _abc.Awaitable[_task_service_pb2.DeleteQueueResponse]]:
+        """DeleteQueue deletes a queue. FAILED_PRECONDITION for "default", and while tasks of the
+        queue wait or run (purge it first).
+        """
+
+    @_abc_1.abstractmethod
+    def PauseQueue(
+        self,
+        request: _task_service_pb2.PauseQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.PauseQueueResponse, _abc.Awaitable[_task_service_pb2.PauseQueueResponse]]:
+        """PauseQueue stops the queue's tasks from starting, across every dispatcher at once: those
+        not yet claimed by a worker wait (PENDING) until ResumeQueue. Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumeQueue(
+        self,
+        request: _task_service_pb2.ResumeQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.ResumeQueueResponse, _abc.Awaitable[_task_service_pb2.ResumeQueueResponse]]:
+        """ResumeQueue lets a paused queue's tasks flow again. Idempotent."""
+
+    @_abc_1.abstractmethod
+    def PurgeQueue(
+        self,
+        request: _task_service_pb2.PurgeQueueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.PurgeQueueResponse, _abc.Awaitable[_task_service_pb2.PurgeQueueResponse]]:
+        """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
+        running ones go on.
         """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

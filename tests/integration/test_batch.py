@@ -31,7 +31,10 @@ def count(db: psycopg.Connection[tuple[object, ...]]) -> int:
 
 
 async def test_a_batch_is_stored_in_order_and_runs(
-    stub: TaskServiceStub, db: psycopg.Connection[tuple[object, ...]], worker: object
+    stub: TaskServiceStub,
+    db: psycopg.Connection[tuple[object, ...]],
+    worker: object,
+    dispatcher: object,
 ) -> None:
     items = [request("demo.echo", {"i": i}) for i in range(5)]
     response = await stub.BatchScheduleTasks(batch(*items))

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from taskscheduler.adapters.broker import make_publisher
+from taskscheduler.core.ports import TaskMessage
 from taskscheduler.settings import Settings
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
@@ -57,8 +58,8 @@ async def test_duplicate_deliveries_run_the_handler_once(
 ) -> None:
     task = await schedule(stub, request("demo.sleep", {"seconds": 0.3}))
     publisher = make_publisher(settings)
-    for _ in range(5):
-        await publisher.publish(uuid.UUID(task.id), 1, None)
+    message = TaskMessage(uuid.UUID(task.id), 1, None, "default")
+    await publisher.publish_many([message] * 5)
     final = (await follow(stub, task.id))[-1].task
     assert final.status == S.TASK_STATUS_SUCCESS
     # Every one of the six deliveries is consumed; exactly one ran the handler.

@@ -44,11 +44,19 @@ def make_machine(app_settings: Settings) -> type[RuleBasedStateMachine]:
             self.due = PostgresDueTasks.from_settings(self.engine, app_settings)
             self.attempts = PostgresAttemptStore(self.sync_engine)
             self.sql = psycopg.connect(app_settings.libpq_url, autocommit=True)
-            self.sql.execute("TRUNCATE tasks CASCADE")
+            self.sql.execute("TRUNCATE tasks, queues CASCADE")
+            self.sql.execute("INSERT INTO queues (tenant, name) VALUES ('t', 'default')")
             self.seen: dict[uuid.UUID, tuple[S, int]] = {}
 
         def run(self, coroutine: Any) -> Any:
             return self.loop.run_until_complete(coroutine)
+
+        def dispatched(self, task_id: uuid.UUID) -> bool:
+            row = self.sql.execute(
+                "SELECT dispatched_at IS NOT NULL FROM tasks WHERE id = %s", (task_id,)
+            ).fetchone()
+            assert row is not None
+            return bool(row[0])
 
         def state(self, task_id: uuid.UUID) -> tuple[S, int]:
             row = self.sql.execute(
@@ -83,11 +91,16 @@ def make_machine(app_settings: Settings) -> type[RuleBasedStateMachine]:
             )
             self.run(self.due.promote_due(100))
 
+        @rule()
+        def dispatch_ready(self) -> None:
+            self.run(self.due.dispatch_ready(100))
+
         @rule(task_id=tasks)
         def deliver(self, task_id: uuid.UUID) -> None:
             status, attempt = self.state(task_id)
+            dispatched = self.dispatched(task_id)
             claimed = self.attempts.claim(task_id, "worker", LEASE)
-            assert (claimed is not None) == (status is S.PENDING)
+            assert (claimed is not None) == (status is S.PENDING and dispatched)
             if claimed is not None:
                 assert claimed.attempt == attempt + 1
 
@@ -130,7 +143,10 @@ def make_machine(app_settings: Settings) -> type[RuleBasedStateMachine]:
         @rule()
         def repair_lost_messages(self) -> None:
             before = {task_id: self.state(task_id) for task_id in self.seen}
-            self.sql.execute("UPDATE tasks SET republish_at = now() WHERE status = 'PENDING'")
+            self.sql.execute(
+                "UPDATE tasks SET republish_at = now() "
+                "WHERE status = 'PENDING' AND dispatched_at IS NOT NULL"
+            )
             self.run(self.due.republish_lost(100))
             assert {task_id: self.state(task_id) for task_id in self.seen} == before
 
@@ -166,11 +182,13 @@ def make_machine(app_settings: Settings) -> type[RuleBasedStateMachine]:
                 self.loop.close()
 
         def _drive_every_task_to_an_end(self) -> None:
-            """Faults stop: leases expire, timers fire, workers run what is PENDING."""
+            """Faults stop: leases expire, timers fire, queues dispatch, workers run what is
+            PENDING."""
             for _ in range(10):
                 self.crash_all_running()
                 self.expire_leases()
                 self.dispatch_due_timers()
+                self.dispatch_ready()
                 for task_id in list(self.seen):
                     if self.attempts.claim(task_id, "worker", LEASE) is not None:
                         _, attempt = self.state(task_id)

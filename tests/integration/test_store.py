@@ -16,7 +16,7 @@ from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
-from taskscheduler.core.execution import AttemptError
+from taskscheduler.core.execution import AttemptError, ClaimedAttempt
 from taskscheduler.core.model import NewTask, RetryPolicy, TaskFilter
 from taskscheduler.core.model import TaskStatus as S
 from taskscheduler.settings import Settings
@@ -47,11 +47,42 @@ async def repository(settings: Settings, clean_db: None) -> Any:
     await engine.dispose()
 
 
+class DispatchedAttemptStore(PostgresAttemptStore):
+    """Claims as a worker does with a message the dispatcher published: the task was let
+    through its queue first."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(engine)
+        self.engine = engine
+
+    def claim(self, task_id: uuid.UUID, worker: str, lease: timedelta) -> ClaimedAttempt | None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE tasks SET dispatched_at = now() WHERE id = :id AND status = 'PENDING'"
+                ),
+                {"id": task_id},
+            )
+        return super().claim(task_id, worker, lease)
+
+
 @pytest.fixture
 def attempts(settings: Settings) -> Iterator[PostgresAttemptStore]:
     engine = make_sync_engine(settings, pool_size=10)
-    yield PostgresAttemptStore(engine)
+    yield DispatchedAttemptStore(engine)
     engine.dispose()
+
+
+async def test_a_task_not_dispatched_is_not_claimed(
+    repository: PostgresTaskRepository, settings: Settings
+) -> None:
+    """A message of a task its queue holds back (paused, limited) runs nothing."""
+    task, _ = await repository.insert(new_task())
+    engine = make_sync_engine(settings)
+    try:
+        assert PostgresAttemptStore(engine).claim(task.id, "w1", LEASE) is None
+    finally:
+        engine.dispose()
 
 
 async def test_insert_and_get_round_trip(repository: PostgresTaskRepository) -> None:
@@ -127,9 +158,7 @@ async def test_a_failure_with_attempts_left_waits_for_its_retry_time(
     assert (retrying.status, retrying.run_at, retrying.finish_time) == (S.RETRYING, retry_at, None)
     engine = make_async_engine(settings)
     try:
-        assert (
-            await PostgresDueTasks.from_settings(engine, settings).promote_due(10) == []
-        )  # not due yet
+        assert await PostgresDueTasks.from_settings(engine, settings).promote_due(10) == 0
     finally:
         await engine.dispose()
 
@@ -143,8 +172,8 @@ async def test_due_tasks_are_promoted_once(
     engine = make_async_engine(settings)
     try:
         store = PostgresDueTasks.from_settings(engine, settings)
-        assert [(d.task_id, d.attempt) for d in await store.promote_due(10)] == [(due.id, 1)]
-        assert await store.promote_due(10) == []
+        assert await store.promote_due(10) == 1
+        assert await store.promote_due(10) == 0
     finally:
         await engine.dispose()
     promoted = await repository.get(T, due.id)
@@ -268,9 +297,12 @@ async def test_unclaimed_pending_tasks_are_published_again_with_doubling_waits(
     db: psycopg.Connection[tuple[object, ...]],
 ) -> None:
     task, _ = await repository.insert(new_task())
+    db.execute("INSERT INTO queues (tenant, name) VALUES (%s, 'default')", (T,))
     engine = make_async_engine(settings)
     try:
         due = PostgresDueTasks.from_settings(engine, settings)
+        assert await due.republish_lost(10) == []  # ready, not dispatched: nothing published
+        assert [m.task_id for m in (await due.dispatch_ready(10)).messages] == [task.id]
         assert await due.republish_lost(10) == []  # not yet: its message may still be queued
         waits = []
         for _ in range(3):

@@ -13,7 +13,7 @@ from taskscheduler.v1 import task_pb2
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 from tests import helpers
 from tests.helpers import follow, request, schedule, wait_for_status
-from tests.servers import start_worker
+from tests.servers import start_dispatcher, start_worker
 
 
 async def test_sigterm_lets_the_running_attempt_finish(
@@ -22,6 +22,7 @@ async def test_sigterm_lets_the_running_attempt_finish(
     own = settings.model_copy(update={"celery_queue": f"shutdown-{uuid.uuid4().hex[:8]}"})
     api = await start_api(own)
     worker = start_worker(own, log_dir)
+    dispatcher = start_dispatcher(own, log_dir)
     try:
         async with helpers.channel(f"127.0.0.1:{api.port}", token) as channel:
             stub = TaskServiceStub(channel)
@@ -36,4 +37,5 @@ async def test_sigterm_lets_the_running_attempt_finish(
             assert "Warm shutdown" in worker.log()
     finally:
         worker.stop()
+        dispatcher.stop()
         await api.stop()

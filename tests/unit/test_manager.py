@@ -14,7 +14,9 @@ from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.manager import ScheduleRequest, TaskManager, parse_task_id
 from taskscheduler.core.model import (
     Caller,
+    NewTask,
     PageCursor,
+    QueueSettings,
     RetryPolicy,
     RetryPolicyOverride,
     TaskFilter,
@@ -29,6 +31,10 @@ CALLER = Caller("tenant-a", frozenset({"tasks:read", "tasks:write"}))
 def manager() -> TaskManager:
     unused: Any = None  # prepare() touches neither storage nor broker
     return TaskManager(unused, unused, unused, load_handler_modules(), RetryPolicy())
+
+
+def prepare(manager: TaskManager, request: ScheduleRequest) -> NewTask:
+    return manager.prepare(CALLER, request, NOW, QueueSettings())
 
 
 def field_of(excinfo: pytest.ExceptionInfo[InvalidArgument]) -> str:
@@ -72,12 +78,14 @@ def test_a_bad_request_names_its_field(
     manager: TaskManager, request_: ScheduleRequest, field: str
 ) -> None:
     with pytest.raises(InvalidArgument) as excinfo:
-        manager.prepare(CALLER, request_, NOW)
+        prepare(manager, request_)
     assert field_of(excinfo) == field
 
 
 def test_defaults_come_from_the_service_and_run_at_from_now(manager: TaskManager) -> None:
-    new = manager.prepare(CALLER, ScheduleRequest(kind="demo.sleep", payload={"seconds": 1}), NOW)
+    new = manager.prepare(
+        CALLER, ScheduleRequest(kind="demo.sleep", payload={"seconds": 1}), NOW, QueueSettings()
+    )
     assert new.status is S.PENDING
     assert new.run_at == NOW
     assert new.retry_policy == RetryPolicy()
@@ -85,13 +93,15 @@ def test_defaults_come_from_the_service_and_run_at_from_now(manager: TaskManager
 
 def test_a_future_run_at_makes_a_scheduled_task(manager: TaskManager) -> None:
     later = NOW + timedelta(minutes=5)
-    new = manager.prepare(CALLER, ScheduleRequest(kind="demo.echo", run_at=later), NOW)
+    new = manager.prepare(
+        CALLER, ScheduleRequest(kind="demo.echo", run_at=later), NOW, QueueSettings()
+    )
     assert (new.status, new.run_at) == (S.SCHEDULED, later)
 
 
 def test_a_partial_retry_policy_keeps_the_other_defaults(manager: TaskManager) -> None:
     request = ScheduleRequest(kind="demo.echo", retry_policy=RetryPolicyOverride(max_attempts=7))
-    policy = manager.prepare(CALLER, request, NOW).retry_policy
+    policy = prepare(manager, request).retry_policy
     assert policy.max_attempts == 7
     assert policy.initial_backoff == RetryPolicy().initial_backoff
 
@@ -133,7 +143,9 @@ def test_hostile_payloads_are_rejected_naming_the_field(
     manager: TaskManager, payload: dict[str, Any], field: str, reason: str
 ) -> None:
     with pytest.raises(InvalidArgument) as excinfo:
-        manager.prepare(CALLER, ScheduleRequest(kind="demo.echo", payload=payload), NOW)
+        manager.prepare(
+            CALLER, ScheduleRequest(kind="demo.echo", payload=payload), NOW, QueueSettings()
+        )
     assert (excinfo.value.field, excinfo.value.reason) == (field, reason)
 
 
@@ -144,10 +156,14 @@ def test_deeply_nested_payloads_are_rejected(manager: TaskManager) -> None:
         inner["d"] = {}
         inner = inner["d"]
     with pytest.raises(InvalidArgument, match="deeper than 20"):
-        manager.prepare(CALLER, ScheduleRequest(kind="demo.echo", payload=nested), NOW)
+        manager.prepare(
+            CALLER, ScheduleRequest(kind="demo.echo", payload=nested), NOW, QueueSettings()
+        )
 
 
 def test_nul_characters_in_keys_are_rejected(manager: TaskManager) -> None:
     with pytest.raises(InvalidArgument) as excinfo:
-        manager.prepare(CALLER, ScheduleRequest(kind="demo.echo", request_id="a\x00b"), NOW)
+        manager.prepare(
+            CALLER, ScheduleRequest(kind="demo.echo", request_id="a\x00b"), NOW, QueueSettings()
+        )
     assert excinfo.value.field == "request_id"

@@ -34,6 +34,9 @@ def _claim_statement() -> sa.Select[Any]:
         .where(
             tasks.c.id == sa.bindparam("the_task"),
             tasks.c.status == S.PENDING.value,
+            # A task its queue has not let through (or took back: a pause) is not to run yet,
+            # whatever message of its the broker delivers.
+            tasks.c.dispatched_at.isnot(None),
             tasks.c.attempt < tasks.c.max_attempts,
         )
         .values(

@@ -1,4 +1,5 @@
-"""The dispatcher's storage: move due SCHEDULED and RETRYING tasks to PENDING."""
+"""The dispatcher's storage: promote due timers to PENDING, let ready tasks through their
+queues (pause, rate limit, concurrency caps, priority), re-publish what may be lost."""
 
 from __future__ import annotations
 
@@ -8,30 +9,73 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskscheduler.adapters.postgres.engine import storage_errors
-from taskscheduler.adapters.postgres.schema import FINISHED, WAITING_FOR_TIMER, tasks
-from taskscheduler.core.model import TaskStatus
+from taskscheduler.adapters.postgres.schema import (
+    FINISHED,
+    IN_FLIGHT,
+    READY,
+    WAITING_FOR_TIMER,
+    queues,
+    tasks,
+)
+from taskscheduler.core.model import QueueState, TaskStatus
+from taskscheduler.core.ports import TaskMessage
 from taskscheduler.settings import Settings
+
+_MESSAGE_COLUMNS = (
+    tasks.c.id,
+    tasks.c.attempt,
+    tasks.c.timeout_seconds,
+    tasks.c.queue,
+    tasks.c.traceparent,
+)
+
+_OPEN_QUEUES = (
+    sa.select(queues, sa.func.now().label("now"))
+    .where(
+        queues.c.state == QueueState.RUNNING.value,
+        sa.exists().where(tasks.c.tenant == queues.c.tenant, tasks.c.queue == queues.c.name, READY),
+    )
+    .order_by(queues.c.tokens_at)
+    .with_for_update(of=queues, skip_locked=True)
+)
+"""Queues that are not paused and have ready tasks, each held by one dispatcher at a time: what
+it counts and takes from a queue cannot change under it, and a pause waits for it."""
 
 
 @dataclass(frozen=True)
-class DueTask:
-    """A task made PENDING by the dispatcher, to publish: its id, next attempt and timeout."""
+class QueuePass:
+    """What one dispatch pass did with one queue."""
 
-    task_id: uuid.UUID
-    attempt: int
-    timeout: timedelta | None
+    tenant: str
+    queue: str
+    dispatched: int
+    held_back_by: str = ""
+    """"rate" or "concurrency" when the queue had ready tasks it could not let through."""
+
+
+@dataclass(frozen=True)
+class DispatchPass:
+    messages: list[TaskMessage]
+    queues: list[QueuePass]
+    next_token_in: float | None
+    """Seconds until a rate-limited queue has a token again; None when none waits for one."""
 
 
 class PostgresDueTasks:
     def __init__(
-        self, engine: AsyncEngine, republish_after: timedelta, republish_max: timedelta
+        self,
+        engine: AsyncEngine,
+        republish_after: timedelta,
+        republish_max: timedelta,
+        dispatch_ahead: int,
     ) -> None:
         self._engine = engine
         self._republish_after = republish_after
         self._republish_max = republish_max
+        self._dispatch_ahead = dispatch_ahead
 
     @classmethod
     def from_settings(cls, engine: AsyncEngine, settings: Settings) -> PostgresDueTasks:
@@ -39,31 +83,104 @@ class PostgresDueTasks:
             engine,
             republish_after=timedelta(seconds=settings.republish_after_seconds),
             republish_max=timedelta(seconds=settings.republish_max_seconds),
+            dispatch_ahead=settings.dispatch_ahead,
         )
 
-    async def promote_due(self, limit: int) -> list[DueTask]:
+    async def promote_due(self, limit: int) -> int:
         """Claims up to `limit` due SCHEDULED or RETRYING rows (SKIP LOCKED: dispatchers never
-        take the same row) and makes them PENDING."""
+        take the same row) and makes them PENDING, ready for their queue."""
         due = _claimable(
             sa.and_(tasks.c.status.in_(WAITING_FOR_TIMER), tasks.c.run_at <= sa.func.now()),
             tasks.c.run_at,
             limit,
         )
-        return await self._publishable(
-            due,
-            status=TaskStatus.PENDING.value,
-            updated_at=sa.func.now(),
-            republish_at=sa.func.now() + self._republish_after,
-            publish_count=0,
+        statement = (
+            tasks.update()
+            .where(tasks.c.id.in_(due))
+            .values(
+                status=TaskStatus.PENDING.value,
+                updated_at=sa.func.now(),
+                dispatched_at=None,
+                republish_at=None,
+                publish_count=0,
+            )
         )
+        with storage_errors():
+            async with self._engine.begin() as conn:
+                return int((await conn.execute(statement)).rowcount)
 
-    async def republish_lost(self, limit: int) -> list[DueTask]:
+    async def dispatch_ready(self, limit: int) -> DispatchPass:
+        """Lets up to `limit` ready tasks through the queues that are open, each within its
+        rate limit, its concurrency caps and the dispatch-ahead bound, by priority."""
+        messages: list[TaskMessage] = []
+        passes: list[QueuePass] = []
+        next_token_in: float | None = None
+        with storage_errors():
+            async with self._engine.begin() as conn:
+                for queue in (await conn.execute(_OPEN_QUEUES)).mappings().all():
+                    if len(messages) >= limit:
+                        break
+                    taken, held_back_by, wait = await self._dispatch_queue(
+                        conn, queue, limit - len(messages)
+                    )
+                    messages += taken
+                    passes.append(
+                        QueuePass(queue["tenant"], queue["name"], len(taken), held_back_by)
+                    )
+                    if wait is not None:
+                        next_token_in = wait if next_token_in is None else min(next_token_in, wait)
+        return DispatchPass(messages, passes, next_token_in)
+
+    async def _dispatch_queue(
+        self, conn: AsyncConnection, queue: sa.RowMapping, limit: int
+    ) -> tuple[list[TaskMessage], str, float | None]:
+        of_queue = (tasks.c.tenant == queue["tenant"], tasks.c.queue == queue["name"])
+        budget = limit
+        tokens = _tokens(queue)
+        if tokens is not None:
+            if tokens < 1:
+                return [], "rate", (1 - tokens) / queue["rate_per_second"]
+            budget = min(budget, int(tokens))
+        in_flight = sa.select(
+            sa.func.count(),
+            sa.func.count().filter(tasks.c.status == TaskStatus.PENDING.value),
+        ).where(*of_queue, IN_FLIGHT)
+        holding, unclaimed = (await conn.execute(in_flight)).one()
+        budget = min(budget, self._dispatch_ahead - unclaimed)
+        if queue["max_concurrent"]:
+            budget = min(budget, queue["max_concurrent"] - holding)
+        if budget <= 0:
+            return [], "concurrency" if queue["max_concurrent"] else "", None
+        per_key = queue["max_concurrent_per_key"]
+        chosen = _next_by_key(of_queue, per_key) if per_key else _next_in_order(of_queue)
+        statement = (
+            tasks.update()
+            .where(tasks.c.id.in_(chosen.limit(budget).scalar_subquery()), READY)
+            .values(
+                dispatched_at=sa.func.now(),
+                republish_at=sa.func.now() + self._republish_after,
+                publish_count=0,
+            )
+            .returning(*_MESSAGE_COLUMNS)
+        )
+        taken = [_message(row) for row in (await conn.execute(statement)).mappings()]
+        if tokens is not None and taken:
+            await conn.execute(
+                queues.update()
+                .where(queues.c.tenant == queue["tenant"], queues.c.name == queue["name"])
+                .values(tokens=tokens - len(taken), tokens_at=queue["now"])
+            )
+        held_back = "concurrency" if per_key and len(taken) < budget else ""
+        return taken, held_back, None
+
+    async def republish_lost(self, limit: int) -> list[TaskMessage]:
         """PENDING rows that no worker claimed by their republish time: their message may be
         lost, so they go out again, each time after twice the wait (up to republish_max)."""
         lost = _claimable(
             sa.and_(
                 tasks.c.status == TaskStatus.PENDING.value,
                 tasks.c.republish_at <= sa.func.now(),
+                tasks.c.dispatched_at.isnot(None),
             ),
             tasks.c.republish_at,
             limit,
@@ -72,34 +189,20 @@ class PostgresDueTasks:
             self._republish_after.total_seconds() * sa.func.power(2, tasks.c.publish_count + 1),
             self._republish_max.total_seconds(),
         )
-        return await self._publishable(
-            lost,
-            republish_at=sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, backoff_seconds),
-            publish_count=tasks.c.publish_count + 1,
-        )
-
-    async def _publishable(
-        self, ids: sa.ScalarSelect[uuid.UUID], **values: object
-    ) -> list[DueTask]:
         statement = (
             tasks.update()
-            .where(tasks.c.id.in_(ids))
-            .values(**values)
-            .returning(tasks.c.id, tasks.c.attempt, tasks.c.timeout_seconds)
+            .where(tasks.c.id.in_(lost))
+            .values(
+                republish_at=sa.func.now()
+                + sa.func.make_interval(0, 0, 0, 0, 0, 0, backoff_seconds),
+                publish_count=tasks.c.publish_count + 1,
+            )
+            .returning(*_MESSAGE_COLUMNS)
         )
         with storage_errors():
             async with self._engine.begin() as conn:
-                rows = (await conn.execute(statement)).all()
-        return [
-            DueTask(
-                task_id=row.id,
-                attempt=row.attempt + 1,
-                timeout=None
-                if row.timeout_seconds is None
-                else timedelta(seconds=row.timeout_seconds),
-            )
-            for row in rows
-        ]
+                rows = (await conn.execute(statement)).mappings().all()
+        return [_message(row) for row in rows]
 
     async def delete_finished(self, older_than: timedelta, limit: int) -> int:
         """Deletes up to `limit` tasks finished before `older_than` ago (their attempts go with
@@ -123,6 +226,67 @@ class PostgresDueTasks:
             async with self._engine.connect() as conn:
                 next_due: datetime | None = (await conn.execute(query)).scalar()
                 return next_due
+
+
+def _message(row: sa.RowMapping) -> TaskMessage:
+    seconds = row["timeout_seconds"]
+    return TaskMessage(
+        task_id=row["id"],
+        attempt=row["attempt"] + 1,
+        timeout=None if seconds is None else timedelta(seconds=seconds),
+        queue=row["queue"],
+        traceparent=row["traceparent"] or "",
+    )
+
+
+def _tokens(queue: sa.RowMapping) -> float | None:
+    """The tokens in a rate-limited queue's bucket now; None when the queue has no limit."""
+    rate = queue["rate_per_second"]
+    if rate is None:
+        return None
+    refill = rate * (queue["now"] - queue["tokens_at"]).total_seconds()
+    return float(min(queue["rate_burst"], queue["tokens"] + refill))
+
+
+_DISPATCH_ORDER = (tasks.c.priority.desc(), tasks.c.run_at, tasks.c.created_at)
+
+
+def _next_in_order(of_queue: tuple[sa.ColumnElement[bool], ...]) -> sa.Select[Any]:
+    """Ready tasks of the queue by priority, then due time, then age (the ready index)."""
+    return sa.select(tasks.c.id).where(*of_queue, READY).order_by(*_DISPATCH_ORDER)
+
+
+def _next_by_key(of_queue: tuple[sa.ColumnElement[bool], ...], per_key: int) -> sa.Select[Any]:
+    """Ready tasks of the queue whose key has a free slot, round robin: each key's next task
+    before any key's second one (keys with fewer tasks in flight first), by priority within a
+    key. Tasks without a key are one group of their own, never capped."""
+    holding = (
+        sa.select(tasks.c.concurrency_key, sa.func.count().label("holding"))
+        .where(*of_queue, IN_FLIGHT, tasks.c.concurrency_key.isnot(None))
+        .group_by(tasks.c.concurrency_key)
+        .subquery("holding")
+    )
+    ranked = (
+        sa.select(
+            tasks.c.id,
+            tasks.c.concurrency_key,
+            *_DISPATCH_ORDER,
+            sa.func.row_number()
+            .over(partition_by=tasks.c.concurrency_key, order_by=_DISPATCH_ORDER)
+            .label("rank"),
+        )
+        .where(*of_queue, READY)
+        .subquery("ranked")
+    )
+    turn = ranked.c.rank + sa.func.coalesce(holding.c.holding, 0)
+    return (
+        sa.select(ranked.c.id)
+        .select_from(
+            ranked.outerjoin(holding, ranked.c.concurrency_key == holding.c.concurrency_key)
+        )
+        .where(sa.or_(ranked.c.concurrency_key.is_(None), turn <= per_key))
+        .order_by(turn, ranked.c.priority.desc(), ranked.c.run_at, ranked.c.created_at)
+    )
 
 
 def _claimable(

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import psycopg
 
-from taskscheduler.adapters.postgres.schema import STATUS_CHANNEL
+from taskscheduler.adapters.postgres.schema import QUEUE_CHANNEL, STATUS_CHANNEL
 from taskscheduler.core.model import StatusEvent, TaskStatus
 from taskscheduler.core.ports import RESYNC
 
@@ -44,6 +44,7 @@ class StatusListener:
             set
         )
         self._observers: list[Callable[[StatusEvent | None, datetime | None], None]] = []
+        self._queue_observers: list[Callable[[], None]] = []
         self._runner: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
@@ -62,6 +63,10 @@ class StatusListener:
     def observe(self, callback: Callable[[StatusEvent | None, datetime | None], None]) -> None:
         """Calls back on every event of every task (and with None on RESYNC)."""
         self._observers.append(callback)
+
+    def observe_queues(self, callback: Callable[[], None]) -> None:
+        """Calls back when a queue changed in a way that may let tasks through."""
+        self._queue_observers.append(callback)
 
     @asynccontextmanager
     async def subscribe(
@@ -86,12 +91,18 @@ class StatusListener:
                     self._url, autocommit=True
                 ) as conn:
                     await conn.execute(f"LISTEN {STATUS_CHANNEL}")
+                    if self._queue_observers:
+                        await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
                     self._listening.set()
                     if connected_before:
                         self._broadcast_resync()
                     connected_before = True
                     async for notify in conn.notifies():
-                        self._deliver(notify.payload)
+                        if notify.channel == QUEUE_CHANNEL:
+                            for callback in self._queue_observers:
+                                callback()
+                        else:
+                            self._deliver(notify.payload)
             except psycopg.Error as exc:
                 self._listening.clear()
                 log.warning("status listener lost its connection (%s); reconnecting", exc)

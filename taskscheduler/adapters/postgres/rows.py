@@ -8,7 +8,18 @@ from typing import Any
 
 from taskscheduler.adapters.postgres.schema import tasks
 from taskscheduler.core.execution import ClaimedAttempt, ExpiredAttempt
-from taskscheduler.core.model import Attempt, NewTask, RetryPolicy, Task, TaskStatus
+from taskscheduler.core.model import (
+    Attempt,
+    NewTask,
+    Queue,
+    QueueSettings,
+    QueueState,
+    RateLimit,
+    RetryPolicy,
+    RetryPolicyOverride,
+    Task,
+    TaskStatus,
+)
 
 Row = Mapping[Any, Any]
 
@@ -24,8 +35,7 @@ def retry_policy_from_row(row: Row) -> RetryPolicy:
 
 
 def _timeout(row: Row) -> timedelta | None:
-    seconds = row["timeout_seconds"]
-    return None if seconds is None else timedelta(seconds=seconds)
+    return _seconds(row, "timeout_seconds")
 
 
 def attempt_from_row(row: Row) -> Attempt:
@@ -60,6 +70,9 @@ def task_from_row(row: Row, attempt_rows: Sequence[Row] = ()) -> Task:
         error=row["error"] or "",
         request_id=row["request_id"] or "",
         request_fingerprint=row["request_fingerprint"] or "",
+        queue=row["queue"],
+        priority=row["priority"],
+        concurrency_key=row["concurrency_key"] or "",
         cancel_requested=row["cancel_requested_at"] is not None,
         version=row["version"],
         attempts=tuple(attempt_from_row(a) for a in attempt_rows),
@@ -106,4 +119,78 @@ def insert_values(new: NewTask) -> dict[str, Any]:
         tasks.c.run_at.name: new.run_at,
         tasks.c.request_id.name: new.request_id or None,
         tasks.c.request_fingerprint.name: new.request_fingerprint or None,
+        tasks.c.queue.name: new.queue,
+        tasks.c.priority.name: new.priority,
+        tasks.c.concurrency_key.name: new.concurrency_key or None,
+        tasks.c.traceparent.name: new.traceparent or None,
+    }
+
+
+def _seconds(row: Row, column: str) -> timedelta | None:
+    value = row[column]
+    return None if value is None else timedelta(seconds=value)
+
+
+QUEUE_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "rate_limit": ("rate_per_second", "rate_burst"),
+    "max_concurrent": ("max_concurrent",),
+    "max_concurrent_per_key": ("max_concurrent_per_key",),
+    "retry_policy": (
+        "max_attempts",
+        "initial_backoff_seconds",
+        "max_backoff_seconds",
+        "backoff_multiplier",
+        "jitter",
+    ),
+    "timeout": ("timeout_seconds",),
+}
+"""The columns behind each field of a queue an update may name."""
+
+
+def queue_from_row(row: Row) -> Queue:
+    rate = row["rate_per_second"]
+    settings = QueueSettings(
+        rate_limit=None if rate is None else RateLimit(rate, row["rate_burst"]),
+        max_concurrent=row["max_concurrent"] or 0,
+        max_concurrent_per_key=row["max_concurrent_per_key"] or 0,
+        retry_policy=RetryPolicyOverride(
+            max_attempts=row["max_attempts"],
+            initial_backoff=_seconds(row, "initial_backoff_seconds"),
+            max_backoff=_seconds(row, "max_backoff_seconds"),
+            backoff_multiplier=row["backoff_multiplier"],
+            jitter=row["jitter"],
+        ),
+        timeout=_seconds(row, "timeout_seconds"),
+    )
+    return Queue(
+        tenant=row["tenant"],
+        name=row["name"],
+        state=QueueState(row["state"]),
+        settings=settings,
+        create_time=row["created_at"],
+        update_time=row["updated_at"],
+        waiting=row.get("waiting", 0),
+        running=row.get("running", 0),
+    )
+
+
+def queue_settings_values(settings: QueueSettings) -> dict[str, Any]:
+    """The columns of a queue's settings (its state and token bucket aside)."""
+    rate = settings.rate_limit
+    policy = settings.retry_policy
+
+    def seconds(value: timedelta | None) -> float | None:
+        return None if value is None else value.total_seconds()
+
+    return {
+        "rate_per_second": None if rate is None else rate.per_second,
+        "rate_burst": None if rate is None else rate.burst,
+        "max_concurrent": settings.max_concurrent or None,
+        "max_concurrent_per_key": settings.max_concurrent_per_key or None,
+        "max_attempts": policy.max_attempts,
+        "initial_backoff_seconds": seconds(policy.initial_backoff),
+        "max_backoff_seconds": seconds(policy.max_backoff),
+        "backoff_multiplier": policy.backoff_multiplier,
+        "jitter": policy.jitter,
+        "timeout_seconds": seconds(settings.timeout),
     }

@@ -19,7 +19,16 @@ metadata = sa.MetaData(
 
 STATUS_NAMES = ", ".join(f"'{status.value}'" for status in TaskStatus)
 WAITING_FOR_TIMER = ("SCHEDULED", "RETRYING")
+WAITING = ("SCHEDULED", "PENDING", "RETRYING")
 FINISHED = ("SUCCESS", "FAILED", "CANCELLED")
+DEFAULT_QUEUE = "default"
+QUEUE_STATES = ("RUNNING", "PAUSED")
+
+# A PENDING task is either ready (dispatched_at NULL: waiting in PostgreSQL for its queue to let
+# it through) or dispatched (its message is with the broker). Dispatched and RUNNING tasks hold
+# their queue's concurrency slots.
+READY = sa.text("status = 'PENDING' AND dispatched_at IS NULL")
+IN_FLIGHT = sa.text("status IN ('PENDING', 'RUNNING') AND dispatched_at IS NOT NULL")
 
 tasks = sa.Table(
     "tasks",
@@ -36,6 +45,14 @@ tasks = sa.Table(
     ),
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("payload", JSONB, nullable=False),
+    sa.Column("queue", sa.Text, nullable=False, server_default=DEFAULT_QUEUE),
+    # 0 to 9, higher first among the ready tasks of a queue.
+    sa.Column("priority", sa.SmallInteger, nullable=False, server_default="5"),
+    sa.Column("concurrency_key", sa.Text, nullable=True),
+    # When the dispatcher let the task through to the broker (PENDING and RUNNING only).
+    sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
+    # The W3C traceparent of the call that scheduled the task: its attempts join that trace.
+    sa.Column("traceparent", sa.Text, nullable=True),
     sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
     sa.Column("max_attempts", sa.Integer, nullable=False),
     sa.Column("initial_backoff_seconds", sa.Float, nullable=False),
@@ -62,6 +79,7 @@ tasks = sa.Table(
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.CheckConstraint(f"status IN ({STATUS_NAMES})", name="status_known"),
     sa.CheckConstraint("attempt >= 0 AND attempt <= max_attempts", name="attempt_in_range"),
+    sa.CheckConstraint("priority BETWEEN 0 AND 9", name="priority_in_range"),
     sa.Index(
         "ix_tasks_tenant_created_at_id", "tenant", sa.text("created_at DESC"), sa.text("id DESC")
     ),
@@ -78,6 +96,32 @@ tasks = sa.Table(
         "kind",
         sa.text("created_at DESC"),
         sa.text("id DESC"),
+    ),
+    sa.Index(
+        "ix_tasks_tenant_queue_created_at_id",
+        "tenant",
+        "queue",
+        sa.text("created_at DESC"),
+        sa.text("id DESC"),
+    ),
+    # The dispatch order of a queue's ready tasks (per concurrency key where the queue caps keys).
+    sa.Index(
+        "ix_tasks_ready",
+        "tenant",
+        "queue",
+        sa.text("priority DESC"),
+        "run_at",
+        "created_at",
+        postgresql_where=READY,
+    ),
+    # The slots a queue's dispatched and running tasks hold, counted per key.
+    sa.Index(
+        "ix_tasks_in_flight",
+        "tenant",
+        "queue",
+        "concurrency_key",
+        postgresql_include=["status"],
+        postgresql_where=IN_FLIGHT,
     ),
     sa.Index(
         "ix_tasks_due",
@@ -128,5 +172,39 @@ task_attempts = sa.Table(
     sa.CheckConstraint(f"status IN ({STATUS_NAMES})", name="status_known"),
 )
 
+queues = sa.Table(
+    "queues",
+    metadata,
+    sa.Column("tenant", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False, server_default="RUNNING"),
+    # A token bucket shared by every dispatcher: `tokens` as of `tokens_at`, refilled at
+    # rate_per_second up to rate_burst. NULL rate: no limit.
+    sa.Column("rate_per_second", sa.Float, nullable=True),
+    sa.Column("rate_burst", sa.Integer, nullable=True),
+    sa.Column("tokens", sa.Float, nullable=False, server_default="0"),
+    sa.Column(
+        "tokens_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("max_concurrent", sa.Integer, nullable=True),
+    sa.Column("max_concurrent_per_key", sa.Integer, nullable=True),
+    # Defaults for the queue's tasks, each NULL to leave it to the kind and the service.
+    sa.Column("max_attempts", sa.Integer, nullable=True),
+    sa.Column("initial_backoff_seconds", sa.Float, nullable=True),
+    sa.Column("max_backoff_seconds", sa.Float, nullable=True),
+    sa.Column("backoff_multiplier", sa.Float, nullable=True),
+    sa.Column("jitter", sa.Boolean, nullable=True),
+    sa.Column("timeout_seconds", sa.Float, nullable=True),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint("state IN ('RUNNING', 'PAUSED')", name="state_known"),
+)
+
 STATUS_CHANNEL = "task_status"
 """The NOTIFY channel of status changes; payload: {"id", "status", "attempt", "version", "time"}."""
+QUEUE_CHANNEL = "queue_changed"
+"""NOTIFY channel of queue changes that may let tasks through (resume, limits raised)."""

@@ -11,22 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskscheduler.adapters.postgres.engine import storage_errors
 from taskscheduler.adapters.postgres.rows import insert_values, task_from_row
-from taskscheduler.adapters.postgres.schema import task_attempts, tasks
-from taskscheduler.core.errors import IdempotencyConflict
+from taskscheduler.adapters.postgres.schema import DEFAULT_QUEUE, queues, task_attempts, tasks
+from taskscheduler.core.errors import IdempotencyConflict, InvalidArgument
 from taskscheduler.core.model import NewTask, PageCursor, Task, TaskFilter, TaskPage, TaskStatus
 from taskscheduler.core.states import CANCELLABLE
 from taskscheduler.settings import Settings
 
 _CANCELLABLE = sorted(status.value for status in CANCELLABLE)
 _RUNNING = tasks.c.status == TaskStatus.RUNNING.value
-_REPUBLISH_AFTER = "republish_after"
 
 # One statement for one task and for a batch (executed with many parameter sets, which
-# SQLAlchemy sends as multi-row INSERTs): compiled once, cached. A PENDING task is due for
-# publishing again `republish_after` from the commit, on the database's clock; NULL otherwise.
+# SQLAlchemy sends as multi-row INSERTs): compiled once, cached.
 _INSERT = (
     pg_insert(tasks)
-    .values(republish_at=sa.func.now() + sa.bindparam(_REPUBLISH_AFTER, type_=sa.Interval()))
     .on_conflict_do_nothing(
         index_elements=[tasks.c.tenant, tasks.c.request_id],
         index_where=tasks.c.request_id.isnot(None),
@@ -38,25 +35,19 @@ _INSERT = (
 class PostgresTaskRepository:
     """Implements core.ports.TaskRepository on an async SQLAlchemy engine."""
 
-    def __init__(
-        self, engine: AsyncEngine, republish_after: timedelta, idempotency_window: timedelta
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, idempotency_window: timedelta) -> None:
         self._engine = engine
-        self._republish_after = republish_after
         self._idempotency_window = idempotency_window
 
     @classmethod
     def from_settings(cls, engine: AsyncEngine, settings: Settings) -> PostgresTaskRepository:
-        return cls(
-            engine,
-            republish_after=timedelta(seconds=settings.republish_after_seconds),
-            idempotency_window=timedelta(seconds=settings.idempotency_window_seconds),
-        )
+        return cls(engine, timedelta(seconds=settings.idempotency_window_seconds))
 
     async def insert(self, new: NewTask) -> tuple[Task, bool]:
-        values = self._insert_values(new)
+        values = insert_values(new)
         with storage_errors():
             async with self._engine.begin() as conn:
+                await _hold_queues(conn, new.tenant, {new.queue})
                 row = (await conn.execute(_INSERT, values)).mappings().first()
                 if row is None and await self._release_expired_key(conn, new):
                     row = (await conn.execute(_INSERT, values)).mappings().first()
@@ -71,11 +62,12 @@ class PostgresTaskRepository:
     async def insert_many(self, news: list[NewTask]) -> list[tuple[Task, bool]]:
         if not news:
             return []
-        rows = [self._insert_values(new) for new in news]
+        rows = [insert_values(new) for new in news]
         keys = [new.request_id for new in news if new.request_id]
         tenant = news[0].tenant
         with storage_errors():
             async with self._engine.begin() as conn:
+                await _hold_queues(conn, tenant, {new.queue for new in news})
                 if keys:
                     await conn.execute(self._release_expired_keys(tenant, keys))
                 result = await conn.execute(_INSERT, rows)
@@ -90,12 +82,6 @@ class PostgresTaskRepository:
                         existing[row["request_id"]] = task_from_row(row)
                 # Raising inside the transaction rolls the whole batch back: all or none.
                 return [_stored_or_existing(new, inserted, existing) for new in news]
-
-    def _insert_values(self, new: NewTask) -> dict[str, object]:
-        values = insert_values(new)
-        pending = new.status is TaskStatus.PENDING
-        values[_REPUBLISH_AFTER] = self._republish_after if pending else None
-        return values
 
     def _release_expired_keys(self, tenant: str, keys: list[str]) -> sa.Update:
         """Frees idempotency keys older than the window, so that they can name new tasks."""
@@ -138,6 +124,8 @@ class PostgresTaskRepository:
             query = query.where(tasks.c.status.in_(sorted(task_filter.statuses)))
         if task_filter.kind:
             query = query.where(tasks.c.kind == task_filter.kind)
+        if task_filter.queue:
+            query = query.where(tasks.c.queue == task_filter.queue)
         if after is not None:
             query = query.where(
                 sa.tuple_(tasks.c.created_at, tasks.c.id) < (after.create_time, after.task_id)
@@ -206,6 +194,19 @@ class PostgresTaskRepository:
             .all()
         )
         return task_from_row(row, attempts)
+
+
+async def _hold_queues(conn: AsyncConnection, tenant: str, names: set[str]) -> None:
+    """Keeps the named queues from being deleted until the tasks are committed (a deletion
+    checks for tasks first). The default queue is never deleted."""
+    names = names - {DEFAULT_QUEUE}
+    if not names:
+        return
+    held = sa.select(queues.c.name).where(queues.c.tenant == tenant, queues.c.name.in_(names))
+    found = set((await conn.execute(held.with_for_update(key_share=True, read=True))).scalars())
+    missing = sorted(names - found)
+    if missing:
+        raise InvalidArgument("queue", f"no queue named {missing[0]!r}; create it first")
 
 
 def _stored_or_existing(

@@ -1,0 +1,190 @@
+"""The use cases of queues: create, read, change, pause, resume, purge and delete them."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from taskscheduler.core import paging
+from taskscheduler.core.errors import InvalidArgument, QueueInUse, QueueNotFound
+from taskscheduler.core.model import (
+    DEFAULT_QUEUE,
+    READ_SCOPE,
+    WRITE_SCOPE,
+    Caller,
+    Queue,
+    QueueSettings,
+    QueueState,
+    RateLimit,
+    RetryPolicyOverride,
+)
+from taskscheduler.core.permissions import require
+from taskscheduler.core.ports import QueueRepository
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+MAX_RATE_PER_SECOND = 100_000.0
+MAX_CONCURRENT = 1_000_000
+MAX_ATTEMPTS_LIMIT = 100
+
+QUEUE_FIELDS = frozenset(
+    {"rate_limit", "max_concurrent", "max_concurrent_per_key", "retry_policy", "timeout"}
+)
+"""The fields of a queue an update may name (its name and state change by other calls)."""
+
+
+def check_queue_name(name: str, field: str = "name") -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidArgument(
+            field,
+            "must be 1 to 63 lowercase letters, digits, '-' or '_', starting with a letter or "
+            "digit",
+        )
+    return name
+
+
+def check_retry_override(policy: RetryPolicyOverride, prefix: str) -> None:
+    """The bounds of each field a caller set (the rest come from elsewhere)."""
+    if policy.max_attempts is not None and not 1 <= policy.max_attempts <= MAX_ATTEMPTS_LIMIT:
+        raise InvalidArgument(
+            prefix + "max_attempts", f"must be between 1 and {MAX_ATTEMPTS_LIMIT}"
+        )
+    for name in ("initial_backoff", "max_backoff"):
+        value = getattr(policy, name)
+        if value is not None and value < timedelta(0):
+            raise InvalidArgument(prefix + name, "must not be negative")
+    if policy.backoff_multiplier is not None and policy.backoff_multiplier < 1:
+        raise InvalidArgument(prefix + "backoff_multiplier", "must be at least 1")
+
+
+def validated_settings(settings: QueueSettings) -> QueueSettings:
+    """Checks every bound; a rate limit without a burst gets one second's worth."""
+    rate = settings.rate_limit
+    if rate is not None:
+        if not 0 < rate.per_second <= MAX_RATE_PER_SECOND:
+            raise InvalidArgument(
+                "rate_limit.per_second", f"must be above 0 and at most {MAX_RATE_PER_SECOND:g}"
+            )
+        if not 0 <= rate.burst <= MAX_CONCURRENT:
+            raise InvalidArgument("rate_limit.burst", f"must be between 0 and {MAX_CONCURRENT}")
+        if rate.burst == 0:
+            settings = replace(settings, rate_limit=RateLimit(rate.per_second, _one_second(rate)))
+    for name in ("max_concurrent", "max_concurrent_per_key"):
+        if not 0 <= getattr(settings, name) <= MAX_CONCURRENT:
+            raise InvalidArgument(name, f"must be between 0 (no limit) and {MAX_CONCURRENT}")
+    check_retry_override(settings.retry_policy, "retry_policy.")
+    if settings.timeout is not None and settings.timeout <= timedelta(0):
+        raise InvalidArgument("timeout", "must be positive")
+    return settings
+
+
+def _one_second(rate: RateLimit) -> int:
+    return max(1, int(rate.per_second + 0.999))
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    queues: list[Queue]
+    next_page_token: str
+
+
+class QueueManager:
+    """Queues belong to the caller's tenant; `default` always exists and cannot be deleted."""
+
+    def __init__(self, repository: QueueRepository) -> None:
+        self._repository = repository
+
+    async def create(self, caller: Caller, name: str, settings: QueueSettings) -> Queue:
+        require(caller, WRITE_SCOPE)
+        check_queue_name(name, "queue.name")
+        return await self._repository.create(caller.tenant, name, validated_settings(settings))
+
+    async def get(self, caller: Caller, name: str) -> Queue:
+        require(caller, READ_SCOPE)
+        return await self._existing(caller, name)
+
+    async def list(self, caller: Caller, page_size: int, page_token: str) -> QueuePage:
+        require(caller, READ_SCOPE)
+        size = paging.page_size_or_default(page_size)
+        after = paging.decode_name_token(page_token)
+        queues = await self._repository.list(caller.tenant, size + 1, after)
+        token = paging.encode_name_token(queues[size - 1].name) if len(queues) > size else ""
+        return QueuePage(queues[:size], token)
+
+    async def update(
+        self, caller: Caller, name: str, settings: QueueSettings, fields: frozenset[str]
+    ) -> Queue:
+        """Changes the named fields only (an empty set changes every one of them)."""
+        require(caller, WRITE_SCOPE)
+        check_queue_name(name)
+        unknown = sorted(fields - QUEUE_FIELDS)
+        if unknown:
+            raise InvalidArgument("update_mask", f"names no field of a queue: {', '.join(unknown)}")
+        updated = await self._repository.update(
+            caller.tenant, name, validated_settings(settings), fields or QUEUE_FIELDS
+        )
+        return _found(updated, name)
+
+    async def delete(self, caller: Caller, name: str) -> None:
+        require(caller, WRITE_SCOPE)
+        check_queue_name(name)
+        if name == DEFAULT_QUEUE:
+            raise QueueInUse("the default queue cannot be deleted")
+        await self._repository.delete(caller.tenant, name)
+
+    async def pause(self, caller: Caller, name: str) -> Queue:
+        """Durable at once: the queue's tasks not yet claimed wait in PostgreSQL, and a message
+        of theirs still with the broker no longer starts them."""
+        return await self._set_state(caller, name, QueueState.PAUSED)
+
+    async def resume(self, caller: Caller, name: str) -> Queue:
+        return await self._set_state(caller, name, QueueState.RUNNING)
+
+    async def purge(self, caller: Caller, name: str) -> tuple[Queue, int]:
+        """Cancels every task of the queue that waits (scheduled, pending or retrying)."""
+        require(caller, WRITE_SCOPE)
+        check_queue_name(name)
+        cancelled = await self._repository.purge(caller.tenant, name)
+        if cancelled is None:
+            raise QueueNotFound(name)
+        return await self._existing(caller, name), cancelled
+
+    async def _set_state(self, caller: Caller, name: str, state: QueueState) -> Queue:
+        require(caller, WRITE_SCOPE)
+        check_queue_name(name)
+        return _found(await self._repository.set_state(caller.tenant, name, state), name)
+
+    async def _existing(self, caller: Caller, name: str) -> Queue:
+        check_queue_name(name)
+        return _found(await self._repository.get(caller.tenant, name), name)
+
+
+def _found(queue: Queue | None, name: str) -> Queue:
+    if queue is None:
+        raise QueueNotFound(name)
+    return queue
+
+
+class QueueDefaults:
+    """The settings of the queues tasks are scheduled into, read at most once a second per
+    queue: a change of a queue's task defaults applies to tasks scheduled a second later."""
+
+    def __init__(self, repository: QueueRepository, ttl_seconds: float = 1.0) -> None:
+        self._repository = repository
+        self._ttl = ttl_seconds
+        self._cache: dict[tuple[str, str], tuple[float, QueueSettings]] = {}
+
+    async def settings(self, tenant: str, name: str) -> QueueSettings:
+        key = (tenant, name)
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        queue = await self._repository.get_for_tasks(tenant, name)
+        if queue is None:
+            raise InvalidArgument("queue", f"no queue named {name!r}; create it first")
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now + self._ttl, queue.settings)
+        return queue.settings
