@@ -1,6 +1,6 @@
 """The fault suite: while a few thousand short tasks flow through the real stack, worker pool
 processes are SIGKILLed again and again, the worker's main process is killed and restarted,
-Redis is restarted empty, the api exits between commit and publish (fault injection) and is
+Redis is restarted empty, a dispatcher exits between commit and publish (fault injection) and is
 restarted, and PostgreSQL is stopped and started. Then every accepted task must reach a
 terminal state, and no attempt may have run twice.
 
@@ -44,7 +44,7 @@ class ChaosConfig:
     tasks: int = 3000
     rate: float = 100.0  # tasks submitted per second
     pool_kills: int = 6
-    api_crash_probability: float = 0.003
+    dispatcher_crash_probability: float = 0.003
     postgres_down_seconds: float = 3.0
     lease_seconds: float = 3.0
     republish_after_seconds: float = 3.0
@@ -91,7 +91,7 @@ class Chaos:
                 "TASKSCHED_DEFAULT_MAX_ATTEMPTS": "20",
                 "TASKSCHED_DEFAULT_INITIAL_BACKOFF_SECONDS": "0.2",
                 "TASKSCHED_DEFAULT_MAX_BACKOFF_SECONDS": "2",
-                "TASKSCHED_FAULT_CRASH_BEFORE_PUBLISH": str(config.api_crash_probability),
+                "TASKSCHED_FAULT_CRASH_BEFORE_PUBLISH": str(config.dispatcher_crash_probability),
                 "TASKSCHED_DB_CONNECT_TIMEOUT_SECONDS": "2",
                 "TASKSCHED_RATE_LIMIT_RPS": "0",
             },
@@ -248,7 +248,7 @@ class Chaos:
         self._fault("PostgreSQL started")
 
     def _supervise(self) -> None:
-        """Restarts a process that exited (the api's fault injection, a worker that gave up),
+        """Restarts a process that exited (the dispatcher's fault injection, a worker that gave up),
         as systemd or Kubernetes would."""
         while not self._stopping.wait(0.1):
             for process in self.stack.exited():

@@ -7,22 +7,29 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from taskscheduler.core.errors import InvalidArgument
-from taskscheduler.core.manager import ListRequest, ScheduleRequest
+from taskscheduler.core.manager import ListRequest, ScheduleRequest, parse_task_id
 from taskscheduler.core.model import (
+    DEFAULT_CATCHUP_WINDOW,
+    DEFAULT_QUEUE,
     Attempt,
+    Overlap,
     Queue,
     QueueSettings,
     QueueState,
     RateLimit,
     RetryPolicy,
     RetryPolicyOverride,
+    Schedule,
+    ScheduleSpec,
     StatusEvent,
     Task,
     TaskFilter,
     TaskStatus,
+    TaskTemplate,
 )
+from taskscheduler.core.schedules import next_fire_times
 from taskscheduler.protojson import struct_to_dict
-from taskscheduler.v1 import queue_pb2, task_pb2, task_service_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, task_service_pb2
 
 _STATUS_TO_PROTO = {
     status: task_pb2.TaskStatus.Value(f"TASK_STATUS_{status.value}") for status in TaskStatus
@@ -41,12 +48,14 @@ def status_from_proto(value: int, field: str) -> TaskStatus:
     return status
 
 
-def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
+def _stamp(value: datetime) -> timestamp_pb2.Timestamp:
     message = timestamp_pb2.Timestamp()
     message.FromDatetime(value)
     return message
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    return None if value is None else _stamp(value)
 
 
 def _duration(value: timedelta | None) -> duration_pb2.Duration | None:
@@ -113,6 +122,8 @@ def task_to_proto(task: Task) -> task_pb2.Task:
         queue=task.queue,
         priority=task.priority,
         concurrency_key=task.concurrency_key,
+        schedule_id=str(task.schedule_id) if task.schedule_id else "",
+        fire_time=_timestamp(task.fire_time),
     )
     message.payload.update(task.payload)
     if task.result is not None:
@@ -131,7 +142,8 @@ def event_to_proto(event: StatusEvent, task: Task) -> task_service_pb2.StreamSta
 
 
 def _retry_override(
-    request: task_service_pb2.ScheduleTaskRequest | queue_pb2.Queue, prefix: str = "retry_policy."
+    request: task_service_pb2.ScheduleTaskRequest | queue_pb2.Queue | schedule_pb2.TaskTemplate,
+    prefix: str = "retry_policy.",
 ) -> RetryPolicyOverride:
     if not request.HasField("retry_policy"):
         return RetryPolicyOverride()
@@ -166,8 +178,11 @@ def schedule_request_from_proto(request: task_service_pb2.ScheduleTaskRequest) -
 
 def list_request_from_proto(request: task_service_pb2.ListTasksRequest) -> ListRequest:
     statuses = frozenset(status_from_proto(value, "statuses") for value in request.statuses)
+    schedule_id = parse_task_id(request.schedule_id, "schedule_id") if request.schedule_id else None
     return ListRequest(
-        task_filter=TaskFilter(statuses=statuses, kind=request.kind, queue=request.queue),
+        task_filter=TaskFilter(
+            statuses=statuses, kind=request.kind, queue=request.queue, schedule_id=schedule_id
+        ),
         page_size=request.page_size,
         page_token=request.page_token,
     )
@@ -223,4 +238,69 @@ def queue_settings_from_proto(queue: queue_pb2.Queue) -> QueueSettings:
         max_concurrent_per_key=queue.max_concurrent_per_key,
         retry_policy=_retry_override(queue),
         timeout=_from_duration(queue.timeout, "timeout") if queue.HasField("timeout") else None,
+    )
+
+
+_OVERLAP_TO_PROTO = {
+    Overlap.SKIP: schedule_pb2.OVERLAP_POLICY_SKIP,
+    Overlap.ALLOW: schedule_pb2.OVERLAP_POLICY_ALLOW,
+    Overlap.BUFFER_ONE: schedule_pb2.OVERLAP_POLICY_BUFFER_ONE,
+}
+_OVERLAP_FROM_PROTO = {number: overlap for overlap, number in _OVERLAP_TO_PROTO.items()}
+
+
+def schedule_to_proto(schedule: Schedule) -> schedule_pb2.Schedule:
+    spec = schedule.spec
+    task = spec.task
+    template = schedule_pb2.TaskTemplate(
+        kind=task.kind,
+        queue=task.queue,
+        concurrency_key=task.concurrency_key,
+        retry_policy=_override_to_proto(task.retry_policy),
+        timeout=_duration(task.timeout),
+    )
+    template.payload.update(task.payload)
+    if task.priority is not None:
+        template.priority = task.priority
+    return schedule_pb2.Schedule(
+        id=str(schedule.id),
+        cron=spec.cron,
+        time_zone=spec.time_zone,
+        task=template,
+        overlap=_OVERLAP_TO_PROTO[spec.overlap],
+        catchup_window=_duration(spec.catchup_window),
+        paused=schedule.paused,
+        description=spec.description,
+        next_fire_times=[_stamp(time) for time in next_fire_times(schedule)],
+        last_fire_time=_timestamp(schedule.last_fire_time),
+        last_task_id=str(schedule.last_task_id) if schedule.last_task_id else "",
+        create_time=_timestamp(schedule.create_time),
+        update_time=_timestamp(schedule.update_time),
+    )
+
+
+def schedule_spec_from_proto(schedule: schedule_pb2.Schedule) -> ScheduleSpec:
+    task = schedule.task
+    overlap = _OVERLAP_FROM_PROTO.get(schedule.overlap, Overlap.SKIP)
+    if schedule.overlap and schedule.overlap not in _OVERLAP_FROM_PROTO:
+        raise InvalidArgument("overlap", f"{schedule.overlap} is not an overlap policy")
+    template = TaskTemplate(
+        kind=task.kind,
+        payload=struct_to_dict(task.payload) if task.HasField("payload") else {},
+        queue=task.queue or DEFAULT_QUEUE,
+        priority=task.priority if task.HasField("priority") else None,
+        concurrency_key=task.concurrency_key,
+        retry_policy=_retry_override(task, "task.retry_policy."),
+        timeout=_from_duration(task.timeout, "task.timeout") if task.HasField("timeout") else None,
+    )
+    catchup = DEFAULT_CATCHUP_WINDOW
+    if schedule.HasField("catchup_window"):
+        catchup = _from_duration(schedule.catchup_window, "catchup_window")
+    return ScheduleSpec(
+        cron=schedule.cron,
+        task=template,
+        time_zone=schedule.time_zone or "UTC",
+        overlap=overlap,
+        catchup_window=catchup,
+        description=schedule.description,
     )

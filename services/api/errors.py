@@ -18,6 +18,7 @@ STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.TaskFinished: grpc.StatusCode.FAILED_PRECONDITION,
     errors.TaskNotFinished: grpc.StatusCode.FAILED_PRECONDITION,
     errors.QueueNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.ScheduleNotFound: grpc.StatusCode.NOT_FOUND,
     errors.QueueExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.QueueInUse: grpc.StatusCode.FAILED_PRECONDITION,
     errors.IdempotencyConflict: grpc.StatusCode.ALREADY_EXISTS,

@@ -21,11 +21,13 @@ from taskscheduler.adapters import metrics
 from taskscheduler.adapters.postgres.engine import make_async_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
+from taskscheduler.adapters.postgres.schedule_repository import PostgresScheduleRepository
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
 from taskscheduler.adapters.ratelimit import RedisRateLimiter
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.queues import QueueDefaults, QueueManager
+from taskscheduler.core.schedules import ScheduleManager
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1 import task_service_pb2
 
@@ -98,7 +100,11 @@ async def start_api(settings: Settings) -> RunningApi:
             settings.rate_limit_fail_open,
         )
     servicer = TaskServicer(
-        manager, QueueManager(queue_repository), TokenVerifier(settings), limiter
+        manager,
+        QueueManager(queue_repository),
+        ScheduleManager(PostgresScheduleRepository(engine), manager),
+        TokenVerifier(settings),
+        limiter,
     )
     add_task_service(servicer, server)
     health_servicer = health.aio.HealthServicer()

@@ -1,5 +1,5 @@
 """The gRPC TaskService: authenticates and rate-limits each call, converts messages at the edge
-and calls the core's TaskManager and QueueManager."""
+and calls the core's TaskManager, QueueManager and ScheduleManager."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from taskscheduler.core.errors import DomainError, InvalidArgument
 from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.model import Caller
 from taskscheduler.core.queues import QueueManager
+from taskscheduler.core.schedules import ScheduleManager
 from taskscheduler.v1 import task_service_pb2, task_service_pb2_grpc
 from taskscheduler.v1 import task_service_pb2 as pb
 
@@ -79,11 +80,13 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self,
         manager: TaskManager,
         queues: QueueManager,
+        schedules: ScheduleManager,
         verifier: TokenVerifier,
         limiter: RateLimiter | None,
     ) -> None:
         self._manager = manager
         self._queues = queues
+        self._schedules = schedules
         self._verifier = verifier
         self._limiter = limiter
 
@@ -282,3 +285,81 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             )
 
         return await self._call(context, request, purge)
+
+    async def CreateSchedule(
+        self, request: pb.CreateScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateScheduleResponse:
+        async def create(caller: Caller) -> pb.CreateScheduleResponse:
+            spec = convert.schedule_spec_from_proto(request.schedule)
+            schedule = await self._schedules.create(caller, spec)
+            return pb.CreateScheduleResponse(schedule=convert.schedule_to_proto(schedule))
+
+        return await self._call(context, request, create)
+
+    async def GetSchedule(
+        self, request: pb.GetScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetScheduleResponse:
+        async def get(caller: Caller) -> pb.GetScheduleResponse:
+            schedule = await self._schedules.get(caller, request.id)
+            return pb.GetScheduleResponse(schedule=convert.schedule_to_proto(schedule))
+
+        return await self._call(context, request, get)
+
+    async def ListSchedules(
+        self, request: pb.ListSchedulesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListSchedulesResponse:
+        async def list_schedules(caller: Caller) -> pb.ListSchedulesResponse:
+            found, token = await self._schedules.list(caller, request.page_size, request.page_token)
+            return pb.ListSchedulesResponse(
+                schedules=[convert.schedule_to_proto(schedule) for schedule in found],
+                next_page_token=token,
+            )
+
+        return await self._call(context, request, list_schedules)
+
+    async def UpdateSchedule(
+        self, request: pb.UpdateScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateScheduleResponse:
+        async def update(caller: Caller) -> pb.UpdateScheduleResponse:
+            spec = convert.schedule_spec_from_proto(request.schedule)
+            fields = frozenset(request.update_mask.paths)
+            schedule = await self._schedules.update(caller, request.schedule.id, spec, fields)
+            return pb.UpdateScheduleResponse(schedule=convert.schedule_to_proto(schedule))
+
+        return await self._call(context, request, update)
+
+    async def DeleteSchedule(
+        self, request: pb.DeleteScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteScheduleResponse:
+        async def delete(caller: Caller) -> pb.DeleteScheduleResponse:
+            await self._schedules.delete(caller, request.id)
+            return pb.DeleteScheduleResponse()
+
+        return await self._call(context, request, delete)
+
+    async def PauseSchedule(
+        self, request: pb.PauseScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PauseScheduleResponse:
+        async def pause(caller: Caller) -> pb.PauseScheduleResponse:
+            schedule = await self._schedules.pause(caller, request.id)
+            return pb.PauseScheduleResponse(schedule=convert.schedule_to_proto(schedule))
+
+        return await self._call(context, request, pause)
+
+    async def ResumeSchedule(
+        self, request: pb.ResumeScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResumeScheduleResponse:
+        async def resume(caller: Caller) -> pb.ResumeScheduleResponse:
+            schedule = await self._schedules.resume(caller, request.id)
+            return pb.ResumeScheduleResponse(schedule=convert.schedule_to_proto(schedule))
+
+        return await self._call(context, request, resume)
+
+    async def TriggerSchedule(
+        self, request: pb.TriggerScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TriggerScheduleResponse:
+        async def trigger(caller: Caller) -> pb.TriggerScheduleResponse:
+            task = await self._schedules.trigger(caller, request.id)
+            return pb.TriggerScheduleResponse(task=convert.task_to_proto(task))
+
+        return await self._call(context, request, trigger)

@@ -18,7 +18,14 @@ from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
+from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
+from taskscheduler.adapters.postgres.schedule_repository import PostgresScheduleRepository
+from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.core.kinds import load_handler_modules
+from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.ports import TaskPublisher
+from taskscheduler.core.queues import QueueDefaults
+from taskscheduler.core.schedules import ScheduleFirer
 from taskscheduler.settings import Settings, get_settings
 
 log = logging.getLogger("taskscheduler.dispatcher")
@@ -33,8 +40,18 @@ async def run(settings: Settings) -> None:
     publisher: TaskPublisher = celery_publisher
     if settings.fault_crash_before_publish:
         publisher = CrashBeforePublish(publisher, settings.fault_crash_before_publish)
+    tasks = TaskManager(
+        repository=PostgresTaskRepository.from_settings(engine, settings),
+        queues=QueueDefaults(PostgresQueueRepository(engine)),
+        events=listener,
+        kinds=load_handler_modules(settings.handler_modules),
+        default_retry_policy=settings.default_retry_policy,
+        max_payload_bytes=settings.max_payload_bytes,
+        observer=metrics.TaskMetrics(),
+    )
     dispatcher = Dispatcher(
         PostgresDueTasks.from_settings(engine, settings),
+        ScheduleFirer(PostgresScheduleRepository(engine), tasks),
         PostgresAttemptStore(sync_engine),
         publisher,
         listener,

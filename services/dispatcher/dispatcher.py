@@ -16,6 +16,7 @@ from taskscheduler.core.errors import BrokerUnavailable, StorageUnavailable
 from taskscheduler.core.execution import AttemptStore, recover_expired_leases
 from taskscheduler.core.model import StatusEvent, TaskStatus
 from taskscheduler.core.ports import TaskMessage, TaskPublisher
+from taskscheduler.core.schedules import ScheduleFirer
 
 log = logging.getLogger("taskscheduler.dispatcher")
 
@@ -26,6 +27,7 @@ class Dispatcher:
     def __init__(
         self,
         due_tasks: PostgresDueTasks,
+        schedules: ScheduleFirer,
         attempts: AttemptStore,
         publisher: TaskPublisher,
         listener: StatusListener,
@@ -36,6 +38,7 @@ class Dispatcher:
         retention_batch_size: int,
     ) -> None:
         self._due_tasks = due_tasks
+        self._schedules = schedules
         self._attempts = attempts
         self._publisher = publisher
         self._batch_size = batch_size
@@ -47,7 +50,7 @@ class Dispatcher:
         self._planned_wake: datetime | None = None
         self._next_token_in: float | None = None
         listener.observe(self._on_event)
-        listener.observe_queues(self._wake.set)
+        listener.observe_wakes(self._wake.set)
 
     def _on_event(self, event: StatusEvent | None, run_at: datetime | None) -> None:
         """Wakes the loop for every change that may let a task through (a ready task, a claim,
@@ -59,9 +62,10 @@ class Dispatcher:
             self._wake.set()
 
     async def dispatch_due(self) -> int:
-        """One pass: due timers become ready, ready tasks go through their queues. Returns how
-        many tasks were published."""
+        """One pass: due timers become ready, due schedules fire, ready tasks go through their
+        queues. Returns the most work one step did (a full batch: more may be waiting)."""
         promoted = await self._due_tasks.promote_due(self._batch_size)
+        fired = await self._schedules.fire_due(self._batch_size)
         dispatch = await self._due_tasks.dispatch_ready(self._batch_size)
         for queue in dispatch.queues:
             metrics.observe_dispatch(
@@ -69,7 +73,7 @@ class Dispatcher:
             )
         self._next_token_in = dispatch.next_token_in
         await self._publish(dispatch.messages)
-        return max(promoted, len(dispatch.messages))
+        return max(promoted, fired, len(dispatch.messages))
 
     async def republish_lost(self) -> int:
         return await self._publish(await self._due_tasks.republish_lost(self._batch_size))
@@ -123,7 +127,8 @@ class Dispatcher:
             await self._sleep(self._maintenance_every_seconds, stopping)
 
     async def _seconds_until_next_due(self) -> float:
-        next_due = await self._due_tasks.next_due_time()
+        times = [await self._due_tasks.next_due_time(), await self._schedules.next_fire_time()]
+        next_due = min((time for time in times if time is not None), default=None)
         now = datetime.now(UTC)
         if next_due is None:
             self._planned_wake = None

@@ -42,9 +42,10 @@ class QueueWatcher(bootsteps.StartStopStep):  # type: ignore[misc]
         self._timer: Any = None
 
     def start(self, c: Any) -> None:
-        queues = c.app.amqp.queues
-        if queues.consume_from is not queues:
-            return  # started with -Q: the queues are chosen
+        # Celery keeps the queues chosen with -Q here (None without -Q); it has no public
+        # accessor for the difference.
+        if c.app.amqp.queues._consume_from is not None:
+            return
         interval = self.settings.worker_queue_watch_seconds
         self._read_names()
         self._apply(c)

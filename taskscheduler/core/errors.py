@@ -69,6 +69,13 @@ class QueueInUse(DomainError):
     reason = "QUEUE_IN_USE"
 
 
+class ScheduleNotFound(DomainError):
+    reason = "SCHEDULE_NOT_FOUND"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id} not found")
+
+
 class IdempotencyConflict(DomainError):
     """The idempotency key was used before with a different request."""
 

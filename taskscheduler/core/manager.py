@@ -70,6 +70,9 @@ class ScheduleRequest:
     """Empty means the default queue."""
     priority: int | None = None
     concurrency_key: str = ""
+    schedule_id: uuid.UUID | None = None
+    """With fire_time: the schedule whose fire makes the task (set by the schedules only)."""
+    fire_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,14 @@ class TaskManager:
             priority=priority,
             concurrency_key=request.concurrency_key,
             traceparent=current_traceparent(),
+            schedule_id=request.schedule_id,
+            fire_time=request.fire_time,
         )
+
+    async def check(self, caller: Caller, request: ScheduleRequest) -> None:
+        """Validates a request as schedule() does, storing nothing (a schedule's template)."""
+        queue = await self._queue_of(caller, request)
+        self.prepare(caller, request, datetime.now(UTC), queue)
 
     async def schedule(self, caller: Caller, request: ScheduleRequest) -> Task:
         require(caller, WRITE_SCOPE)

@@ -117,6 +117,58 @@ class Queue:
     running: int = 0
 
 
+class Overlap(enum.StrEnum):
+    """What a schedule's fire does while an earlier fire's task has not finished."""
+
+    SKIP = "SKIP"
+    ALLOW = "ALLOW"
+    BUFFER_ONE = "BUFFER_ONE"
+
+
+@dataclass(frozen=True)
+class TaskTemplate:
+    """The task a schedule makes at each fire, as ScheduleTask takes it."""
+
+    kind: str
+    payload: dict[str, JSON] = field(default_factory=dict)
+    queue: str = DEFAULT_QUEUE
+    priority: int | None = None
+    concurrency_key: str = ""
+    retry_policy: RetryPolicyOverride = field(default_factory=RetryPolicyOverride)
+    timeout: timedelta | None = None
+
+
+DEFAULT_CATCHUP_WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """What a caller sets on a schedule."""
+
+    cron: str
+    task: TaskTemplate
+    time_zone: str = "UTC"
+    overlap: Overlap = Overlap.SKIP
+    catchup_window: timedelta = DEFAULT_CATCHUP_WINDOW
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A cron schedule of one tenant and where it stands."""
+
+    id: uuid.UUID
+    tenant: str
+    spec: ScheduleSpec
+    paused: bool
+    next_fire_time: datetime | None
+    create_time: datetime
+    update_time: datetime
+    last_fire_time: datetime | None = None
+    last_task_id: uuid.UUID | None = None
+    buffered_fire_time: datetime | None = None
+
+
 READ_SCOPE = "tasks:read"
 WRITE_SCOPE = "tasks:write"
 
@@ -167,6 +219,8 @@ class Task:
     queue: str = DEFAULT_QUEUE
     priority: int = DEFAULT_PRIORITY
     concurrency_key: str = ""
+    schedule_id: uuid.UUID | None = None
+    fire_time: datetime | None = None
     cancel_requested: bool = False
     version: int = 1
     attempts: tuple[Attempt, ...] = field(default=())
@@ -194,6 +248,8 @@ class NewTask:
     priority: int = DEFAULT_PRIORITY
     concurrency_key: str = ""
     traceparent: str = ""
+    schedule_id: uuid.UUID | None = None
+    fire_time: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +259,7 @@ class TaskFilter:
     statuses: frozenset[TaskStatus] = frozenset()
     kind: str = ""
     queue: str = ""
+    schedule_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,14 @@ def page_size_or_default(page_size: int) -> int:
 
 
 def _filter_fingerprint(task_filter: TaskFilter) -> str:
-    canonical = json.dumps([sorted(task_filter.statuses), task_filter.kind, task_filter.queue])
+    canonical = json.dumps(
+        [
+            sorted(task_filter.statuses),
+            task_filter.kind,
+            task_filter.queue,
+            str(task_filter.schedule_id),
+        ]
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -200,6 +200,8 @@ class Task(_message.Message):
     QUEUE_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
+    SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    FIRE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Identifier (a UUIDv4 in canonical text form), assigned by the service."""
     kind: _builtins.str
@@ -220,6 +222,8 @@ class Task(_message.Message):
     """0 to 9: among the waiting tasks of its queue, higher ones are dispatched first."""
     concurrency_key: _builtins.str
     """Tasks of one key share the queue's max_concurrent_per_key; empty means none."""
+    schedule_id: _builtins.str
+    """The schedule whose fire made the task; empty for a task scheduled by a call."""
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """Input of the handler, a JSON object validated against the kind's schema."""
@@ -260,6 +264,10 @@ class Task(_message.Message):
     def timeout(self) -> _duration_pb2.Duration:
         """Longest time one attempt may run; unset means the kind's default."""
 
+    @_builtins.property
+    def fire_time(self) -> _timestamp_pb2.Timestamp:
+        """The fire time that made the task (with schedule_id)."""
+
     def __init__(
         self,
         *,
@@ -283,10 +291,12 @@ class Task(_message.Message):
         queue: _builtins.str = ...,
         priority: _builtins.int = ...,
         concurrency_key: _builtins.str = ...,
+        schedule_id: _builtins.str = ...,
+        fire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "payload", b"payload", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "start_time", b"start_time", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "fire_time", b"fire_time", "payload", b"payload", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "start_time", b"start_time", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "concurrency_key", b"concurrency_key", "create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "id", b"id", "kind", b"kind", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "start_time", b"start_time", "status", b"status", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "concurrency_key", b"concurrency_key", "create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "fire_time", b"fire_time", "id", b"id", "kind", b"kind", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "schedule_id", b"schedule_id", "start_time", b"start_time", "status", b"status", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

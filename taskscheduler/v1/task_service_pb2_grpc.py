@@ -118,6 +118,46 @@ class TaskServiceStub:
                 request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueRequest.SerializeToString,
                 response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueResponse.FromString,
                 _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/CreateSchedule',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateScheduleResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/GetSchedule',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.GetScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/ListSchedules',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListSchedulesResponse.FromString,
+                _registered_method=True)
+        self.UpdateSchedule = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/UpdateSchedule',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.UpdateScheduleRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.UpdateScheduleResponse.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/DeleteSchedule',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.DeleteScheduleResponse.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/PauseSchedule',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.PauseScheduleRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.PauseScheduleResponse.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/ResumeSchedule',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ResumeScheduleRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ResumeScheduleResponse.FromString,
+                _registered_method=True)
+        self.TriggerSchedule = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/TriggerSchedule',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -248,6 +288,66 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSchedule(self, request, context):
+        """CreateSchedule validates and stores a cron schedule (its task template as ScheduleTask
+        would). INVALID_ARGUMENT names the field: cron, time_zone, task.kind, ...
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """GetSchedule returns a schedule with its next fire times. NOT_FOUND for an unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """ListSchedules pages through the caller's schedules, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSchedule(self, request, context):
+        """UpdateSchedule changes the fields named in update_mask (cron, time_zone, task, overlap,
+        catchup_window, description; empty means all of them). A new cron or time zone fires
+        from now on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """DeleteSchedule deletes a schedule; the tasks it made stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """PauseSchedule stops a schedule from firing. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """ResumeSchedule lets a paused schedule fire again, from its next fire time after now.
+        Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TriggerSchedule(self, request, context):
+        """TriggerSchedule fires a schedule now, paused or not, whatever its overlap policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -330,6 +430,46 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.PurgeQueue,
                     request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueRequest.FromString,
                     response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateScheduleResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.GetScheduleRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.GetScheduleResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'UpdateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSchedule,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.UpdateScheduleRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.UpdateScheduleResponse.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.PauseScheduleRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.PauseScheduleResponse.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ResumeScheduleRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ResumeScheduleResponse.SerializeToString,
+            ),
+            'TriggerSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerSchedule,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -768,6 +908,222 @@ class TaskService:
             '/taskscheduler.v1.TaskService/PurgeQueue',
             taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueRequest.SerializeToString,
             taskscheduler_dot_v1_dot_task__service__pb2.PurgeQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/CreateSchedule',
+            taskscheduler_dot_v1_dot_task__service__pb2.CreateScheduleRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.CreateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/GetSchedule',
+            taskscheduler_dot_v1_dot_task__service__pb2.GetScheduleRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.GetScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/ListSchedules',
+            taskscheduler_dot_v1_dot_task__service__pb2.ListSchedulesRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.ListSchedulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/UpdateSchedule',
+            taskscheduler_dot_v1_dot_task__service__pb2.UpdateScheduleRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.UpdateScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/DeleteSchedule',
+            taskscheduler_dot_v1_dot_task__service__pb2.DeleteScheduleRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/PauseSchedule',
+            taskscheduler_dot_v1_dot_task__service__pb2.PauseScheduleRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.PauseScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/ResumeSchedule',
+            taskscheduler_dot_v1_dot_task__service__pb2.ResumeScheduleRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.ResumeScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/TriggerSchedule',
+            taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,6 +87,29 @@ class TaskServiceStub:
     """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
     running ones go on.
     """
+    CreateSchedule: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.CreateScheduleRequest, _task_service_pb2.CreateScheduleResponse]
+    """CreateSchedule validates and stores a cron schedule (its task template as ScheduleTask
+    would). INVALID_ARGUMENT names the field: cron, time_zone, task.kind, ...
+    """
+    GetSchedule: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.GetScheduleRequest, _task_service_pb2.GetScheduleResponse]
+    """GetSchedule returns a schedule with its next fire times. NOT_FOUND for an unknown id."""
+    ListSchedules: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.ListSchedulesRequest, _task_service_pb2.ListSchedulesResponse]
+    """ListSchedules pages through the caller's schedules, oldest first."""
+    UpdateSchedule: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.UpdateScheduleRequest, _task_service_pb2.UpdateScheduleResponse]
+    """UpdateSchedule changes the fields named in update_mask (cron, time_zone, task, overlap,
+    catchup_window, description; empty means all of them). A new cron or time zone fires
+    from now on.
+    """
+    DeleteSchedule: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.DeleteScheduleRequest, _task_service_pb2.DeleteScheduleResponse]
+    """DeleteSchedule deletes a schedule; the tasks it made stay."""
+    PauseSchedule: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.PauseScheduleRequest, _task_service_pb2.PauseScheduleResponse]
+    """PauseSchedule stops a schedule from firing. Idempotent."""
+    ResumeSchedule: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.ResumeScheduleRequest, _task_service_pb2.ResumeScheduleResponse]
+    """ResumeSchedule lets a paused schedule fire again, from its next fire time after now.
+    Idempotent.
+    """
+    TriggerSchedule: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.TriggerScheduleRequest, _task_service_pb2.TriggerScheduleResponse]
+    """TriggerSchedule fires a schedule now, paused or not, whatever its overlap policy."""
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -147,6 +170,29 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
     running ones go on.
     """
+    CreateSchedule: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CreateScheduleRequest, _task_service_pb2.CreateScheduleResponse]  # type: ignore[assignment]
+    """CreateSchedule validates and stores a cron schedule (its task template as ScheduleTask
+    would). INVALID_ARGUMENT names the field: cron, time_zone, task.kind, ...
+    """
+    GetSchedule: _aio.UnaryUnaryMultiCallable[_task_service_pb2.GetScheduleRequest, _task_service_pb2.GetScheduleResponse]  # type: ignore[assignment]
+    """GetSchedule returns a schedule with its next fire times. NOT_FOUND for an unknown id."""
+    ListSchedules: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ListSchedulesRequest, _task_service_pb2.ListSchedulesResponse]  # type: ignore[assignment]
+    """ListSchedules pages through the caller's schedules, oldest first."""
+    UpdateSchedule: _aio.UnaryUnaryMultiCallable[_task_service_pb2.UpdateScheduleRequest, _task_service_pb2.UpdateScheduleResponse]  # type: ignore[assignment]
+    """UpdateSchedule changes the fields named in update_mask (cron, time_zone, task, overlap,
+    catchup_window, description; empty means all of them). A new cron or time zone fires
+    from now on.
+    """
+    DeleteSchedule: _aio.UnaryUnaryMultiCallable[_task_service_pb2.DeleteScheduleRequest, _task_service_pb2.DeleteScheduleResponse]  # type: ignore[assignment]
+    """DeleteSchedule deletes a schedule; the tasks it made stay."""
+    PauseSchedule: _aio.UnaryUnaryMultiCallable[_task_service_pb2.PauseScheduleRequest, _task_service_pb2.PauseScheduleResponse]  # type: ignore[assignment]
+    """PauseSchedule stops a schedule from firing. Idempotent."""
+    ResumeSchedule: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ResumeScheduleRequest, _task_service_pb2.ResumeScheduleResponse]  # type: ignore[assignment]
+    """ResumeSchedule lets a paused schedule fire again, from its next fire time after now.
+    Idempotent.
+    """
+    TriggerSchedule: _aio.UnaryUnaryMultiCallable[_task_service_pb2.TriggerScheduleRequest, _task_service_pb2.TriggerScheduleResponse]  # type: ignore[assignment]
+    """TriggerSchedule fires a schedule now, paused or not, whatever its overlap policy."""
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     """TaskService accepts background tasks, runs them on workers and reports where each stands.
@@ -300,5 +346,76 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
         running ones go on.
         """
+
+    @_abc_1.abstractmethod
+    def CreateSchedule(
+        self,
+        request: _task_service_pb2.CreateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.CreateScheduleResponse, _abc.Awaitable[_task_service_pb2.CreateScheduleResponse]]:
+        """CreateSchedule validates and stores a cron schedule (its task template as ScheduleTask
+        would). INVALID_ARGUMENT names the field: cron, time_zone, task.kind, ...
+        """
+
+    @_abc_1.abstractmethod
+    def GetSchedule(
+        self,
+        request: _task_service_pb2.GetScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.GetScheduleResponse, _abc.Awaitable[_task_service_pb2.GetScheduleResponse]]:
+        """GetSchedule returns a schedule with its next fire times. NOT_FOUND for an unknown id."""
+
+    @_abc_1.abstractmethod
+    def ListSchedules(
+        self,
+        request: _task_service_pb2.ListSchedulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.ListSchedulesResponse, _abc.Awaitable[_task_service_pb2.ListSchedulesResponse]]:
+        """ListSchedules pages through the caller's schedules, oldest first."""
+
+    @_abc_1.abstractmethod
+    def UpdateSchedule(
+        self,
+        request: _task_service_pb2.UpdateScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.UpdateScheduleResponse, _abc.Awaitable[_task_service_pb2.UpdateScheduleResponse]]:
+        """UpdateSchedule changes the fields named in update_mask (cron, time_zone, task, overlap,
+        catchup_window, description; empty means all of them). A new cron or time zone fires
+        from now on.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteSchedule(
+        self,
+        request: _task_service_pb2.DeleteScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.DeleteScheduleResponse, _abc.Awaitable[_task_service_pb2.DeleteScheduleResponse]]:
+        """DeleteSchedule deletes a schedule; the tasks it made stay."""
+
+    @_abc_1.abstractmethod
+    def PauseSchedule(
+        self,
+        request: _task_service_pb2.PauseScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.PauseScheduleResponse, _abc.Awaitable[_task_service_pb2.PauseScheduleResponse]]:
+        """PauseSchedule stops a schedule from firing. Idempotent."""
+
+    @_abc_1.abstractmethod
+    def ResumeSchedule(
+        self,
+        request: _task_service_pb2.ResumeScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.ResumeScheduleResponse, _abc.Awaitable[_task_service_pb2.ResumeScheduleResponse]]:
+        """ResumeSchedule lets a paused schedule fire again, from its next fire time after now.
+        Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def TriggerSchedule(
+        self,
+        request: _task_service_pb2.TriggerScheduleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.TriggerScheduleResponse, _abc.Awaitable[_task_service_pb2.TriggerScheduleResponse]]:
+        """TriggerSchedule fires a schedule now, paused or not, whatever its overlap policy."""
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

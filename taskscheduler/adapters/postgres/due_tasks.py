@@ -270,7 +270,9 @@ def _next_by_key(of_queue: tuple[sa.ColumnElement[bool], ...], per_key: int) -> 
         sa.select(
             tasks.c.id,
             tasks.c.concurrency_key,
-            *_DISPATCH_ORDER,
+            tasks.c.priority,
+            tasks.c.run_at,
+            tasks.c.created_at,
             sa.func.row_number()
             .over(partition_by=tasks.c.concurrency_key, order_by=_DISPATCH_ORDER)
             .label("rank"),

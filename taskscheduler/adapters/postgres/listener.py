@@ -14,7 +14,7 @@ from datetime import datetime
 
 import psycopg
 
-from taskscheduler.adapters.postgres.schema import QUEUE_CHANNEL, STATUS_CHANNEL
+from taskscheduler.adapters.postgres.schema import STATUS_CHANNEL, WAKE_CHANNEL
 from taskscheduler.core.model import StatusEvent, TaskStatus
 from taskscheduler.core.ports import RESYNC
 
@@ -44,7 +44,7 @@ class StatusListener:
             set
         )
         self._observers: list[Callable[[StatusEvent | None, datetime | None], None]] = []
-        self._queue_observers: list[Callable[[], None]] = []
+        self._wake_observers: list[Callable[[], None]] = []
         self._runner: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
 
@@ -64,9 +64,9 @@ class StatusListener:
         """Calls back on every event of every task (and with None on RESYNC)."""
         self._observers.append(callback)
 
-    def observe_queues(self, callback: Callable[[], None]) -> None:
-        """Calls back when a queue changed in a way that may let tasks through."""
-        self._queue_observers.append(callback)
+    def observe_wakes(self, callback: Callable[[], None]) -> None:
+        """Calls back when a queue or a schedule changed in a way that needs the dispatchers."""
+        self._wake_observers.append(callback)
 
     @asynccontextmanager
     async def subscribe(
@@ -91,15 +91,15 @@ class StatusListener:
                     self._url, autocommit=True
                 ) as conn:
                     await conn.execute(f"LISTEN {STATUS_CHANNEL}")
-                    if self._queue_observers:
-                        await conn.execute(f"LISTEN {QUEUE_CHANNEL}")
+                    if self._wake_observers:
+                        await conn.execute(f"LISTEN {WAKE_CHANNEL}")
                     self._listening.set()
                     if connected_before:
                         self._broadcast_resync()
                     connected_before = True
                     async for notify in conn.notifies():
-                        if notify.channel == QUEUE_CHANNEL:
-                            for callback in self._queue_observers:
+                        if notify.channel == WAKE_CHANNEL:
+                            for callback in self._wake_observers:
                                 callback()
                         else:
                             self._deliver(notify.payload)

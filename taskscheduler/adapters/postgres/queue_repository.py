@@ -14,9 +14,10 @@ from taskscheduler.adapters.postgres.rows import (
 )
 from taskscheduler.adapters.postgres.schema import (
     DEFAULT_QUEUE,
-    QUEUE_CHANNEL,
     WAITING,
+    WAKE_CHANNEL,
     queues,
+    schedules,
     tasks,
 )
 from taskscheduler.core.errors import QueueExists, QueueInUse, QueueNotFound
@@ -134,6 +135,9 @@ class PostgresQueueRepository:
                     raise QueueInUse(
                         f"tasks of queue {name!r} still wait or run: purge it, or let them finish"
                     )
+                used = sa.exists().where(schedules.c.tenant == tenant, schedules.c.queue == name)
+                if (await conn.execute(sa.select(used))).scalar():
+                    raise QueueInUse(f"schedules make tasks in queue {name!r}: change them first")
                 await conn.execute(queues.delete().where(*this_queue))
 
     async def set_state(self, tenant: str, name: str, state: QueueState) -> Queue | None:
@@ -201,4 +205,4 @@ def _recall_dispatched(tenant: str, name: str) -> sa.Update:
 
 async def _announce(conn: AsyncConnection) -> None:
     """Wakes the dispatchers when the transaction commits."""
-    await conn.execute(sa.select(sa.func.pg_notify(QUEUE_CHANNEL, "")))
+    await conn.execute(sa.select(sa.func.pg_notify(WAKE_CHANNEL, "")))

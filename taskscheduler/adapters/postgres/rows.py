@@ -73,6 +73,8 @@ def task_from_row(row: Row, attempt_rows: Sequence[Row] = ()) -> Task:
         queue=row["queue"],
         priority=row["priority"],
         concurrency_key=row["concurrency_key"] or "",
+        schedule_id=row["schedule_id"],
+        fire_time=row["fire_time"],
         cancel_requested=row["cancel_requested_at"] is not None,
         version=row["version"],
         attempts=tuple(attempt_from_row(a) for a in attempt_rows),
@@ -123,6 +125,8 @@ def insert_values(new: NewTask) -> dict[str, Any]:
         tasks.c.priority.name: new.priority,
         tasks.c.concurrency_key.name: new.concurrency_key or None,
         tasks.c.traceparent.name: new.traceparent or None,
+        tasks.c.schedule_id.name: new.schedule_id,
+        tasks.c.fire_time.name: new.fire_time,
     }
 
 

@@ -53,6 +53,9 @@ tasks = sa.Table(
     sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
     # The W3C traceparent of the call that scheduled the task: its attempts join that trace.
     sa.Column("traceparent", sa.Text, nullable=True),
+    # The schedule whose fire made the task, and that fire's time (unique together).
+    sa.Column("schedule_id", UUID(as_uuid=True), nullable=True),
+    sa.Column("fire_time", sa.DateTime(timezone=True), nullable=True),
     sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
     sa.Column("max_attempts", sa.Integer, nullable=False),
     sa.Column("initial_backoff_seconds", sa.Float, nullable=False),
@@ -122,6 +125,16 @@ tasks = sa.Table(
         "concurrency_key",
         postgresql_include=["status"],
         postgresql_where=IN_FLIGHT,
+    ),
+    # Exactly one task per fire of a schedule, however many dispatchers fire it.
+    sa.Index("uq_tasks_schedule_id_fire_time", "schedule_id", "fire_time", unique=True),
+    # A schedule's unfinished tasks (its overlap policy looks for them).
+    sa.Index(
+        "ix_tasks_schedule_live",
+        "schedule_id",
+        postgresql_where=sa.text(
+            "schedule_id IS NOT NULL AND status IN ('SCHEDULED', 'PENDING', 'RUNNING', 'RETRYING')"
+        ),
     ),
     sa.Index(
         "ix_tasks_due",
@@ -204,7 +217,53 @@ queues = sa.Table(
     sa.CheckConstraint("state IN ('RUNNING', 'PAUSED')", name="state_known"),
 )
 
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant", sa.Text, nullable=False),
+    sa.Column("cron", sa.Text, nullable=False),
+    sa.Column("time_zone", sa.Text, nullable=False),
+    # The task template, as ScheduleTask takes it (NULL: the defaults at fire time).
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("payload", JSONB, nullable=False),
+    sa.Column("queue", sa.Text, nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=True),
+    sa.Column("concurrency_key", sa.Text, nullable=True),
+    sa.Column("max_attempts", sa.Integer, nullable=True),
+    sa.Column("initial_backoff_seconds", sa.Float, nullable=True),
+    sa.Column("max_backoff_seconds", sa.Float, nullable=True),
+    sa.Column("backoff_multiplier", sa.Float, nullable=True),
+    sa.Column("jitter", sa.Boolean, nullable=True),
+    sa.Column("timeout_seconds", sa.Float, nullable=True),
+    sa.Column("overlap", sa.Text, nullable=False),
+    sa.Column("catchup_window_seconds", sa.Float, nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    # The next fire time; NULL while paused.
+    sa.Column("next_fire_at", sa.DateTime(timezone=True), nullable=True),
+    # BUFFER_ONE: a fire kept until the schedule's running task has finished.
+    sa.Column("buffered_fire_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_fire_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_task_id", UUID(as_uuid=True), nullable=True),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.CheckConstraint("overlap IN ('SKIP', 'ALLOW', 'BUFFER_ONE')", name="overlap_known"),
+    sa.Index("ix_schedules_tenant_created_at_id", "tenant", "created_at", "id"),
+    sa.Index("ix_schedules_next_fire_at", "next_fire_at", postgresql_where=sa.text("NOT paused")),
+    sa.Index(
+        "ix_schedules_buffered_fire_at",
+        "buffered_fire_at",
+        postgresql_where=sa.text("buffered_fire_at IS NOT NULL"),
+    ),
+)
+
 STATUS_CHANNEL = "task_status"
 """The NOTIFY channel of status changes; payload: {"id", "status", "attempt", "version", "time"}."""
-QUEUE_CHANNEL = "queue_changed"
-"""NOTIFY channel of queue changes that may let tasks through (resume, limits raised)."""
+WAKE_CHANNEL = "dispatch_wake"
+"""NOTIFY channel that wakes the dispatchers: a queue resumed or its limits changed, a schedule
+created, changed or resumed."""

@@ -126,6 +126,8 @@ class PostgresTaskRepository:
             query = query.where(tasks.c.kind == task_filter.kind)
         if task_filter.queue:
             query = query.where(tasks.c.queue == task_filter.queue)
+        if task_filter.schedule_id is not None:
+            query = query.where(tasks.c.schedule_id == task_filter.schedule_id)
         if after is not None:
             query = query.where(
                 sa.tuple_(tasks.c.created_at, tasks.c.id) < (after.create_time, after.task_id)
