@@ -170,9 +170,9 @@ class Operations:
 
     async def claim(self, n: int) -> list[float]:
         """The worker's claim (PostgresAttemptStore.claim, as TaskExecutor calls it) of tasks
-        made PENDING and dispatched here by SQL, so no broker message ever wakes a worker for them; each then
-        succeeds, untimed, as the worker would record it. republish_at is an hour away so the
-        dispatcher does not publish them either."""
+        made PENDING and dispatched here by SQL, so no broker message ever wakes a worker for
+        them; each then succeeds, untimed, as the worker would record it. republish_at is an
+        hour away so the dispatcher does not publish them either."""
         ids = [uuid.UUID(task_id) for task_id in self.scheduled[-n:]]
         del self.scheduled[-n:]
         assert len(ids) == n, "claim needs the tasks scheduled in the same round"

@@ -1,4 +1,5 @@
-"""The FastAPI application: the seed's two endpoints and the /v1/tasks resource routes."""
+"""The FastAPI application: the seed's two endpoints and the /v1 resource routes (tasks here,
+queues and schedules in their own modules)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import dashboard, schemas
+from gateway import dashboard, queues, schedules, schemas
 from gateway.calls import call_metadata, task_service
 from gateway.problems import (
     grpc_error_handler,
@@ -99,10 +100,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def run_task(
         request: Request, body: Annotated[schemas.RunTaskBody | None, Body()] = None
     ) -> schemas.RunTaskResponse:
-        """Schedules the demo task (or the kind and payload given) and answers its id."""
-        kind, payload = DEMO_TASK if body is None else (body.kind, body.payload or {})
-        message = pb.ScheduleTaskRequest(kind=kind)
-        message.payload.update(payload)
+        """Schedules the demo task (or the kind, payload, queue, priority and concurrency key
+        given) and answers its id."""
+        if body is None:
+            message = pb.ScheduleTaskRequest(kind=DEMO_TASK[0])
+            message.payload.update(DEMO_TASK[1])
+        else:
+            message = schemas.run_task_request(body)
         response = await task_service(request).ScheduleTask(
             message, timeout=deadline, metadata=call_metadata(request)
         )
@@ -167,12 +171,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         page_token: Annotated[str, Query(max_length=1000)] = "",
         status: Annotated[list[schemas.StatusName] | None, Query()] = None,
         kind: Annotated[str, Query(max_length=200)] = "",
+        queue: Annotated[str, Query(max_length=63, description="Only tasks of this queue.")] = "",
+        schedule_id: Annotated[
+            uuid.UUID | None, Query(description="Only tasks made by this schedule.")
+        ] = None,
     ) -> schemas.TaskList:
         """Tasks newest first; repeat `status` to select several."""
         message = pb.ListTasksRequest(
             page_size=page_size,
             page_token=page_token,
             kind=kind,
+            queue=queue,
+            schedule_id=str(schedule_id) if schedule_id else "",
             statuses=[task_pb2.TaskStatus.Value(schemas.STATUS_PREFIX + s) for s in status or []],
         )
         response = await task_service(request).ListTasks(
@@ -246,6 +256,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 call.cancel()
 
         return EventSourceResponse(events())
+
+    queues.register(routes, deadline)
+    schedules.register(routes, deadline)
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:

@@ -1,17 +1,23 @@
 """The web dashboard at /dashboard: server-rendered pages over the same gRPC API and auth. A
 browser signs in once with a bearer token, kept in an HttpOnly, SameSite=Strict cookie (never
-in a URL); a task's page follows it live over the SSE endpoint."""
+in a URL); a task's page follows it live over the SSE endpoint. Tasks, queues (pause, resume,
+purge) and cron schedules (pause, resume, run now) each have a page; every button is a plain
+form POST, which only pages of this origin can make with the cookie."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path as FilePath
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -22,13 +28,36 @@ from gateway.calls import SESSION_COOKIE, call_metadata, task_service
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 
-HERE = Path(__file__).parent
+HERE = FilePath(__file__).parent
 STATUSES = [name.removeprefix("TASK_STATUS_") for name, _ in task_pb2.TaskStatus.items()][1:]
 SIGNED_OUT = {grpc.StatusCode.UNAUTHENTICATED}
+WAITING = ["SCHEDULED", "PENDING", "RETRYING"]  # what a queue's waiting_count counts
 PAGE_SIZE = 25
+LIST_SIZE = 100  # queues or schedules a page
 COUNTS_EVERY = 2.0  # seconds between two counts sent to a dashboard
 
+QueueName = Annotated[str, Path(min_length=1, max_length=63)]  # the api checks the name
+
+
+def wall_time(value: datetime | None, zone: str = "") -> str:
+    """A time as a person reads it in `zone` (a schedule's time zone; empty: UTC)."""
+    if value is None:
+        return ""
+    try:
+        where = ZoneInfo(zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        where = ZoneInfo("UTC")
+    return value.astimezone(where).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def iso_time(value: datetime | None) -> str:
+    """The machine-readable form, for <time datetime=...>."""
+    return value.astimezone(UTC).isoformat() if value else ""
+
+
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["wall_time"] = wall_time
+templates.env.filters["iso_time"] = iso_time
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 
@@ -93,10 +122,19 @@ async def task_list(
     request: Request,
     status: Annotated[list[str] | None, Query()] = None,
     kind: Annotated[str, Query(max_length=200)] = "",
+    queue: Annotated[str, Query(max_length=63)] = "",
+    schedule_id: Annotated[str, Query(max_length=64)] = "",
     page_token: Annotated[str, Query(max_length=2000)] = "",
 ) -> Response:
     chosen = [name for name in status or [] if name in STATUSES]
-    message = pb.ListTasksRequest(page_size=PAGE_SIZE, page_token=page_token, kind=kind)
+    kind, queue, schedule_id = kind.strip(), queue.strip(), schedule_id.strip()
+    message = pb.ListTasksRequest(
+        page_size=PAGE_SIZE,
+        page_token=page_token,
+        kind=kind,
+        queue=queue,
+        schedule_id=schedule_id,
+    )
     message.statuses.extend(task_pb2.TaskStatus.Value(f"TASK_STATUS_{name}") for name in chosen)
     try:
         listed = await task_service(request).ListTasks(
@@ -104,15 +142,27 @@ async def task_list(
         )
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
+    filters = {"status": chosen, "kind": kind, "queue": queue, "schedule_id": schedule_id}
     return _page(
         request,
         "tasks.html",
         tasks=[schemas.task_out(task) for task in listed.tasks],
-        next_page_token=listed.next_page_token,
+        next_page=_query(filters, page_token=listed.next_page_token)
+        if listed.next_page_token
+        else "",
+        without_schedule=_query(filters, schedule_id=""),
         statuses=STATUSES,
         chosen=chosen,
         kind=kind,
+        queue=queue,
+        schedule_id=schedule_id,
     )
+
+
+def _query(filters: dict[str, Any], **changes: Any) -> str:
+    """The task list's URL with these filters, changed as given (empty ones left out)."""
+    chosen = {key: value for key, value in {**filters, **changes}.items() if value}
+    return f"/dashboard?{urlencode(chosen, doseq=True)}" if chosen else "/dashboard"
 
 
 @router.get("/counts/events")
@@ -153,9 +203,9 @@ async def cancel(request: Request, task_id: str) -> Response:
         await task_service(request).CancelTask(
             pb.CancelTaskRequest(task_id=task_id), timeout=10, metadata=call_metadata(request)
         )
-        return task_id
+        return _task_url(task_id)
 
-    return await _then_show(request, call)
+    return await _then_go(request, call)
 
 
 @router.post("/tasks/{task_id}/retry", response_model=None)
@@ -164,15 +214,172 @@ async def retry(request: Request, task_id: str) -> Response:
         copied: pb.RetryTaskResponse = await task_service(request).RetryTask(
             pb.RetryTaskRequest(task_id=task_id), timeout=10, metadata=call_metadata(request)
         )
-        return copied.task.id
+        return _task_url(copied.task.id)
 
-    return await _then_show(request, call)
+    return await _then_go(request, call)
 
 
-async def _then_show(request: Request, call: Callable[[], Awaitable[str]]) -> Response:
-    """Runs a button's call, then shows the task it names (or the error)."""
+# -- queues ----------------------------------------------------------------------------------
+
+
+@router.get("/queues", response_model=None)
+async def queue_list(
+    request: Request,
+    page_token: Annotated[str, Query(max_length=2000)] = "",
+    purged: Annotated[str, Query(max_length=63)] = "",
+    cancelled: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    """Every queue with its state, counts and limits; `purged` and `cancelled` tell the outcome
+    of the purge that led here."""
     try:
-        shown = await call()
+        listed = await task_service(request).ListQueues(
+            pb.ListQueuesRequest(page_size=LIST_SIZE, page_token=page_token),
+            timeout=10,
+            metadata=call_metadata(request),
+        )
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
-    return RedirectResponse(f"/dashboard/tasks/{shown}", status_code=303)
+    return _page(
+        request,
+        "queues.html",
+        queues=[schemas.queue_out(queue) for queue in listed.queues],
+        next_page_token=listed.next_page_token,
+        purged=purged,
+        cancelled=cancelled,
+        waiting=WAITING,
+    )
+
+
+@router.post("/queues/{name}/pause", response_model=None)
+async def pause_queue(request: Request, name: QueueName) -> Response:
+    async def call() -> str:
+        await task_service(request).PauseQueue(
+            pb.PauseQueueRequest(name=name), timeout=10, metadata=call_metadata(request)
+        )
+        return _queue_url(name)
+
+    return await _then_go(request, call)
+
+
+@router.post("/queues/{name}/resume", response_model=None)
+async def resume_queue(request: Request, name: QueueName) -> Response:
+    async def call() -> str:
+        await task_service(request).ResumeQueue(
+            pb.ResumeQueueRequest(name=name), timeout=10, metadata=call_metadata(request)
+        )
+        return _queue_url(name)
+
+    return await _then_go(request, call)
+
+
+@router.get("/queues/{name}/purge", response_model=None)
+async def purge_page(request: Request, name: QueueName) -> Response:
+    """Asks before purging: the queue's counts, and a button that purges."""
+    try:
+        found = await task_service(request).GetQueue(
+            pb.GetQueueRequest(name=name), timeout=10, metadata=call_metadata(request)
+        )
+    except grpc.aio.AioRpcError as error:
+        return _problem(request, error)
+    return _page(request, "purge.html", queue=schemas.queue_out(found.queue))
+
+
+@router.post("/queues/{name}/purge", response_model=None)
+async def purge_queue(request: Request, name: QueueName) -> Response:
+    async def call() -> str:
+        purged: pb.PurgeQueueResponse = await task_service(request).PurgeQueue(
+            pb.PurgeQueueRequest(name=name), timeout=10, metadata=call_metadata(request)
+        )
+        told = urlencode({"purged": name, "cancelled": purged.cancelled_count})
+        return f"/dashboard/queues?{told}#{_queue_anchor(name)}"
+
+    return await _then_go(request, call)
+
+
+def _queue_anchor(name: str) -> str:
+    return f"queue-{quote(name, safe='')}"
+
+
+def _queue_url(name: str) -> str:
+    return f"/dashboard/queues#{_queue_anchor(name)}"
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+
+@router.get("/schedules", response_model=None)
+async def schedule_list(
+    request: Request, page_token: Annotated[str, Query(max_length=2000)] = ""
+) -> Response:
+    try:
+        listed = await task_service(request).ListSchedules(
+            pb.ListSchedulesRequest(page_size=LIST_SIZE, page_token=page_token),
+            timeout=10,
+            metadata=call_metadata(request),
+        )
+    except grpc.aio.AioRpcError as error:
+        return _problem(request, error)
+    return _page(
+        request,
+        "schedules.html",
+        schedules=[schemas.schedule_out(schedule) for schedule in listed.schedules],
+        next_page_token=listed.next_page_token,
+    )
+
+
+@router.post("/schedules/{schedule_id}/pause", response_model=None)
+async def pause_schedule(request: Request, schedule_id: uuid.UUID) -> Response:
+    async def call() -> str:
+        await task_service(request).PauseSchedule(
+            pb.PauseScheduleRequest(id=str(schedule_id)),
+            timeout=10,
+            metadata=call_metadata(request),
+        )
+        return _schedule_url(schedule_id)
+
+    return await _then_go(request, call)
+
+
+@router.post("/schedules/{schedule_id}/resume", response_model=None)
+async def resume_schedule(request: Request, schedule_id: uuid.UUID) -> Response:
+    async def call() -> str:
+        await task_service(request).ResumeSchedule(
+            pb.ResumeScheduleRequest(id=str(schedule_id)),
+            timeout=10,
+            metadata=call_metadata(request),
+        )
+        return _schedule_url(schedule_id)
+
+    return await _then_go(request, call)
+
+
+@router.post("/schedules/{schedule_id}/trigger", response_model=None)
+async def trigger_schedule(request: Request, schedule_id: uuid.UUID) -> Response:
+    """Run now: fires the schedule once, then shows the task it made."""
+
+    async def call() -> str:
+        fired: pb.TriggerScheduleResponse = await task_service(request).TriggerSchedule(
+            pb.TriggerScheduleRequest(id=str(schedule_id)),
+            timeout=10,
+            metadata=call_metadata(request),
+        )
+        return _task_url(fired.task.id)
+
+    return await _then_go(request, call)
+
+
+def _schedule_url(schedule_id: uuid.UUID) -> str:
+    return f"/dashboard/schedules#schedule-{schedule_id}"
+
+
+def _task_url(task_id: str) -> str:
+    return f"/dashboard/tasks/{quote(task_id, safe='')}"
+
+
+async def _then_go(request: Request, call: Callable[[], Awaitable[str]]) -> Response:
+    """Runs a button's call, then goes to the page it names (or shows the error)."""
+    try:
+        where = await call()
+    except grpc.aio.AioRpcError as error:
+        return _problem(request, error)
+    return RedirectResponse(where, status_code=303)

@@ -291,7 +291,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> pb.CreateScheduleResponse:
         async def create(caller: Caller) -> pb.CreateScheduleResponse:
             spec = convert.schedule_spec_from_proto(request.schedule)
-            schedule = await self._schedules.create(caller, spec)
+            schedule = await self._schedules.create(caller, spec, request.schedule.paused)
             return pb.CreateScheduleResponse(schedule=convert.schedule_to_proto(schedule))
 
         return await self._call(context, request, create)

@@ -103,6 +103,9 @@ class Dispatcher:
             except (StorageUnavailable, BrokerUnavailable) as exc:
                 log.warning("%s; retrying", exc)
                 delay = self._idle_poll_seconds
+            except Exception:  # a bug must not stop every queue: log it and go on
+                log.exception("dispatch pass failed; retrying")
+                delay = self._idle_poll_seconds
             await self._sleep(delay, stopping, self._wake)
 
     async def _maintenance_loop(self, stopping: asyncio.Event) -> None:
@@ -124,6 +127,8 @@ class Dispatcher:
                     log.info("deleted %d tasks past their retention", deleted)
             except (StorageUnavailable, BrokerUnavailable) as exc:
                 log.warning("%s; retrying", exc)
+            except Exception:
+                log.exception("maintenance pass failed; retrying")
             await self._sleep(self._maintenance_every_seconds, stopping)
 
     async def _seconds_until_next_due(self) -> float:

@@ -6,18 +6,27 @@ the generated stubs, with the bearer token, TLS, deadlines and retries of UNAVAI
     with Client("127.0.0.1:50051", token=TOKEN) as tasks:
         task = tasks.schedule("demo.sleep", {"seconds": 1})
         done = tasks.wait(task.id, timeout=30)
+
+Queues (`create_queue`, `pause_queue`, `purge_queue`, ...) and cron schedules
+(`create_schedule`, `trigger_schedule`, ...) are managed through the same clients.
 """
 
 from taskscheduler.client._async import AsyncClient
 from taskscheduler.client._common import (
     FINISHED,
     ClientError,
+    Purged,
+    QueueChanges,
     Retries,
+    ScheduleChanges,
     TaskNotFinished,
+    retry_policy,
     status_name,
 )
 from taskscheduler.client._sync import Client
-from taskscheduler.v1.task_pb2 import Task, TaskStatus
+from taskscheduler.v1.queue_pb2 import Queue, QueueState, RateLimit
+from taskscheduler.v1.schedule_pb2 import OverlapPolicy, Schedule, TaskTemplate
+from taskscheduler.v1.task_pb2 import RetryPolicy, Task, TaskStatus
 from taskscheduler.v1.task_service_pb2 import StreamStatusResponse as StatusEvent
 
 __all__ = [
@@ -25,10 +34,21 @@ __all__ = [
     "AsyncClient",
     "Client",
     "ClientError",
+    "OverlapPolicy",
+    "Purged",
+    "Queue",
+    "QueueChanges",
+    "QueueState",
+    "RateLimit",
     "Retries",
+    "RetryPolicy",
+    "Schedule",
+    "ScheduleChanges",
     "StatusEvent",
     "Task",
     "TaskNotFinished",
     "TaskStatus",
+    "TaskTemplate",
+    "retry_policy",
     "status_name",
 ]

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import grpc
 
@@ -17,15 +17,25 @@ from taskscheduler.client._common import (
     FINISHED,
     RETRYABLE,
     ClientError,
+    Purged,
+    QueueChanges,
     Retries,
+    ScheduleChanges,
     TaskNotFinished,
     call_metadata,
+    changed_template,
     credentials,
     list_request,
+    queue_message,
     same_event,
+    schedule_message,
     schedule_request,
+    task_template,
+    touches_template,
+    update_queue_request,
+    update_schedule_request,
 )
-from taskscheduler.v1 import task_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
@@ -72,12 +82,16 @@ class AsyncClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def _call(self, method: Callable[..., Awaitable[Response]], request: Any) -> Response:
+    async def _call(
+        self, method: Callable[..., Awaitable[Response]], request: Any, *, retry: bool = True
+    ) -> Response:
+        """One call; UNAVAILABLE tried again under the retries, unless `retry` is false (a call
+        that a second try could repeat: it has no idempotency key)."""
         for delay in self._retries.delays():
             try:
                 return await method(request, timeout=self._deadline, metadata=self._metadata)
             except grpc.aio.AioRpcError as error:
-                if error.code() not in RETRYABLE or delay is None:
+                if error.code() not in RETRYABLE or delay is None or not retry:
                     raise ClientError.of(error) from None
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last delay is None")
@@ -91,8 +105,13 @@ class AsyncClient:
         timeout: timedelta | None = None,  # noqa: ASYNC109 (the attempt's, not the call's)
         max_attempts: int | None = None,
         request_id: str | None = None,
+        queue: str = "",
+        priority: int | None = None,
+        concurrency_key: str = "",
     ) -> task_pb2.Task:
-        """Schedules a task. Without a `request_id` one is made up, so that a retried call
+        """Schedules a task, into `queue` ("default" when empty), with a `priority` from 0 to 9
+        (higher first; None means 5) and a `concurrency_key` for the queue's
+        max_concurrent_per_key. Without a `request_id` one is made up, so that a retried call
         never schedules the task twice."""
         request = schedule_request(
             kind,
@@ -101,6 +120,9 @@ class AsyncClient:
             timeout=timeout,
             max_attempts=max_attempts,
             request_id=request_id or str(uuid.uuid4()),
+            queue=queue,
+            priority=priority,
+            concurrency_key=concurrency_key,
         )
         response: pb.ScheduleTaskResponse = await self._call(self._stub.ScheduleTask, request)
         return response.task
@@ -135,12 +157,19 @@ class AsyncClient:
         return response.task
 
     async def list(
-        self, *, kind: str = "", statuses: Iterable[int] = (), page_size: int = 100
+        self,
+        *,
+        kind: str = "",
+        statuses: Iterable[int] = (),
+        queue: str = "",
+        schedule_id: str = "",
+        page_size: int = 100,
     ) -> AsyncIterator[task_pb2.Task]:
-        """Every task that matches, newest first, fetching page after page."""
+        """Every task that matches (of a kind, in statuses, of a queue, made by a schedule;
+        empty means any), newest first, fetching page after page."""
         token = ""
         while True:
-            request = list_request(kind, statuses, page_size, token)
+            request = list_request(kind, statuses, page_size, token, queue, schedule_id)
             response: pb.ListTasksResponse = await self._call(self._stub.ListTasks, request)
             for task in response.tasks:
                 yield task
@@ -195,3 +224,189 @@ class AsyncClient:
             if error.code is not grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise
         raise TaskNotFinished(seen or await self.get(task_id))
+
+    # Queues
+
+    async def create_queue(
+        self,
+        name: str,
+        *,
+        rate_limit_per_second: float | None = None,
+        rate_limit_burst: int = 0,
+        max_concurrent: int = 0,
+        max_concurrent_per_key: int = 0,
+        retry_policy: task_pb2.RetryPolicy | None = None,
+        timeout: timedelta | None = None,  # noqa: ASYNC109 (the tasks' default, not the call's)
+    ) -> queue_pb2.Queue:
+        """Creates a queue (ClientError ALREADY_EXISTS when the name is taken). None and 0 mean
+        no limit; a burst of 0 means one second's worth. `retry_policy` (see retry_policy())
+        and `timeout` are the defaults of the queue's tasks."""
+        queue = queue_message(
+            name,
+            rate_limit_per_second=rate_limit_per_second,
+            rate_limit_burst=rate_limit_burst,
+            max_concurrent=max_concurrent,
+            max_concurrent_per_key=max_concurrent_per_key,
+            retry_policy=retry_policy,
+            timeout=timeout,
+        )
+        response: pb.CreateQueueResponse = await self._call(
+            self._stub.CreateQueue, pb.CreateQueueRequest(queue=queue)
+        )
+        return response.queue
+
+    async def get_queue(self, name: str) -> queue_pb2.Queue:
+        """The queue with its counts of waiting and running tasks."""
+        response: pb.GetQueueResponse = await self._call(
+            self._stub.GetQueue, pb.GetQueueRequest(name=name)
+        )
+        return response.queue
+
+    async def list_queues(self, *, page_size: int = 100) -> AsyncIterator[queue_pb2.Queue]:
+        """Every queue, by name, fetching page after page."""
+        token = ""
+        while True:
+            request = pb.ListQueuesRequest(page_size=page_size, page_token=token)
+            response: pb.ListQueuesResponse = await self._call(self._stub.ListQueues, request)
+            for queue in response.queues:
+                yield queue
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def update_queue(self, name: str, **changes: Unpack[QueueChanges]) -> queue_pb2.Queue:
+        """Changes the settings given, and only those (the update_mask names them), e.g.
+        `update_queue("emails", max_concurrent=10, rate_limit_per_second=None)`."""
+        request = update_queue_request(name, changes)
+        response: pb.UpdateQueueResponse = await self._call(self._stub.UpdateQueue, request)
+        return response.queue
+
+    async def delete_queue(self, name: str) -> None:
+        """Deletes a queue: FAILED_PRECONDITION for "default" and while tasks of it wait or
+        run (purge it first)."""
+        await self._call(self._stub.DeleteQueue, pb.DeleteQueueRequest(name=name))
+
+    async def pause_queue(self, name: str) -> queue_pb2.Queue:
+        """Stops the queue's tasks from starting: they wait, PENDING, until resume_queue."""
+        response: pb.PauseQueueResponse = await self._call(
+            self._stub.PauseQueue, pb.PauseQueueRequest(name=name)
+        )
+        return response.queue
+
+    async def resume_queue(self, name: str) -> queue_pb2.Queue:
+        response: pb.ResumeQueueResponse = await self._call(
+            self._stub.ResumeQueue, pb.ResumeQueueRequest(name=name)
+        )
+        return response.queue
+
+    async def purge_queue(self, name: str) -> Purged:
+        """Cancels every waiting task of the queue (running ones go on): (cancelled_count,
+        queue)."""
+        response: pb.PurgeQueueResponse = await self._call(
+            self._stub.PurgeQueue, pb.PurgeQueueRequest(name=name)
+        )
+        return Purged(response.cancelled_count, response.queue)
+
+    # Schedules
+
+    async def create_schedule(
+        self,
+        cron: str,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        time_zone: str = "",
+        queue: str = "",
+        priority: int | None = None,
+        concurrency_key: str = "",
+        max_attempts: int | None = None,
+        timeout: timedelta | None = None,  # noqa: ASYNC109 (the tasks' default, not the call's)
+        overlap: int = schedule_pb2.OVERLAP_POLICY_UNSPECIFIED,
+        catchup_window: timedelta | None = None,
+        description: str = "",
+        paused: bool = False,
+    ) -> schedule_pb2.Schedule:
+        """Creates a schedule that makes a task (`kind`, `payload` and the task options as
+        schedule() takes them) at each fire time of `cron` in `time_zone` (UTC when empty).
+        `overlap` is an OverlapPolicy (unset: SKIP). Not tried again after UNAVAILABLE: the
+        call has no idempotency key, and a second try could make a second schedule."""
+        template = task_template(
+            kind,
+            payload,
+            queue=queue,
+            priority=priority,
+            concurrency_key=concurrency_key,
+            max_attempts=max_attempts,
+            timeout=timeout,
+        )
+        schedule = schedule_message(
+            cron,
+            template,
+            time_zone=time_zone,
+            overlap=overlap,
+            catchup_window=catchup_window,
+            description=description,
+            paused=paused,
+        )
+        response: pb.CreateScheduleResponse = await self._call(
+            self._stub.CreateSchedule, pb.CreateScheduleRequest(schedule=schedule), retry=False
+        )
+        return response.schedule
+
+    async def get_schedule(self, schedule_id: str) -> schedule_pb2.Schedule:
+        """The schedule with its next fire times."""
+        response: pb.GetScheduleResponse = await self._call(
+            self._stub.GetSchedule, pb.GetScheduleRequest(id=schedule_id)
+        )
+        return response.schedule
+
+    async def list_schedules(self, *, page_size: int = 100) -> AsyncIterator[schedule_pb2.Schedule]:
+        """Every schedule, oldest first, fetching page after page."""
+        token = ""
+        while True:
+            request = pb.ListSchedulesRequest(page_size=page_size, page_token=token)
+            response: pb.ListSchedulesResponse = await self._call(self._stub.ListSchedules, request)
+            for schedule in response.schedules:
+                yield schedule
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def update_schedule(
+        self, schedule_id: str, **changes: Unpack[ScheduleChanges]
+    ) -> schedule_pb2.Schedule:
+        """Changes the fields given, and only those (the update_mask names them), e.g.
+        `update_schedule(id, cron="0 * * * *", payload={"n": 2})`. The task template is
+        replaced as a whole: a change to it (kind, payload, queue, ...) reads the schedule
+        first and sends its template with those changes made."""
+        template = None
+        if touches_template(changes):
+            template = changed_template((await self.get_schedule(schedule_id)).task, changes)
+        request = update_schedule_request(schedule_id, changes, template)
+        response: pb.UpdateScheduleResponse = await self._call(self._stub.UpdateSchedule, request)
+        return response.schedule
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        """Deletes a schedule; the tasks it made stay."""
+        await self._call(self._stub.DeleteSchedule, pb.DeleteScheduleRequest(id=schedule_id))
+
+    async def pause_schedule(self, schedule_id: str) -> schedule_pb2.Schedule:
+        response: pb.PauseScheduleResponse = await self._call(
+            self._stub.PauseSchedule, pb.PauseScheduleRequest(id=schedule_id)
+        )
+        return response.schedule
+
+    async def resume_schedule(self, schedule_id: str) -> schedule_pb2.Schedule:
+        """Fires again, from the next fire time after now."""
+        response: pb.ResumeScheduleResponse = await self._call(
+            self._stub.ResumeSchedule, pb.ResumeScheduleRequest(id=schedule_id)
+        )
+        return response.schedule
+
+    async def trigger_schedule(self, schedule_id: str) -> task_pb2.Task:
+        """Fires the schedule now, paused or not, whatever its overlap policy: the new task.
+        Not tried again after UNAVAILABLE (a second try could make a second task)."""
+        response: pb.TriggerScheduleResponse = await self._call(
+            self._stub.TriggerSchedule, pb.TriggerScheduleRequest(id=schedule_id), retry=False
+        )
+        return response.task

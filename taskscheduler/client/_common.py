@@ -6,14 +6,14 @@ import random
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 import grpc
-from google.protobuf import struct_pb2
+from google.protobuf import duration_pb2, struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from taskscheduler.v1 import task_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -86,8 +86,13 @@ def schedule_request(
     timeout: timedelta | None,
     max_attempts: int | None,
     request_id: str,
+    queue: str = "",
+    priority: int | None = None,
+    concurrency_key: str = "",
 ) -> pb.ScheduleTaskRequest:
-    request = pb.ScheduleTaskRequest(kind=kind, request_id=request_id)
+    request = pb.ScheduleTaskRequest(
+        kind=kind, request_id=request_id, queue=queue, concurrency_key=concurrency_key
+    )
     if payload:
         request.payload.CopyFrom(struct(payload))
     if run_at is not None:
@@ -96,6 +101,8 @@ def schedule_request(
         request.timeout.FromTimedelta(timeout)
     if max_attempts is not None:
         request.retry_policy.max_attempts = max_attempts
+    if priority is not None:
+        request.priority = priority
     return request
 
 
@@ -106,11 +113,260 @@ def struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
 
 
 def list_request(
-    kind: str, statuses: Iterable[int], page_size: int, page_token: str
+    kind: str,
+    statuses: Iterable[int],
+    page_size: int,
+    page_token: str,
+    queue: str = "",
+    schedule_id: str = "",
 ) -> pb.ListTasksRequest:
-    request = pb.ListTasksRequest(kind=kind, page_size=page_size, page_token=page_token)
+    request = pb.ListTasksRequest(
+        kind=kind,
+        page_size=page_size,
+        page_token=page_token,
+        queue=queue,
+        schedule_id=schedule_id,
+    )
     request.statuses.extend(task_pb2.TaskStatus.ValueType(status) for status in statuses)
     return request
+
+
+def retry_policy(
+    *,
+    max_attempts: int | None = None,
+    initial_backoff: timedelta | None = None,
+    max_backoff: timedelta | None = None,
+    backoff_multiplier: float | None = None,
+    jitter: bool | None = None,
+) -> task_pb2.RetryPolicy:
+    """A RetryPolicy (for a queue's defaults) from the fields given; the rest stay unset and
+    take the kind's, then the service's defaults."""
+    policy = task_pb2.RetryPolicy(
+        max_attempts=max_attempts or 0, backoff_multiplier=backoff_multiplier or 0.0
+    )
+    if initial_backoff is not None:
+        policy.initial_backoff.CopyFrom(duration(initial_backoff))
+    if max_backoff is not None:
+        policy.max_backoff.CopyFrom(duration(max_backoff))
+    if jitter is not None:
+        policy.jitter = jitter
+    return policy
+
+
+def duration(value: timedelta) -> duration_pb2.Duration:
+    message = duration_pb2.Duration()
+    message.FromTimedelta(value)
+    return message
+
+
+class QueueChanges(TypedDict, total=False):
+    """The settings update_queue may change: each one given is set (and named in the
+    update_mask), the others stay as they are."""
+
+    rate_limit_per_second: float | None
+    """None removes the rate limit."""
+    rate_limit_burst: int
+    """Only with rate_limit_per_second (the rate limit is replaced as a whole); 0 means one
+    second's worth."""
+    max_concurrent: int
+    max_concurrent_per_key: int
+    retry_policy: task_pb2.RetryPolicy | None
+    """Replaces the queue's retry policy as a whole; None removes it."""
+    timeout: timedelta | None
+    """None removes the queue's default timeout."""
+
+
+def queue_message(
+    name: str,
+    *,
+    rate_limit_per_second: float | None = None,
+    rate_limit_burst: int = 0,
+    max_concurrent: int = 0,
+    max_concurrent_per_key: int = 0,
+    retry_policy: task_pb2.RetryPolicy | None = None,
+    timeout: timedelta | None = None,
+) -> queue_pb2.Queue:
+    queue = queue_pb2.Queue(
+        name=name,
+        max_concurrent=max_concurrent,
+        max_concurrent_per_key=max_concurrent_per_key,
+    )
+    if rate_limit_per_second is not None:
+        queue.rate_limit.per_second = rate_limit_per_second
+        queue.rate_limit.burst = rate_limit_burst
+    elif rate_limit_burst:
+        raise ValueError("rate_limit_burst needs rate_limit_per_second")
+    if retry_policy is not None:
+        queue.retry_policy.CopyFrom(retry_policy)
+    if timeout is not None:
+        queue.timeout.CopyFrom(duration(timeout))
+    return queue
+
+
+def update_queue_request(name: str, changes: QueueChanges) -> pb.UpdateQueueRequest:
+    """The queue with the changed fields set, and the mask that names them."""
+    if not changes:
+        raise ValueError("update_queue: name at least one setting to change")
+    paths = {"rate_limit" if key.startswith("rate_limit") else key for key in changes}
+    request = pb.UpdateQueueRequest(queue=queue_message(name, **changes))
+    request.update_mask.paths.extend(sorted(paths))
+    return request
+
+
+class Purged(NamedTuple):
+    """What purge_queue did: how many waiting tasks it cancelled, and the queue after."""
+
+    cancelled_count: int
+    queue: queue_pb2.Queue
+
+
+class TemplateChanges(TypedDict, total=False):
+    """The fields of a schedule's task template update_schedule may change."""
+
+    kind: str
+    payload: Mapping[str, Any] | None
+    queue: str
+    priority: int | None
+    """None: the default (5)."""
+    concurrency_key: str
+    max_attempts: int | None
+    """None: the queue's, the kind's, the service's default."""
+    timeout: timedelta | None
+    """None: the queue's, then the kind's default."""
+
+
+class ScheduleChanges(TemplateChanges, total=False):
+    """The fields update_schedule may change: each one given is set (and named in the
+    update_mask), the others stay as they are."""
+
+    cron: str
+    time_zone: str
+    overlap: int
+    """An OverlapPolicy value."""
+    catchup_window: timedelta | None
+    description: str
+
+
+TEMPLATE_FIELDS = frozenset(TemplateChanges.__annotations__)
+
+
+def task_template(
+    kind: str,
+    payload: Mapping[str, Any] | None,
+    *,
+    queue: str = "",
+    priority: int | None = None,
+    concurrency_key: str = "",
+    max_attempts: int | None = None,
+    timeout: timedelta | None = None,
+) -> schedule_pb2.TaskTemplate:
+    template = schedule_pb2.TaskTemplate(kind=kind, queue=queue, concurrency_key=concurrency_key)
+    if payload:
+        template.payload.CopyFrom(struct(payload))
+    if priority is not None:
+        template.priority = priority
+    if max_attempts is not None:
+        template.retry_policy.max_attempts = max_attempts
+    if timeout is not None:
+        template.timeout.CopyFrom(duration(timeout))
+    return template
+
+
+def schedule_message(
+    cron: str,
+    task: schedule_pb2.TaskTemplate,
+    *,
+    time_zone: str = "",
+    overlap: int = schedule_pb2.OVERLAP_POLICY_UNSPECIFIED,
+    catchup_window: timedelta | None = None,
+    description: str = "",
+    paused: bool = False,
+) -> schedule_pb2.Schedule:
+    schedule = schedule_pb2.Schedule(
+        cron=cron,
+        time_zone=time_zone,
+        task=task,
+        overlap=schedule_pb2.OverlapPolicy.ValueType(overlap),
+        description=description,
+        paused=paused,
+    )
+    if catchup_window is not None:
+        schedule.catchup_window.CopyFrom(duration(catchup_window))
+    return schedule
+
+
+def changed_template(
+    current: schedule_pb2.TaskTemplate, changes: ScheduleChanges
+) -> schedule_pb2.TaskTemplate:
+    """The schedule's template with the changes to it made (the rest as it is)."""
+    template = schedule_pb2.TaskTemplate()
+    template.CopyFrom(current)
+    if "kind" in changes:
+        template.kind = changes["kind"]
+    if "payload" in changes:
+        template.ClearField("payload")
+        payload = changes["payload"]
+        if payload:
+            template.payload.CopyFrom(struct(payload))
+    if "queue" in changes:
+        template.queue = changes["queue"]
+    if "priority" in changes:
+        priority = changes["priority"]
+        if priority is None:
+            template.ClearField("priority")
+        else:
+            template.priority = priority
+    if "concurrency_key" in changes:
+        template.concurrency_key = changes["concurrency_key"]
+    if "max_attempts" in changes:
+        template.retry_policy.max_attempts = changes["max_attempts"] or 0
+        if template.retry_policy == task_pb2.RetryPolicy():
+            template.ClearField("retry_policy")
+    if "timeout" in changes:
+        timeout = changes["timeout"]
+        template.ClearField("timeout")
+        if timeout is not None:
+            template.timeout.CopyFrom(duration(timeout))
+    return template
+
+
+def update_schedule_request(
+    schedule_id: str, changes: ScheduleChanges, template: schedule_pb2.TaskTemplate | None
+) -> pb.UpdateScheduleRequest:
+    """The schedule with the changed fields set, and the mask that names them. `template` is
+    the schedule's current task template, with the changes to it already made (None when none
+    of them changes it)."""
+    if not changes:
+        raise ValueError("update_schedule: name at least one field to change")
+    schedule = schedule_pb2.Schedule(id=schedule_id)
+    paths = set()
+    if "cron" in changes:
+        schedule.cron = changes["cron"]
+        paths.add("cron")
+    if "time_zone" in changes:
+        schedule.time_zone = changes["time_zone"]
+        paths.add("time_zone")
+    if "description" in changes:
+        schedule.description = changes["description"]
+        paths.add("description")
+    if "overlap" in changes:
+        schedule.overlap = schedule_pb2.OverlapPolicy.ValueType(changes["overlap"])
+        paths.add("overlap")
+    if "catchup_window" in changes:
+        window = changes["catchup_window"]
+        if window is not None:
+            schedule.catchup_window.CopyFrom(duration(window))
+        paths.add("catchup_window")
+    if template is not None:
+        schedule.task.CopyFrom(template)
+        paths.add("task")
+    request = pb.UpdateScheduleRequest(schedule=schedule)
+    request.update_mask.paths.extend(sorted(paths))
+    return request
+
+
+def touches_template(changes: ScheduleChanges) -> bool:
+    return not TEMPLATE_FIELDS.isdisjoint(changes)
 
 
 def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:

@@ -78,10 +78,7 @@ class CronTimes:
     def after(self, instant: datetime, count: int) -> list[datetime]:
         """The first `count` fire times strictly after `instant`."""
         fields = self.cron.split()
-        # From an hour back in wall time: the first occurrence of a repeated wall time may lie
-        # before `instant` while its second does not.
-        local = (instant.astimezone(self.zone) - timedelta(hours=1)).replace(tzinfo=None)
-        steps = croniter(self.cron, local, second_at_beginning=len(fields) == 6)
+        steps = croniter(self.cron, self._start(instant), second_at_beginning=len(fields) == 6)
         found: list[datetime] = []
         last = instant
         for _ in range(_SEARCH_LIMIT):
@@ -96,6 +93,18 @@ class CronTimes:
                     found.append(fire)
                     last = fire
         return found
+
+    def _start(self, instant: datetime) -> datetime:
+        """The wall time to iterate from: that of `instant`, or earlier by the change when the
+        clocks go back within the next two hours (wall times about to repeat may lie behind
+        it, and their second occurrence ahead)."""
+        local = instant.astimezone(self.zone)
+        later = (instant + timedelta(hours=2)).astimezone(self.zone)
+        start = local.replace(tzinfo=None)
+        now_offset, later_offset = local.utcoffset(), later.utcoffset()
+        if now_offset is not None and later_offset is not None and later_offset < now_offset:
+            start -= now_offset - later_offset
+        return start
 
     def _instants(self, wall: datetime) -> list[datetime]:
         first = wall.replace(tzinfo=self.zone, fold=0)
@@ -180,7 +189,9 @@ def request_for(schedule: Schedule, fire_time: datetime) -> ScheduleRequest:
 class ScheduleRepository(Protocol):
     """Durable storage of a tenant's schedules."""
 
-    async def create(self, tenant: str, spec: ScheduleSpec, next_fire: datetime) -> Schedule: ...
+    async def create(self, tenant: str, spec: ScheduleSpec, next_fire: datetime | None) -> Schedule:
+        """Stores a schedule; without a next fire time, it is paused."""
+        ...
 
     async def get(self, tenant: str, schedule_id: uuid.UUID) -> Schedule | None: ...
 
@@ -280,10 +291,10 @@ class ScheduleManager:
         except InvalidArgument as error:
             raise error.within("task") from None
 
-    async def create(self, caller: Caller, spec: ScheduleSpec) -> Schedule:
+    async def create(self, caller: Caller, spec: ScheduleSpec, paused: bool = False) -> Schedule:
         require(caller, WRITE_SCOPE)
         spec, next_fire = await self._validated(caller, spec)
-        return await self._repository.create(caller.tenant, spec, next_fire)
+        return await self._repository.create(caller.tenant, spec, None if paused else next_fire)
 
     async def get(self, caller: Caller, schedule_id: str) -> Schedule:
         require(caller, READ_SCOPE)

@@ -14,7 +14,10 @@ from taskscheduler.devstack.stack import Stack
 pytestmark = pytest.mark.e2e
 
 
-def taskctl(stack: Stack, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+def taskctl(
+    stack: Stack, *args: str, token: str | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Runs taskctl with `stdin` as its input (never the terminal: a prompt must not wait)."""
     env = dict(
         os.environ,
         TASKSCHED_ADDRESS=f"127.0.0.1:{stack.config.grpc_port}",
@@ -25,6 +28,7 @@ def taskctl(stack: Stack, *args: str, token: str | None = None) -> subprocess.Co
     return subprocess.run(
         [sys.executable, "-m", "taskscheduler.cli", *args],
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,5 +1,6 @@
 """The dashboard in a real browser (Playwright driving Debian's chromium): sign in, watch a task
-reach SUCCESS without a reload, open its attempts, cancel another."""
+reach SUCCESS without a reload, open its attempts, cancel another; pause, purge and resume a
+queue, and run a cron schedule now from their pages."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TENANT = "dashboard"
+FLOW_TENANT = "dashboard-flow"  # the queues test's own tenant: the first one counts its tasks
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +33,34 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+def rest_client(stack: Stack, tenant: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.config.gateway_port}",
+        headers={"authorization": f"Bearer {stack.token(tenant=tenant)}"},
+        timeout=30,
+    )
+
+
 @pytest.fixture
 def rest(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{stack.config.gateway_port}",
-        headers={"authorization": f"Bearer {stack.token(tenant=TENANT)}"},
-        timeout=30,
-    ) as client:
+    with rest_client(stack, TENANT) as client:
         yield client
 
 
-def signed_in(browser: Browser, stack: Stack) -> Page:
+@pytest.fixture
+def flow_rest(stack: Stack) -> Iterator[httpx.Client]:
+    with rest_client(stack, FLOW_TENANT) as client:
+        yield client
+
+
+def signed_in(browser: Browser, stack: Stack, tenant: str = TENANT) -> Page:
     page = browser.new_page(viewport={"width": 1200, "height": 800})
     page.goto(f"http://127.0.0.1:{stack.config.gateway_port}/dashboard")
     expect(page.locator("h1")).to_have_text("Sign in")  # no cookie yet: sent to sign in
     page.fill("#token", "not-a-token")
     page.click("button[type=submit]")
     expect(page.locator(".error")).to_be_visible()
-    page.fill("#token", stack.token(tenant=TENANT))
+    page.fill("#token", stack.token(tenant=tenant))
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_have_text("Tasks")
     return page
@@ -94,3 +106,107 @@ def test_a_task_reaches_success_live_and_another_is_cancelled(
     page.goto(f"http://127.0.0.1:{stack.config.gateway_port}/dashboard")
     expect(page.locator("#count-CANCELLED")).to_have_text("1")
     page.screenshot(path=str(shots / "dashboard.png"))
+
+
+def test_queues_and_schedules_are_run_from_their_pages(
+    browser: Browser, stack: Stack, flow_rest: httpx.Client, tmp_path: Path
+) -> None:
+    base = f"http://127.0.0.1:{stack.config.gateway_port}"
+    made = flow_rest.post(
+        "/v1/queues",
+        json={"name": "reports", "rate_limit": {"per_second": 5, "burst": 10},
+              "max_concurrent": 3, "max_concurrent_per_key": 1},
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    schedule = flow_rest.post(
+        "/v1/schedules",
+        json={"cron": "0 9 * * *", "time_zone": "Europe/Paris", "overlap": "ALLOW",
+              "description": "Morning report", "task": {"kind": "demo.echo", "queue": "reports",
+              "priority": 7, "concurrency_key": "customer-1", "payload": {"report": "daily"}}},
+    ).json()  # fmt: skip
+    page = signed_in(browser, stack, tenant=FLOW_TENANT)
+    queue_row = page.locator("#queue-reports")
+    schedule_row = page.locator(f"#schedule-{schedule['schedule_id']}")
+
+    # Queues: every queue with its limits; pause one, then see it PAUSED.
+    page.get_by_role("navigation").get_by_role("link", name="Queues").click()
+    expect(page.locator("h1")).to_have_text("Queues")
+    expect(page.locator("nav a[aria-current=page]")).to_have_text("Queues")
+    expect(page.locator("#queue-default")).to_be_visible()
+    expect(queue_row.locator(".state")).to_have_text("RUNNING")
+    expect(queue_row.locator(".rate")).to_have_text("5/s, burst 10")
+    expect(queue_row.locator(".max-concurrent")).to_have_text("3")
+    expect(queue_row.locator(".per-key")).to_have_text("1")
+    queue_row.locator("button.pause").click()
+    expect(queue_row.locator(".state")).to_have_text("PAUSED")
+    expect(queue_row.locator("button.resume")).to_be_visible()
+
+    # Schedules: its row, then Run now shows the task it made (waiting: its queue is paused).
+    page.get_by_role("navigation").get_by_role("link", name="Schedules").click()
+    expect(page.locator("h1")).to_have_text("Schedules")
+    expect(schedule_row.locator(".schedule")).to_contain_text("Morning report")
+    expect(schedule_row.locator(".cron")).to_have_text("0 9 * * *")
+    expect(schedule_row.locator(".zone")).to_have_text("Europe/Paris")
+    expect(schedule_row.locator(".kind")).to_have_text("demo.echo")
+    expect(schedule_row.locator(".queue")).to_have_text("reports")
+    expect(schedule_row.locator(".overlap")).to_have_text("ALLOW")
+    expect(schedule_row.locator(".state")).to_have_text("ACTIVE")
+    expect(schedule_row.locator(".next-fires li")).to_have_count(5)
+    nine_in_paris = re.compile(r"09:00:00 CES?T$")  # in the schedule's time zone
+    expect(schedule_row.locator(".next-fires li").first).to_have_text(nine_in_paris)
+    expect(schedule_row.locator(".last-fire")).to_have_text("never")
+    schedule_row.locator("button.run-now").click()
+    expect(page).to_have_url(re.compile(r"/dashboard/tasks/[0-9a-f-]{36}$"))
+    task_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("h1")).to_contain_text("demo.echo")
+    expect(page.locator("#queue")).to_have_text("reports")
+    expect(page.locator("#priority")).to_have_text("7")
+    expect(page.locator("#concurrency-key")).to_have_text("customer-1")
+    expect(page.locator("#schedule")).to_contain_text(schedule["schedule_id"])
+    expect(page.locator("#fire-time time")).to_have_attribute("datetime", re.compile(r"^\d{4}-"))
+    expect(page.locator("#status")).to_have_text("PENDING")  # its queue is paused
+
+    # The schedule's last fire links to that task; its task list holds it alone.
+    page.goto(f"{base}/dashboard/schedules")
+    expect(schedule_row.locator("a.last-task")).to_have_attribute(
+        "href", f"/dashboard/tasks/{task_id}"
+    )
+    schedule_row.locator("a.tasks").click()
+    expect(page.locator("#schedule-filter")).to_contain_text(schedule["schedule_id"])
+    expect(page.locator("table.tasks tbody tr")).to_have_count(1)
+    expect(page.locator(f"a[href='/dashboard/tasks/{task_id}']")).to_be_visible()
+
+    # Back on the queues: the paused queue holds the task; its link lists the queue's tasks.
+    page.get_by_role("navigation").get_by_role("link", name="Queues").click()
+    expect(queue_row.locator(".waiting")).to_have_text("1")
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    page.screenshot(path=str(shots / "dashboard-queues.png"))
+    queue_row.locator("a.tasks").click()
+    expect(page.locator("input[name=queue]")).to_have_value("reports")
+    expect(page.locator(f"a[href='/dashboard/tasks/{task_id}']")).to_be_visible()
+
+    # Purge asks first; keeping the tasks changes nothing, purging cancels the waiting one.
+    page.goto(f"{base}/dashboard/queues")
+    queue_row.locator("button.purge").click()
+    expect(page.locator("h1")).to_have_text("Purge reports?")
+    expect(page.locator("#waiting")).to_have_text("1")
+    page.click("#keep")
+    expect(queue_row.locator(".waiting")).to_have_text("1")
+    queue_row.locator("button.purge").click()
+    page.click("#purge")
+    expect(page.locator("#purged")).to_have_text("Purged reports: 1 waiting task cancelled.")
+    expect(queue_row.locator(".waiting")).to_have_text("0")
+    assert flow_rest.get(f"/v1/tasks/{task_id}").json()["status"] == "CANCELLED"
+
+    # Resume: RUNNING again, and the next run of the schedule goes through.
+    queue_row.locator("button.resume").click()
+    expect(queue_row.locator(".state")).to_have_text("RUNNING")
+    page.goto(f"{base}/dashboard/schedules")
+    schedule_row.locator("button.pause").click()
+    expect(schedule_row.locator(".state")).to_have_text("PAUSED")
+    expect(schedule_row.locator(".next-fires")).to_have_text("none while paused")
+    schedule_row.locator("button.run-now").click()  # paused or not
+    expect(page.locator("#status")).to_have_text("SUCCESS", timeout=30_000)
+    page.goto(f"{base}/dashboard/schedules")
+    schedule_row.locator("button.resume").click()
+    expect(schedule_row.locator(".state")).to_have_text("ACTIVE")

@@ -342,6 +342,12 @@ def test_metrics_move_when_tasks_run(stack: Stack, client: httpx.Client) -> None
     dispatcher = scrape(config.dispatcher_metrics_port)
     assert "taskscheduler_tasks{" in dispatcher
     assert metric(dispatcher, "taskscheduler_tasks", status="RUNNING") >= 0
+    # The queue the tasks above went through: its dispatches and its depth, by state.
+    dispatched = metric(
+        dispatcher, "taskscheduler_queue_dispatched_total", tenant="dev", queue="default"
+    )
+    assert dispatched >= 2
+    assert "taskscheduler_queue_depth{" in dispatcher and 'state="RUNNING"' in dispatcher
 
 
 def test_retry_over_rest(client: httpx.Client) -> None:

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,7 +23,7 @@ from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 from tests.helpers import request, wait_until
 from tests.servers import ServiceProcess, start_dispatcher, start_worker
 
-DB = psycopg.Connection[tuple[object, ...]]
+DB = psycopg.Connection[tuple[Any, ...]]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def processes(settings: Settings, log_dir: Path) -> Iterator[list[ServiceProcess
 pytestmark = pytest.mark.usefixtures("processes")
 
 
-async def new_queue(stub: TaskServiceStub, **settings: object) -> str:
+async def new_queue(stub: TaskServiceStub, **settings: Any) -> str:
     name = f"q-{uuid.uuid4().hex[:8]}"
     await stub.CreateQueue(pb.CreateQueueRequest(queue=queue_pb2.Queue(name=name, **settings)))
     await asyncio.sleep(1)  # the workers look for new queues twice a second
@@ -48,7 +49,7 @@ async def new_queue(stub: TaskServiceStub, **settings: object) -> str:
 
 
 async def schedule_many(
-    stub: TaskServiceStub, queue: str, payloads: list[dict[str, object]], **fields: object
+    stub: TaskServiceStub, queue: str, payloads: list[dict[str, Any]], **fields: object
 ) -> list[task_pb2.Task]:
     items = []
     for payload in payloads:
@@ -68,7 +69,7 @@ def unfinished(db: DB, queue: str) -> int:
         (queue,),
     ).fetchone()
     assert row is not None
-    return int(row[0])  # type: ignore[call-overload]
+    return int(row[0])
 
 
 async def all_finished(db: DB, queue: str, within: float = 60) -> None:
@@ -83,7 +84,7 @@ def attempts_of(db: DB, queue: str) -> list[tuple[datetime, datetime, str, int]]
         "ORDER BY a.started_at",
         (queue,),
     ).fetchall()
-    return [(r[0], r[1], r[2], r[3]) for r in rows]  # type: ignore[misc]
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 async def test_a_paused_queue_starts_nothing_then_runs_everything_on_resume(
@@ -131,8 +132,7 @@ async def test_a_rate_limit_holds_across_two_dispatchers(stub: TaskServiceStub, 
     await stub.ResumeQueue(pb.ResumeQueueRequest(name=queue))
     await all_finished(db, queue, within=60)
     dispatched = sorted(
-        row[0]  # type: ignore[misc]
-        for row in db.execute("SELECT dispatched_at FROM tasks WHERE queue = %s", (queue,))
+        row[0] for row in db.execute("SELECT dispatched_at FROM tasks WHERE queue = %s", (queue,))
     )
     window = timedelta(seconds=5)
     busiest = max(
@@ -182,7 +182,9 @@ async def test_an_unknown_queue_is_an_invalid_argument(stub: TaskServiceStub) ->
     assert "INVALID_ARGUMENT" in str(excinfo.value)
 
 
-def every_second(overlap: int, kind: str, payload: dict[str, object]) -> schedule_pb2.Schedule:
+def every_second(
+    overlap: schedule_pb2.OverlapPolicy.ValueType, kind: str, payload: dict[str, Any]
+) -> schedule_pb2.Schedule:
     template = schedule_pb2.TaskTemplate(kind=kind)
     template.payload.update(payload)
     schedule = schedule_pb2.Schedule(cron="* * * * * *", task=template, overlap=overlap)
@@ -194,7 +196,7 @@ def fire_times(db: DB, schedule_id: str) -> list[datetime]:
     rows = db.execute(
         "SELECT fire_time FROM tasks WHERE schedule_id = %s ORDER BY fire_time", (schedule_id,)
     ).fetchall()
-    return [row[0] for row in rows]  # type: ignore[misc]
+    return [row[0] for row in rows]
 
 
 @pytest.mark.timeout(150)
@@ -239,7 +241,7 @@ async def test_skip_overlap_never_runs_two_fires_at_once(stub: TaskServiceStub, 
     ).fetchall()
     assert 2 <= len(rows) <= 4  # about one run per 2.5 s, not eight
     for (_, finished), (created_next, _) in itertools.pairwise(rows):
-        assert created_next >= finished  # type: ignore[operator]
+        assert created_next >= finished
 
 
 async def test_trigger_fires_now_and_records_the_schedule_on_the_task(

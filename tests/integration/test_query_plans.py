@@ -13,10 +13,12 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
-from taskscheduler.adapters.postgres.due_tasks import _claimable
+from taskscheduler.adapters.postgres.due_tasks import _claimable, _next_by_key, _next_in_order
 from taskscheduler.adapters.postgres.schema import (
     FINISHED,
+    IN_FLIGHT,
     WAITING_FOR_TIMER,
+    schedules,
     task_attempts,
     tasks,
 )
@@ -39,6 +41,7 @@ TENANT = "tenant-1"
 SOME_ID = uuid.UUID("00000000-0000-4000-8000-000000000000")
 LISTING = sa.select(tasks).where(tasks.c.tenant == TENANT)
 NEWEST_FIRST = (tasks.c.created_at.desc(), tasks.c.id.desc())
+OF_QUEUE = (tasks.c.tenant == TENANT, tasks.c.queue == "emails")
 
 HOT_QUERIES: dict[str, tuple[Any, str]] = {
     "GetTask": (
@@ -102,6 +105,42 @@ HOT_QUERIES: dict[str, tuple[Any, str]] = {
         ),
         "ix_tasks_finished_at",  # the window bounds what is read, whatever the history
     ),
+    "ListTasks by queue": (
+        LISTING.where(tasks.c.queue == "emails").order_by(*NEWEST_FIRST).limit(51),
+        "ix_tasks_tenant_queue_created_at_id",
+    ),
+    "ListTasks by schedule": (
+        LISTING.where(tasks.c.schedule_id == SOME_ID).order_by(*NEWEST_FIRST).limit(51),
+        "uq_tasks_schedule_id_fire_time",
+    ),
+    "dispatch, by priority": (
+        _next_in_order(OF_QUEUE).limit(100),
+        "ix_tasks_ready",
+    ),
+    "dispatch, round robin by key": (
+        _next_by_key(OF_QUEUE, 2).limit(100),
+        "ix_tasks_ready",
+    ),
+    "dispatch, slots held": (
+        sa.select(sa.func.count()).where(*OF_QUEUE, IN_FLIGHT),
+        "ix_tasks_in_flight",
+    ),
+    "schedule overlap": (
+        sa.select(
+            sa.exists().where(
+                tasks.c.schedule_id == SOME_ID,
+                tasks.c.status.in_(["SCHEDULED", "PENDING", "RUNNING", "RETRYING"]),
+            )
+        ),
+        "ix_tasks_schedule_live",
+    ),
+    "due schedules": (
+        sa.select(schedules)
+        .where(sa.not_(schedules.c.paused), schedules.c.next_fire_at <= sa.func.now())
+        .order_by(schedules.c.next_fire_at)
+        .limit(100),
+        "ix_schedules_next_fire_at",
+    ),
     "lost messages": (
         _claimable(
             sa.and_(tasks.c.status == "PENDING", tasks.c.republish_at <= sa.func.now()),
@@ -114,10 +153,10 @@ HOT_QUERIES: dict[str, tuple[Any, str]] = {
 
 
 ROWS = """
-INSERT INTO tasks (id, tenant, status, kind, payload, attempt, max_attempts,
+INSERT INTO tasks (id, tenant, queue, status, kind, payload, attempt, max_attempts,
     initial_backoff_seconds, max_backoff_seconds, backoff_multiplier, jitter, run_at,
     created_at, updated_at)
-SELECT gen_random_uuid(), 'tenant-' || (n % 20),
+SELECT gen_random_uuid(), 'tenant-' || (n % 20), 'queue-' || (n % 5),
     (ARRAY['SUCCESS','SUCCESS','SUCCESS','FAILED','CANCELLED','PENDING','SCHEDULED'])[1 + n % 7],
     'kind-' || (n % 10), '{}'::jsonb, 0, 3, 1, 300, 2, true,
     now() + (n % 100) * interval '1 minute', now() - n * interval '1 second', now()

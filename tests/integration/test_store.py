@@ -297,7 +297,9 @@ async def test_unclaimed_pending_tasks_are_published_again_with_doubling_waits(
     db: psycopg.Connection[tuple[object, ...]],
 ) -> None:
     task, _ = await repository.insert(new_task())
-    db.execute("INSERT INTO queues (tenant, name) VALUES (%s, 'default')", (T,))
+    db.execute(
+        "INSERT INTO queues (tenant, name) VALUES (%s, 'default') ON CONFLICT DO NOTHING", (T,)
+    )
     engine = make_async_engine(settings)
     try:
         due = PostgresDueTasks.from_settings(engine, settings)

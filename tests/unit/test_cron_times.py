@@ -12,8 +12,10 @@ from taskscheduler.core.model import Schedule, ScheduleSpec, TaskTemplate
 from taskscheduler.core.schedules import CronTimes, fires_due
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_a_daily_time_follows_its_zone_across_the_spring_change() -> None:
@@ -93,3 +95,13 @@ def test_missed_fires_within_the_catchup_window_are_made_up_once_each() -> None:
 def test_nothing_is_due_before_the_next_fire() -> None:
     schedule = schedule_due_at(utc(2026, 1, 1, 12, 1), catchup=timedelta(minutes=1))
     assert fires_due(schedule, utc(2026, 1, 1, 12)) == ([], utc(2026, 1, 1, 12, 1))
+
+
+def test_the_second_occurrence_of_a_repeated_hour_is_found_from_just_before_it() -> None:
+    """From 02:59:59 CEST, the next hourly fire is the repeated 02:00 (CET), an hour later."""
+    times = CronTimes.parse("0 * * * *", "Europe/Paris")
+    assert times.after(utc(2026, 10, 25, 0, 59, 59), 2) == [
+        utc(2026, 10, 25, 1),
+        utc(2026, 10, 25, 2),
+    ]
+    assert times.after(utc(2026, 10, 25, 1, 30), 1) == [utc(2026, 10, 25, 2)]

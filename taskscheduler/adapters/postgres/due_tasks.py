@@ -39,10 +39,12 @@ _OPEN_QUEUES = (
         sa.exists().where(tasks.c.tenant == queues.c.tenant, tasks.c.queue == queues.c.name, READY),
     )
     .order_by(queues.c.tokens_at)
-    .with_for_update(of=queues, skip_locked=True)
+    # NO KEY UPDATE: a pause waits for the pass, a task being stored into the queue does not.
+    .with_for_update(of=queues, skip_locked=True, key_share=True)
 )
-"""Queues that are not paused and have ready tasks, each held by one dispatcher at a time: what
-it counts and takes from a queue cannot change under it, and a pause waits for it."""
+"""Queues that are not paused and have ready tasks, the longest unserved first, each held by one
+dispatcher at a time: what it counts and takes from a queue cannot change under it, and a pause
+waits for it."""
 
 
 @dataclass(frozen=True)
@@ -164,14 +166,20 @@ class PostgresDueTasks:
             .returning(*_MESSAGE_COLUMNS)
         )
         taken = [_message(row) for row in (await conn.execute(statement)).mappings()]
-        if tokens is not None and taken:
+        if taken:
+            # The bucket's new level; its time also orders the queues of the next pass, the
+            # longest unserved first.
+            left = queue["tokens"] if tokens is None else tokens - len(taken)
             await conn.execute(
                 queues.update()
                 .where(queues.c.tenant == queue["tenant"], queues.c.name == queue["name"])
-                .values(tokens=tokens - len(taken), tokens_at=queue["now"])
+                .values(tokens=left, tokens_at=queue["now"])
             )
-        held_back = "concurrency" if per_key and len(taken) < budget else ""
-        return taken, held_back, None
+        if per_key and len(taken) < budget:
+            more_ready = sa.select(sa.exists().where(*of_queue, READY))
+            if (await conn.execute(more_ready)).scalar():
+                return taken, "concurrency", None
+        return taken, "", None
 
     async def republish_lost(self, limit: int) -> list[TaskMessage]:
         """PENDING rows that no worker claimed by their republish time: their message may be

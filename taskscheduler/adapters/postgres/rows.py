@@ -11,14 +11,18 @@ from taskscheduler.core.execution import ClaimedAttempt, ExpiredAttempt
 from taskscheduler.core.model import (
     Attempt,
     NewTask,
+    Overlap,
     Queue,
     QueueSettings,
     QueueState,
     RateLimit,
     RetryPolicy,
     RetryPolicyOverride,
+    Schedule,
+    ScheduleSpec,
     Task,
     TaskStatus,
+    TaskTemplate,
 )
 
 Row = Mapping[Any, Any]
@@ -135,17 +139,45 @@ def _seconds(row: Row, column: str) -> timedelta | None:
     return None if value is None else timedelta(seconds=value)
 
 
+def _in_seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+RETRY_OVERRIDE_COLUMNS = (
+    "max_attempts",
+    "initial_backoff_seconds",
+    "max_backoff_seconds",
+    "backoff_multiplier",
+    "jitter",
+)
+"""A retry policy's fields as nullable columns (of a queue, of a schedule's template)."""
+
+
+def retry_override_from_row(row: Row) -> RetryPolicyOverride:
+    return RetryPolicyOverride(
+        max_attempts=row["max_attempts"],
+        initial_backoff=_seconds(row, "initial_backoff_seconds"),
+        max_backoff=_seconds(row, "max_backoff_seconds"),
+        backoff_multiplier=row["backoff_multiplier"],
+        jitter=row["jitter"],
+    )
+
+
+def retry_override_values(policy: RetryPolicyOverride) -> dict[str, Any]:
+    return {
+        "max_attempts": policy.max_attempts,
+        "initial_backoff_seconds": _in_seconds(policy.initial_backoff),
+        "max_backoff_seconds": _in_seconds(policy.max_backoff),
+        "backoff_multiplier": policy.backoff_multiplier,
+        "jitter": policy.jitter,
+    }
+
+
 QUEUE_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
     "rate_limit": ("rate_per_second", "rate_burst"),
     "max_concurrent": ("max_concurrent",),
     "max_concurrent_per_key": ("max_concurrent_per_key",),
-    "retry_policy": (
-        "max_attempts",
-        "initial_backoff_seconds",
-        "max_backoff_seconds",
-        "backoff_multiplier",
-        "jitter",
-    ),
+    "retry_policy": RETRY_OVERRIDE_COLUMNS,
     "timeout": ("timeout_seconds",),
 }
 """The columns behind each field of a queue an update may name."""
@@ -157,13 +189,7 @@ def queue_from_row(row: Row) -> Queue:
         rate_limit=None if rate is None else RateLimit(rate, row["rate_burst"]),
         max_concurrent=row["max_concurrent"] or 0,
         max_concurrent_per_key=row["max_concurrent_per_key"] or 0,
-        retry_policy=RetryPolicyOverride(
-            max_attempts=row["max_attempts"],
-            initial_backoff=_seconds(row, "initial_backoff_seconds"),
-            max_backoff=_seconds(row, "max_backoff_seconds"),
-            backoff_multiplier=row["backoff_multiplier"],
-            jitter=row["jitter"],
-        ),
+        retry_policy=retry_override_from_row(row),
         timeout=_seconds(row, "timeout_seconds"),
     )
     return Queue(
@@ -181,20 +207,80 @@ def queue_from_row(row: Row) -> Queue:
 def queue_settings_values(settings: QueueSettings) -> dict[str, Any]:
     """The columns of a queue's settings (its state and token bucket aside)."""
     rate = settings.rate_limit
-    policy = settings.retry_policy
-
-    def seconds(value: timedelta | None) -> float | None:
-        return None if value is None else value.total_seconds()
-
     return {
         "rate_per_second": None if rate is None else rate.per_second,
         "rate_burst": None if rate is None else rate.burst,
         "max_concurrent": settings.max_concurrent or None,
         "max_concurrent_per_key": settings.max_concurrent_per_key or None,
-        "max_attempts": policy.max_attempts,
-        "initial_backoff_seconds": seconds(policy.initial_backoff),
-        "max_backoff_seconds": seconds(policy.max_backoff),
-        "backoff_multiplier": policy.backoff_multiplier,
-        "jitter": policy.jitter,
-        "timeout_seconds": seconds(settings.timeout),
+        **retry_override_values(settings.retry_policy),
+        "timeout_seconds": _in_seconds(settings.timeout),
     }
+
+
+SCHEDULE_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "cron": ("cron",),
+    "time_zone": ("time_zone",),
+    "task": (
+        "kind",
+        "payload",
+        "queue",
+        "priority",
+        "concurrency_key",
+        *RETRY_OVERRIDE_COLUMNS,
+        "timeout_seconds",
+    ),
+    "overlap": ("overlap",),
+    "catchup_window": ("catchup_window_seconds",),
+    "description": ("description",),
+}
+"""The columns behind each field of a schedule an update may name."""
+
+
+def schedule_spec_values(spec: ScheduleSpec) -> dict[str, Any]:
+    task = spec.task
+    return {
+        "cron": spec.cron,
+        "time_zone": spec.time_zone,
+        "kind": task.kind,
+        "payload": task.payload,
+        "queue": task.queue,
+        "priority": task.priority,
+        "concurrency_key": task.concurrency_key or None,
+        **retry_override_values(task.retry_policy),
+        "timeout_seconds": _in_seconds(task.timeout),
+        "overlap": spec.overlap.value,
+        "catchup_window_seconds": spec.catchup_window.total_seconds(),
+        "description": spec.description,
+    }
+
+
+def schedule_from_row(row: Row) -> Schedule:
+    template = TaskTemplate(
+        kind=row["kind"],
+        payload=row["payload"],
+        queue=row["queue"],
+        priority=row["priority"],
+        concurrency_key=row["concurrency_key"] or "",
+        retry_policy=retry_override_from_row(row),
+        timeout=_seconds(row, "timeout_seconds"),
+    )
+    spec = ScheduleSpec(
+        cron=row["cron"],
+        task=template,
+        time_zone=row["time_zone"],
+        overlap=Overlap(row["overlap"]),
+        catchup_window=timedelta(seconds=row["catchup_window_seconds"]),
+        description=row["description"],
+    )
+    return Schedule(
+        id=row["id"],
+        tenant=row["tenant"],
+        spec=spec,
+        paused=row["paused"],
+        next_fire_time=row["next_fire_at"],
+        create_time=row["created_at"],
+        update_time=row["updated_at"],
+        last_fire_time=row["last_fire_at"],
+        last_task_id=row["last_task_id"],
+        buffered_fire_time=row["buffered_fire_at"],
+    )

@@ -6,123 +6,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskscheduler.adapters.postgres.engine import storage_errors
+from taskscheduler.adapters.postgres.rows import (
+    SCHEDULE_FIELD_COLUMNS,
+    schedule_from_row,
+    schedule_spec_values,
+)
 from taskscheduler.adapters.postgres.schema import WAKE_CHANNEL, schedules, tasks
 from taskscheduler.core.model import (
-    Overlap,
-    RetryPolicyOverride,
     Schedule,
     ScheduleSpec,
     TaskStatus,
-    TaskTemplate,
 )
 
-_LIVE = [
-    status.value
-    for status in (
-        TaskStatus.SCHEDULED,
-        TaskStatus.PENDING,
-        TaskStatus.RUNNING,
-        TaskStatus.RETRYING,
-    )
-]
-
-SPEC_FIELD_COLUMNS: dict[str, tuple[str, ...]] = {
-    "cron": ("cron",),
-    "time_zone": ("time_zone",),
-    "task": (
-        "kind",
-        "payload",
-        "queue",
-        "priority",
-        "concurrency_key",
-        "max_attempts",
-        "initial_backoff_seconds",
-        "max_backoff_seconds",
-        "backoff_multiplier",
-        "jitter",
-        "timeout_seconds",
-    ),
-    "overlap": ("overlap",),
-    "catchup_window": ("catchup_window_seconds",),
-    "description": ("description",),
-}
-"""The columns behind each field of a schedule an update may name."""
-
-
-def _seconds(value: timedelta | None) -> float | None:
-    return None if value is None else value.total_seconds()
-
-
-def _timedelta(value: float | None) -> timedelta | None:
-    return None if value is None else timedelta(seconds=value)
-
-
-def spec_values(spec: ScheduleSpec) -> dict[str, Any]:
-    task = spec.task
-    policy = task.retry_policy
-    return {
-        "cron": spec.cron,
-        "time_zone": spec.time_zone,
-        "kind": task.kind,
-        "payload": task.payload,
-        "queue": task.queue,
-        "priority": task.priority,
-        "concurrency_key": task.concurrency_key or None,
-        "max_attempts": policy.max_attempts,
-        "initial_backoff_seconds": _seconds(policy.initial_backoff),
-        "max_backoff_seconds": _seconds(policy.max_backoff),
-        "backoff_multiplier": policy.backoff_multiplier,
-        "jitter": policy.jitter,
-        "timeout_seconds": _seconds(task.timeout),
-        "overlap": spec.overlap.value,
-        "catchup_window_seconds": spec.catchup_window.total_seconds(),
-        "description": spec.description,
-    }
-
-
-def schedule_from_row(row: sa.RowMapping) -> Schedule:
-    template = TaskTemplate(
-        kind=row["kind"],
-        payload=row["payload"],
-        queue=row["queue"],
-        priority=row["priority"],
-        concurrency_key=row["concurrency_key"] or "",
-        retry_policy=RetryPolicyOverride(
-            max_attempts=row["max_attempts"],
-            initial_backoff=_timedelta(row["initial_backoff_seconds"]),
-            max_backoff=_timedelta(row["max_backoff_seconds"]),
-            backoff_multiplier=row["backoff_multiplier"],
-            jitter=row["jitter"],
-        ),
-        timeout=_timedelta(row["timeout_seconds"]),
-    )
-    spec = ScheduleSpec(
-        cron=row["cron"],
-        task=template,
-        time_zone=row["time_zone"],
-        overlap=Overlap(row["overlap"]),
-        catchup_window=timedelta(seconds=row["catchup_window_seconds"]),
-        description=row["description"],
-    )
-    return Schedule(
-        id=row["id"],
-        tenant=row["tenant"],
-        spec=spec,
-        paused=row["paused"],
-        next_fire_time=row["next_fire_at"],
-        create_time=row["created_at"],
-        update_time=row["updated_at"],
-        last_fire_time=row["last_fire_at"],
-        last_task_id=row["last_task_id"],
-        buffered_fire_time=row["buffered_fire_at"],
-    )
+_LIVE = [status.value for status in TaskStatus if not status.is_terminal]
 
 
 class PostgresScheduleRepository:
@@ -131,10 +33,16 @@ class PostgresScheduleRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def create(self, tenant: str, spec: ScheduleSpec, next_fire: datetime) -> Schedule:
+    async def create(self, tenant: str, spec: ScheduleSpec, next_fire: datetime | None) -> Schedule:
         statement = (
             schedules.insert()
-            .values(id=uuid.uuid4(), tenant=tenant, next_fire_at=next_fire, **spec_values(spec))
+            .values(
+                id=uuid.uuid4(),
+                tenant=tenant,
+                next_fire_at=next_fire,
+                paused=next_fire is None,
+                **schedule_spec_values(spec),
+            )
             .returning(*schedules.c)
         )
         created = await self._write_one(statement)
@@ -174,8 +82,10 @@ class PostgresScheduleRepository:
         fields: frozenset[str],
         next_fire: datetime | None,
     ) -> Schedule | None:
-        values = spec_values(spec)
-        changed = {column: values[column] for name in fields for column in SPEC_FIELD_COLUMNS[name]}
+        values = schedule_spec_values(spec)
+        changed = {
+            column: values[column] for name in fields for column in SCHEDULE_FIELD_COLUMNS[name]
+        }
         if next_fire is not None:
             changed["next_fire_at"] = next_fire
         statement = (
