@@ -197,7 +197,7 @@ class Operations:
 
         async def one(index: int) -> None:
             promoted = await self.due_tasks.promote_due(self.batch_size)
-            await self.due_tasks.next_due_time()
+            await self.due_tasks.next_times()
             assert promoted == 0, promoted
 
         return await self.timed(n, one)

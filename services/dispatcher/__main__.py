@@ -32,7 +32,7 @@ log = logging.getLogger("taskscheduler.dispatcher")
 
 
 async def run(settings: Settings) -> None:
-    engine = make_async_engine(settings)
+    engine = make_async_engine(settings, pre_ping=False)
     sync_engine = make_sync_engine(settings)
     listener = StatusListener(settings.libpq_url)
     celery_publisher = make_publisher(settings)

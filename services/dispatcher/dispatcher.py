@@ -21,6 +21,13 @@ from taskscheduler.core.schedules import ScheduleFirer
 log = logging.getLogger("taskscheduler.dispatcher")
 
 
+REFILL_DELAY_SECONDS = 0.02
+
+
+def _due(time: datetime | None, now: datetime) -> bool:
+    return time is not None and time <= now
+
+
 class Dispatcher:
     """Any number may run side by side: each due row is claimed by exactly one of them."""
 
@@ -49,30 +56,72 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._planned_wake: datetime | None = None
         self._next_token_in: float | None = None
+        # What the last pass left: the caps that held ready tasks back (a freed slot may let
+        # them through), and the next due timer and fire (None: none; unknown until read).
+        self._held_back_by: frozenset[str] = frozenset()
+        self._refill_planned = False
+        self._times_known = False
+        self._next_timer: datetime | None = None
+        self._next_fire: datetime | None = None
         listener.observe(self._on_event)
-        listener.observe_wakes(self._wake.set)
+        listener.observe_wakes(self._on_wake)
+
+    def _on_wake(self) -> None:
+        """A queue or a schedule changed: read the next fire time again."""
+        self._times_known = False
+        self._wake.set()
 
     def _on_event(self, event: StatusEvent | None, run_at: datetime | None) -> None:
-        """Wakes the loop for every change that may let a task through (a ready task, a claim,
-        a slot freed), and for a timer due before the planned wake-up; not for later timers."""
-        if event is None or run_at is None or event.status is not TaskStatus.SCHEDULED:
+        """Wakes the loop for a change that may let a task through: a ready task; a slot freed
+        while tasks wait for one; a timer due before the planned wake-up."""
+        if event is None or run_at is None:  # events may have been missed
+            self._times_known = False
             self._wake.set()
             return
-        if self._planned_wake is None or run_at < self._planned_wake:
+        status = event.status
+        if status in (TaskStatus.SCHEDULED, TaskStatus.RETRYING):
+            if self._next_timer is None or run_at < self._next_timer:
+                self._next_timer = run_at
+            if self._planned_wake is None or run_at < self._planned_wake:
+                self._wake.set()
+        if status is TaskStatus.PENDING:
             self._wake.set()
+        elif status is TaskStatus.RUNNING and "dispatch_ahead" in self._held_back_by:
+            self._refill_soon()
+        elif status is not TaskStatus.SCHEDULED and "concurrency" in self._held_back_by:
+            self._wake.set()  # an end (or a retry) freed a slot
+
+    def _refill_soon(self) -> None:
+        """Claims free room in the broker one by one; one pass a little later refills it for
+        all of them (the bound is far above what workers claim in that time)."""
+        if self._refill_planned:
+            return
+        self._refill_planned = True
+        asyncio.get_running_loop().call_later(REFILL_DELAY_SECONDS, self._refill)
+
+    def _refill(self) -> None:
+        self._refill_planned = False
+        self._wake.set()
 
     async def dispatch_due(self) -> int:
         """One pass: due timers become ready, due schedules fire, ready tasks go through their
         queues. Returns the most work one step did (a full batch: more may be waiting)."""
-        promoted = await self._due_tasks.promote_due(self._batch_size)
-        fired = await self._schedules.fire_due(self._batch_size)
+        now = datetime.now(UTC)
+        promoted = fired = 0
+        if not self._times_known or _due(self._next_timer, now):
+            promoted = await self._due_tasks.promote_due(self._batch_size)
+        if not self._times_known or _due(self._next_fire, now):
+            fired = await self._schedules.fire_due(self._batch_size)
         dispatch = await self._due_tasks.dispatch_ready(self._batch_size)
         for queue in dispatch.queues:
             metrics.observe_dispatch(
                 queue.tenant, queue.queue, queue.dispatched, queue.held_back_by
             )
         self._next_token_in = dispatch.next_token_in
+        self._held_back_by = dispatch.held_back_by
         await self._publish(dispatch.messages)
+        self._next_timer, self._next_fire = await self._due_tasks.next_times()
+        self._times_known = True
         return max(promoted, fired, len(dispatch.messages))
 
     async def republish_lost(self) -> int:
@@ -97,7 +146,7 @@ class Dispatcher:
             try:
                 if await self.dispatch_due() >= self._batch_size:
                     continue  # more may be due right now
-                delay = await self._seconds_until_next_due()
+                delay = self._seconds_until_next_due()
                 if self._next_token_in is not None:
                     delay = min(delay, self._next_token_in)
             except (StorageUnavailable, BrokerUnavailable) as exc:
@@ -131,15 +180,14 @@ class Dispatcher:
                 log.exception("maintenance pass failed; retrying")
             await self._sleep(self._maintenance_every_seconds, stopping)
 
-    async def _seconds_until_next_due(self) -> float:
-        times = [await self._due_tasks.next_due_time(), await self._schedules.next_fire_time()]
+    def _seconds_until_next_due(self) -> float:
+        times = (self._next_timer, self._next_fire)
         next_due = min((time for time in times if time is not None), default=None)
-        now = datetime.now(UTC)
-        if next_due is None:
-            self._planned_wake = None
-            return self._idle_poll_seconds
         self._planned_wake = next_due
-        return max(0.0, min((next_due - now).total_seconds(), self._idle_poll_seconds))
+        if next_due is None:
+            return self._idle_poll_seconds
+        seconds = (next_due - datetime.now(UTC)).total_seconds()
+        return max(0.0, min(seconds, self._idle_poll_seconds))
 
     @staticmethod
     async def _sleep(delay: float, *events: asyncio.Event) -> None:

@@ -222,10 +222,6 @@ class ScheduleRepository(Protocol):
         """Records a fire made outside the dispatcher's pass (TriggerSchedule)."""
         ...
 
-    async def next_fire_time(self) -> datetime | None:
-        """The earliest fire time of the schedules not paused."""
-        ...
-
     def due(self, limit: int) -> AbstractAsyncContextManager[DueSchedules]:
         """A transaction holding up to `limit` due schedules (and those with a buffered fire
         whose task has finished) against every other dispatcher."""
@@ -387,9 +383,6 @@ class ScheduleFirer:
     def __init__(self, repository: ScheduleRepository, tasks: TaskManager) -> None:
         self._repository = repository
         self._tasks = tasks
-
-    async def next_fire_time(self) -> datetime | None:
-        return await self._repository.next_fire_time()
 
     async def fire_due(self, limit: int) -> int:
         """Returns how many tasks the pass made."""

@@ -18,6 +18,7 @@ from taskscheduler.adapters.postgres.schema import (
     READY,
     WAITING_FOR_TIMER,
     queues,
+    schedules,
     tasks,
 )
 from taskscheduler.core.model import QueueState, TaskStatus
@@ -64,6 +65,9 @@ class DispatchPass:
     queues: list[QueuePass]
     next_token_in: float | None
     """Seconds until a rate-limited queue has a token again; None when none waits for one."""
+    held_back_by: frozenset[str]
+    """The caps that kept ready tasks back ("concurrency": max_concurrent or per key, freed as
+    tasks end; "dispatch_ahead": freed as workers claim)."""
 
 
 class PostgresDueTasks:
@@ -122,16 +126,15 @@ class PostgresDueTasks:
                 for queue in (await conn.execute(_OPEN_QUEUES)).mappings().all():
                     if len(messages) >= limit:
                         break
-                    taken, held_back_by, wait = await self._dispatch_queue(
+                    taken, capped_by, wait = await self._dispatch_queue(
                         conn, queue, limit - len(messages)
                     )
                     messages += taken
-                    passes.append(
-                        QueuePass(queue["tenant"], queue["name"], len(taken), held_back_by)
-                    )
+                    passes.append(QueuePass(queue["tenant"], queue["name"], len(taken), capped_by))
                     if wait is not None:
                         next_token_in = wait if next_token_in is None else min(next_token_in, wait)
-        return DispatchPass(messages, passes, next_token_in)
+        caps = frozenset(queue_pass.held_back_by for queue_pass in passes) - {"", "rate"}
+        return DispatchPass(messages, passes, next_token_in, caps)
 
     async def _dispatch_queue(
         self, conn: AsyncConnection, queue: sa.RowMapping, limit: int
@@ -148,11 +151,13 @@ class PostgresDueTasks:
             sa.func.count().filter(tasks.c.status == TaskStatus.PENDING.value),
         ).where(*of_queue, IN_FLIGHT)
         holding, unclaimed = (await conn.execute(in_flight)).one()
-        budget = min(budget, self._dispatch_ahead - unclaimed)
-        if queue["max_concurrent"]:
-            budget = min(budget, queue["max_concurrent"] - holding)
+        capped_by = ""
+        if self._dispatch_ahead - unclaimed < budget:
+            budget, capped_by = self._dispatch_ahead - unclaimed, "dispatch_ahead"
+        if queue["max_concurrent"] and queue["max_concurrent"] - holding < budget:
+            budget, capped_by = queue["max_concurrent"] - holding, "concurrency"
         if budget <= 0:
-            return [], "concurrency" if queue["max_concurrent"] else "", None
+            return [], capped_by, None
         per_key = queue["max_concurrent_per_key"]
         chosen = _next_by_key(of_queue, per_key) if per_key else _next_in_order(of_queue)
         statement = (
@@ -179,6 +184,12 @@ class PostgresDueTasks:
             more_ready = sa.select(sa.exists().where(*of_queue, READY))
             if (await conn.execute(more_ready)).scalar():
                 return taken, "concurrency", None
+        if len(taken) < budget:
+            return taken, "", None
+        if capped_by:
+            return taken, capped_by, None
+        if tokens is not None and int(tokens) == budget:  # the bucket ran dry, not the queue
+            return taken, "rate", (1 - (tokens - len(taken))) / queue["rate_per_second"]
         return taken, "", None
 
     async def republish_lost(self, limit: int) -> list[TaskMessage]:
@@ -228,12 +239,23 @@ class PostgresDueTasks:
                 result = await conn.execute(tasks.delete().where(tasks.c.id.in_(finished)))
         return int(result.rowcount)
 
-    async def next_due_time(self) -> datetime | None:
-        query = sa.select(sa.func.min(tasks.c.run_at)).where(tasks.c.status.in_(WAITING_FOR_TIMER))
+    async def next_times(self) -> tuple[datetime | None, datetime | None]:
+        """The next due timer (SCHEDULED or RETRYING) and the next fire of a schedule not
+        paused, in one round trip."""
+        next_timer = (
+            sa.select(sa.func.min(tasks.c.run_at))
+            .where(tasks.c.status.in_(WAITING_FOR_TIMER))
+            .scalar_subquery()
+        )
+        next_fire = (
+            sa.select(sa.func.min(schedules.c.next_fire_at))
+            .where(sa.not_(schedules.c.paused))
+            .scalar_subquery()
+        )
         with storage_errors():
             async with self._engine.connect() as conn:
-                next_due: datetime | None = (await conn.execute(query)).scalar()
-                return next_due
+                row = (await conn.execute(sa.select(next_timer, next_fire))).one()
+        return row[0], row[1]
 
 
 def _message(row: sa.RowMapping) -> TaskMessage:

@@ -24,13 +24,14 @@ def _connect_args(settings: Settings) -> dict[str, object]:
     }
 
 
-def make_async_engine(settings: Settings) -> AsyncEngine:
+def make_async_engine(settings: Settings, pre_ping: bool = True) -> AsyncEngine:
+    """`pre_ping`: a round trip per checkout, so that a database restart fails no client call.
+    The dispatcher goes without (a failed pass is tried again), as does the worker's engine
+    (its callers put the message back and try again)."""
     return create_async_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
-        # A round trip per checkout, so that a database restart fails no client call; the
-        # worker's engine goes without: its callers put the message back and try again.
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_timeout=settings.db_connect_timeout_seconds,
         connect_args=_connect_args(settings),
     )

@@ -160,13 +160,6 @@ class PostgresScheduleRepository:
                 now = rows[0]["now"] if rows else datetime.now().astimezone()
                 yield PostgresDueSchedules(conn, now, [schedule_from_row(row) for row in rows])
 
-    async def next_fire_time(self) -> datetime | None:
-        query = sa.select(sa.func.min(schedules.c.next_fire_at)).where(sa.not_(schedules.c.paused))
-        with storage_errors():
-            async with self._engine.connect() as conn:
-                next_fire: datetime | None = (await conn.execute(query)).scalar()
-                return next_fire
-
 
 def _has_live_task(schedule_id: sa.ColumnElement[uuid.UUID]) -> sa.Exists:
     return sa.exists().where(tasks.c.schedule_id == schedule_id, tasks.c.status.in_(_LIVE))
