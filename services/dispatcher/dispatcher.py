@@ -22,6 +22,7 @@ log = logging.getLogger("taskscheduler.dispatcher")
 
 
 REFILL_DELAY_SECONDS = 0.02
+IDLE_DUE_DELAY_SECONDS = 0.02
 
 
 def _due(time: datetime | None, now: datetime) -> bool:
@@ -59,7 +60,10 @@ class Dispatcher:
         # What the last pass left: the caps that held ready tasks back (a freed slot may let
         # them through), and the next due timer and fire (None: none; unknown until read).
         self._held_back_by: frozenset[str] = frozenset()
+        self._buffered_fires = False
         self._refill_planned = False
+        self._in_pass = False
+        self._seen_in_pass: set[TaskStatus] = set()
         self._times_known = False
         self._next_timer: datetime | None = None
         self._next_fire: datetime | None = None
@@ -86,10 +90,17 @@ class Dispatcher:
                 self._wake.set()
         if status is TaskStatus.PENDING:
             self._wake.set()
-        elif status is TaskStatus.RUNNING and "dispatch_ahead" in self._held_back_by:
-            self._refill_soon()
-        elif status is not TaskStatus.SCHEDULED and "concurrency" in self._held_back_by:
-            self._wake.set()  # an end (or a retry) freed a slot
+            return
+        if self._in_pass:  # judged by what the pass leaves held back, once it is done
+            self._seen_in_pass.add(status)
+        self._on_slot_freed(status)
+
+    def _on_slot_freed(self, status: TaskStatus) -> None:
+        if status is TaskStatus.RUNNING and "dispatch_ahead" in self._held_back_by:
+            self._refill_soon()  # a claim freed room in the broker
+        ends = status.is_terminal or status is TaskStatus.RETRYING
+        if ends and ("concurrency" in self._held_back_by or self._buffered_fires):
+            self._wake.set()  # an end freed a slot, or a buffered fire may now run
 
     def _refill_soon(self) -> None:
         """Claims free room in the broker one by one; one pass a little later refills it for
@@ -106,12 +117,21 @@ class Dispatcher:
     async def dispatch_due(self) -> int:
         """One pass: due timers become ready, due schedules fire, ready tasks go through their
         queues. Returns the most work one step did (a full batch: more may be waiting)."""
+        self._in_pass, self._seen_in_pass = True, set()
+        try:
+            return await self._pass()
+        finally:
+            self._in_pass = False
+            for status in self._seen_in_pass:  # slots freed while the pass counted them
+                self._on_slot_freed(status)
+
+    async def _pass(self) -> int:
         now = datetime.now(UTC)
         promoted = fired = 0
         if not self._times_known or _due(self._next_timer, now):
             promoted = await self._due_tasks.promote_due(self._batch_size)
-        if not self._times_known or _due(self._next_fire, now):
-            fired = await self._schedules.fire_due(self._batch_size)
+        if not self._times_known or self._buffered_fires or _due(self._next_fire, now):
+            fired = await self._fire_schedules()
         dispatch = await self._due_tasks.dispatch_ready(self._batch_size)
         for queue in dispatch.queues:
             metrics.observe_dispatch(
@@ -120,9 +140,23 @@ class Dispatcher:
         self._next_token_in = dispatch.next_token_in
         self._held_back_by = dispatch.held_back_by
         await self._publish(dispatch.messages)
-        self._next_timer, self._next_fire = await self._due_tasks.next_times()
+        times = await self._due_tasks.next_times()
+        self._next_timer, self._next_fire, self._buffered_fires = times
         self._times_known = True
+        if dispatch.more_queues:
+            return self._batch_size  # other queues wait: go on at once
         return max(promoted, fired, len(dispatch.messages))
+
+    async def _fire_schedules(self) -> int:
+        """A schedule that fails for a bug must not stop every queue: logged, and the queues
+        are dispatched all the same (an outage fails the pass, to be tried again)."""
+        try:
+            return await self._schedules.fire_due(self._batch_size)
+        except (StorageUnavailable, BrokerUnavailable):
+            raise
+        except Exception:
+            log.exception("firing schedules failed; dispatching the queues all the same")
+            return 0
 
     async def republish_lost(self) -> int:
         return await self._publish(await self._due_tasks.republish_lost(self._batch_size))
@@ -144,9 +178,14 @@ class Dispatcher:
         while not stopping.is_set():
             self._wake.clear()  # what happens from here on wakes the next sleep
             try:
-                if await self.dispatch_due() >= self._batch_size:
+                done = await self.dispatch_due()
+                if done >= self._batch_size:
                     continue  # more may be due right now
                 delay = self._seconds_until_next_due()
+                if not done and delay == 0:
+                    # Due, yet nothing done: another dispatcher holds it, or this clock runs
+                    # ahead of the database's. Do not spin.
+                    delay = IDLE_DUE_DELAY_SECONDS
                 if self._next_token_in is not None:
                     delay = min(delay, self._next_token_in)
             except (StorageUnavailable, BrokerUnavailable) as exc:

@@ -47,9 +47,14 @@ class QueueWatcher(bootsteps.StartStopStep):  # type: ignore[misc]
         if c.app.amqp.queues._consume_from is not None:
             return
         interval = self.settings.worker_queue_watch_seconds
+        # Celery stops and starts the same step on a broker reconnect: a fresh event each time.
+        self._stopping = threading.Event()
         self._read_names()
         self._apply(c)
-        threading.Thread(target=self._watch, name="queue-watcher", daemon=True).start()
+        stopping = self._stopping
+        threading.Thread(
+            target=self._watch, args=(stopping,), name="queue-watcher", daemon=True
+        ).start()
         self._timer = c.timer.call_repeatedly(interval, self._apply, (c,), priority=10)
 
     def stop(self, c: Any) -> None:
@@ -57,8 +62,8 @@ class QueueWatcher(bootsteps.StartStopStep):  # type: ignore[misc]
         if self._timer is not None:
             self._timer.cancel()
 
-    def _watch(self) -> None:
-        while not self._stopping.wait(self.settings.worker_queue_watch_seconds):
+    def _watch(self, stopping: threading.Event) -> None:
+        while not stopping.wait(self.settings.worker_queue_watch_seconds):
             self._read_names()
 
     def _read_names(self) -> None:

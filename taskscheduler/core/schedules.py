@@ -3,6 +3,7 @@ and the firing of due ones, one task per fire."""
 
 from __future__ import annotations
 
+import heapq
 import logging
 import uuid
 from contextlib import AbstractAsyncContextManager
@@ -15,7 +16,13 @@ from croniter import croniter
 from croniter.croniter import CroniterError
 
 from taskscheduler.core import paging
-from taskscheduler.core.errors import DomainError, InvalidArgument, ScheduleNotFound
+from taskscheduler.core.errors import (
+    BrokerUnavailable,
+    DomainError,
+    InvalidArgument,
+    ScheduleNotFound,
+    StorageUnavailable,
+)
 from taskscheduler.core.manager import ScheduleRequest, TaskManager, parse_task_id
 from taskscheduler.core.model import (
     READ_SCOPE,
@@ -36,6 +43,8 @@ NAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "
 MAX_CRON_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 1000
 MAX_CATCHUP_WINDOW = timedelta(days=7)
+CATCHUP_GRACE = timedelta(seconds=10)
+"""A fire this late always runs, whatever the schedule's catch-up window."""
 MAX_FIRES_PER_PASS = 1000
 """Most missed fires of one schedule made up in one pass (the rest in the next passes)."""
 NEXT_FIRE_TIMES = 5
@@ -81,17 +90,30 @@ class CronTimes:
         steps = croniter(self.cron, self._start(instant), second_at_beginning=len(fields) == 6)
         found: list[datetime] = []
         last = instant
+        # Candidates wait here until no later wall time can give an earlier instant: a repeated
+        # wall time's second occurrence comes after the first occurrences of the walls behind it.
+        waiting: list[datetime] = []
+
+        def emit(fire: datetime) -> None:
+            nonlocal last
+            if fire > last and len(found) < count:
+                found.append(fire)
+                last = fire
+
         for _ in range(_SEARCH_LIMIT):
             if len(found) == count:
-                break
+                return found
             try:
                 wall: datetime = steps.get_next(datetime)
             except CroniterError:
                 break
-            for fire in self._instants(wall):
-                if fire > last and len(found) < count:
-                    found.append(fire)
-                    last = fire
+            first, *second = self._instants(wall)
+            while waiting and waiting[0] < first:
+                emit(heapq.heappop(waiting))
+            for fire in (first, *second):
+                heapq.heappush(waiting, fire)
+        while waiting:
+            emit(heapq.heappop(waiting))
         return found
 
     def _start(self, instant: datetime) -> datetime:
@@ -158,7 +180,7 @@ def fires_due(schedule: Schedule, now: datetime) -> tuple[list[datetime], dateti
     first = schedule.next_fire_time
     if first is None or first > now:
         return [], first
-    earliest = now - spec.catchup_window
+    earliest = now - max(spec.catchup_window, CATCHUP_GRACE)
     if first < earliest:  # a long outage: jump to the window rather than walk through it
         first = times.next_after(earliest - timedelta(microseconds=1))
     fires: list[datetime] = []
@@ -350,6 +372,8 @@ class ScheduleManager:
         up."""
         current = await self.get(caller, schedule_id)
         require(caller, WRITE_SCOPE)
+        if not current.paused:
+            return current  # its next fire and any buffered one stand
         next_fire = CronTimes(current.spec.cron, _zone(current.spec.time_zone)).next_after(
             datetime.now(UTC)
         )
@@ -421,6 +445,8 @@ class ScheduleFirer:
     async def _make(self, caller: Caller, schedule: Schedule, fire_time: datetime) -> Task | None:
         try:
             return await self._tasks.schedule(caller, request_for(schedule, fire_time))
+        except (StorageUnavailable, BrokerUnavailable):
+            raise  # the pass fails and the fire is tried again: never dropped for an outage
         except DomainError as error:  # a kind or queue gone since: the fire cannot make a task
             log.error("schedule %s: fire %s made no task: %s", schedule.id, fire_time, error)
             return None

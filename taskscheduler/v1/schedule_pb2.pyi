@@ -153,7 +153,8 @@ class Schedule(_message.Message):
     @_builtins.property
     def catchup_window(self) -> _duration_pb2.Duration:
         """How far back missed fires (no dispatcher running, the database down) are made up, each
-        once; older ones are skipped. Unset means one minute.
+        once; older ones are skipped. Unset means one minute; a fire less than ten seconds late
+        always runs.
         """
 
     @_builtins.property

@@ -280,3 +280,22 @@ async def test_a_schedule_update_names_its_fields(stub: TaskServiceStub) -> None
                 schedule=bad, update_mask=field_mask_pb2.FieldMask(paths=["cron"])
             )
         )
+
+
+async def test_buffer_one_runs_the_kept_fire_as_soon_as_the_run_ends(
+    stub: TaskServiceStub, db: DB
+) -> None:
+    schedule = every_second(schedule_pb2.OVERLAP_POLICY_BUFFER_ONE, "demo.sleep", {"seconds": 3})
+    schedule.cron = "*/2 * * * * *"  # a fire every 2 s, a run of 3 s
+    created = await stub.CreateSchedule(pb.CreateScheduleRequest(schedule=schedule))
+    schedule_id = created.schedule.id
+    await asyncio.sleep(10)
+    await stub.PauseSchedule(pb.PauseScheduleRequest(id=schedule_id))
+    rows = db.execute(
+        "SELECT created_at, finished_at FROM tasks WHERE schedule_id = %s ORDER BY created_at",
+        (schedule_id,),
+    ).fetchall()
+    assert 2 <= len(rows) <= 4  # back to back, not one a fire
+    for (_, finished), (created_next, _) in itertools.pairwise(rows):
+        assert finished is not None
+        assert timedelta(0) <= created_next - finished < timedelta(seconds=1)

@@ -105,3 +105,15 @@ def test_the_second_occurrence_of_a_repeated_hour_is_found_from_just_before_it()
         utc(2026, 10, 25, 2),
     ]
     assert times.after(utc(2026, 10, 25, 1, 30), 1) == [utc(2026, 10, 25, 2)]
+
+
+def test_every_fifteen_minutes_through_the_repeated_hour_in_real_time_order() -> None:
+    fires = CronTimes.parse("*/15 * * * *", "Europe/Paris").after(utc(2026, 10, 24, 23, 50), 9)
+    step = timedelta(minutes=15)
+    assert fires == [utc(2026, 10, 25, 0, 0) + i * step for i in range(9)]
+
+
+def test_a_fire_a_moment_late_runs_even_with_no_catchup_window() -> None:
+    schedule = schedule_due_at(utc(2026, 1, 1, 12), catchup=timedelta(0))
+    fires, after = fires_due(schedule, utc(2026, 1, 1, 12, 0, 0) + timedelta(milliseconds=5))
+    assert (fires, after) == ([utc(2026, 1, 1, 12)], utc(2026, 1, 1, 12, 1))

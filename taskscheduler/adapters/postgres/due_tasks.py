@@ -33,6 +33,9 @@ _MESSAGE_COLUMNS = (
     tasks.c.traceparent,
 )
 
+QUEUES_PER_PASS = 20
+"""Queues one pass holds at most: other dispatchers take the next ones meanwhile."""
+
 _OPEN_QUEUES = (
     sa.select(queues, sa.func.now().label("now"))
     .where(
@@ -40,6 +43,7 @@ _OPEN_QUEUES = (
         sa.exists().where(tasks.c.tenant == queues.c.tenant, tasks.c.queue == queues.c.name, READY),
     )
     .order_by(queues.c.tokens_at)
+    .limit(QUEUES_PER_PASS)
     # NO KEY UPDATE: a pause waits for the pass, a task being stored into the queue does not.
     .with_for_update(of=queues, skip_locked=True, key_share=True)
 )
@@ -68,6 +72,8 @@ class DispatchPass:
     held_back_by: frozenset[str]
     """The caps that kept ready tasks back ("concurrency": max_concurrent or per key, freed as
     tasks end; "dispatch_ahead": freed as workers claim)."""
+    more_queues: bool
+    """The pass held as many queues as it may: others may have ready tasks too."""
 
 
 class PostgresDueTasks:
@@ -134,7 +140,8 @@ class PostgresDueTasks:
                     if wait is not None:
                         next_token_in = wait if next_token_in is None else min(next_token_in, wait)
         caps = frozenset(queue_pass.held_back_by for queue_pass in passes) - {"", "rate"}
-        return DispatchPass(messages, passes, next_token_in, caps)
+        more_queues = len(passes) == QUEUES_PER_PASS
+        return DispatchPass(messages, passes, next_token_in, caps, more_queues)
 
     async def _dispatch_queue(
         self, conn: AsyncConnection, queue: sa.RowMapping, limit: int
@@ -239,9 +246,10 @@ class PostgresDueTasks:
                 result = await conn.execute(tasks.delete().where(tasks.c.id.in_(finished)))
         return int(result.rowcount)
 
-    async def next_times(self) -> tuple[datetime | None, datetime | None]:
-        """The next due timer (SCHEDULED or RETRYING) and the next fire of a schedule not
-        paused, in one round trip."""
+    async def next_times(self) -> tuple[datetime | None, datetime | None, bool]:
+        """The next due timer (SCHEDULED or RETRYING), the next fire of a schedule not paused,
+        and whether a schedule keeps a fire for when its running task ends (BUFFER_ONE), in
+        one round trip."""
         next_timer = (
             sa.select(sa.func.min(tasks.c.run_at))
             .where(tasks.c.status.in_(WAITING_FOR_TIMER))
@@ -252,10 +260,11 @@ class PostgresDueTasks:
             .where(sa.not_(schedules.c.paused))
             .scalar_subquery()
         )
+        buffered = sa.exists().where(schedules.c.buffered_fire_at.isnot(None))
         with storage_errors():
             async with self._engine.connect() as conn:
-                row = (await conn.execute(sa.select(next_timer, next_fire))).one()
-        return row[0], row[1]
+                row = (await conn.execute(sa.select(next_timer, next_fire, buffered))).one()
+        return row[0], row[1], bool(row[2])
 
 
 def _message(row: sa.RowMapping) -> TaskMessage:

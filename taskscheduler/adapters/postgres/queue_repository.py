@@ -20,7 +20,7 @@ from taskscheduler.adapters.postgres.schema import (
     schedules,
     tasks,
 )
-from taskscheduler.core.errors import QueueExists, QueueInUse, QueueNotFound
+from taskscheduler.core.errors import InvalidArgument, QueueExists, QueueInUse, QueueNotFound
 from taskscheduler.core.model import Queue, QueueSettings, QueueState, TaskStatus
 
 _OF_QUEUE = (tasks.c.tenant == queues.c.tenant, tasks.c.queue == queues.c.name)
@@ -177,6 +177,12 @@ class PostgresQueueRepository:
         )
         with storage_errors():
             async with self._engine.begin() as conn:
+                # The queue first, as a dispatch pass and a pause take it: then the tasks.
+                await conn.execute(
+                    sa.select(queues.c.name)
+                    .where(queues.c.tenant == tenant, queues.c.name == name)
+                    .with_for_update(key_share=True)
+                )
                 return int((await conn.execute(statement)).rowcount)
 
     async def _ensure_default(self, tenant: str) -> None:
@@ -186,6 +192,22 @@ class PostgresQueueRepository:
         with storage_errors():
             async with self._engine.begin() as conn:
                 await conn.execute(statement)
+
+
+async def hold_queues(
+    conn: AsyncConnection, tenant: str, names: set[str], field: str = "queue"
+) -> None:
+    """Keeps the named queues from being deleted until the transaction commits (a deletion
+    checks for tasks and schedules first); InvalidArgument naming `field` for a missing one.
+    The default queue is never deleted."""
+    names = names - {DEFAULT_QUEUE}
+    if not names:
+        return
+    held = sa.select(queues.c.name).where(queues.c.tenant == tenant, queues.c.name.in_(names))
+    found = set((await conn.execute(held.with_for_update(key_share=True, read=True))).scalars())
+    missing = sorted(names - found)
+    if missing:
+        raise InvalidArgument(field, f"no queue named {missing[0]!r}; create it first")
 
 
 def _recall_dispatched(tenant: str, name: str) -> sa.Update:

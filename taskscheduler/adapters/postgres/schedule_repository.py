@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskscheduler.adapters.postgres.engine import storage_errors
+from taskscheduler.adapters.postgres.queue_repository import hold_queues
 from taskscheduler.adapters.postgres.rows import (
     SCHEDULE_FIELD_COLUMNS,
     schedule_from_row,
@@ -45,7 +46,7 @@ class PostgresScheduleRepository:
             )
             .returning(*schedules.c)
         )
-        created = await self._write_one(statement)
+        created = await self._write_one(statement, (tenant, spec.task.queue))
         assert created is not None  # an insert returns its row
         return created
 
@@ -94,7 +95,8 @@ class PostgresScheduleRepository:
             .values(updated_at=sa.func.now(), **changed)
             .returning(*schedules.c)
         )
-        return await self._write_one(statement)
+        queue = (tenant, spec.task.queue) if "task" in fields else None
+        return await self._write_one(statement, queue)
 
     async def delete(self, tenant: str, schedule_id: uuid.UUID) -> bool:
         with storage_errors():
@@ -130,9 +132,15 @@ class PostgresScheduleRepository:
             async with self._engine.begin() as conn:
                 await conn.execute(statement)
 
-    async def _write_one(self, statement: sa.Executable) -> Schedule | None:
+    async def _write_one(
+        self, statement: sa.Executable, queue: tuple[str, str] | None = None
+    ) -> Schedule | None:
+        """Runs a write of one schedule; `queue` (tenant, name): the queue its template names,
+        held against a deletion until the write commits."""
         with storage_errors():
             async with self._engine.begin() as conn:
+                if queue is not None:
+                    await hold_queues(conn, queue[0], {queue[1]}, field="task.queue")
                 row = (await conn.execute(statement)).mappings().first()
                 if row is not None:
                     # Wakes the dispatchers: the schedule may now fire sooner than they plan.

@@ -10,9 +10,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskscheduler.adapters.postgres.engine import storage_errors
+from taskscheduler.adapters.postgres.queue_repository import hold_queues
 from taskscheduler.adapters.postgres.rows import insert_values, task_from_row
-from taskscheduler.adapters.postgres.schema import DEFAULT_QUEUE, queues, task_attempts, tasks
-from taskscheduler.core.errors import IdempotencyConflict, InvalidArgument
+from taskscheduler.adapters.postgres.schema import task_attempts, tasks
+from taskscheduler.core.errors import IdempotencyConflict
 from taskscheduler.core.model import NewTask, PageCursor, Task, TaskFilter, TaskPage, TaskStatus
 from taskscheduler.core.states import CANCELLABLE
 from taskscheduler.settings import Settings
@@ -47,7 +48,7 @@ class PostgresTaskRepository:
         values = insert_values(new)
         with storage_errors():
             async with self._engine.begin() as conn:
-                await _hold_queues(conn, new.tenant, {new.queue})
+                await hold_queues(conn, new.tenant, {new.queue})
                 row = (await conn.execute(_INSERT, values)).mappings().first()
                 if row is None and await self._release_expired_key(conn, new):
                     row = (await conn.execute(_INSERT, values)).mappings().first()
@@ -67,7 +68,7 @@ class PostgresTaskRepository:
         tenant = news[0].tenant
         with storage_errors():
             async with self._engine.begin() as conn:
-                await _hold_queues(conn, tenant, {new.queue for new in news})
+                await hold_queues(conn, tenant, {new.queue for new in news})
                 if keys:
                     await conn.execute(self._release_expired_keys(tenant, keys))
                 result = await conn.execute(_INSERT, rows)
@@ -196,19 +197,6 @@ class PostgresTaskRepository:
             .all()
         )
         return task_from_row(row, attempts)
-
-
-async def _hold_queues(conn: AsyncConnection, tenant: str, names: set[str]) -> None:
-    """Keeps the named queues from being deleted until the tasks are committed (a deletion
-    checks for tasks first). The default queue is never deleted."""
-    names = names - {DEFAULT_QUEUE}
-    if not names:
-        return
-    held = sa.select(queues.c.name).where(queues.c.tenant == tenant, queues.c.name.in_(names))
-    found = set((await conn.execute(held.with_for_update(key_share=True, read=True))).scalars())
-    missing = sorted(names - found)
-    if missing:
-        raise InvalidArgument("queue", f"no queue named {missing[0]!r}; create it first")
 
 
 def _stored_or_existing(
