@@ -49,7 +49,6 @@ def settings(servers: Servers) -> Settings:
     return settings_for(
         servers,
         dispatcher_idle_poll_seconds=0.5,
-        worker_queue_watch_seconds=0.5,
         lease_seconds=2,
         stop_grace_seconds=1,
         republish_after_seconds=3,

@@ -28,10 +28,12 @@ DB = psycopg.Connection[tuple[Any, ...]]
 
 @pytest.fixture(scope="module")
 def processes(settings: Settings, log_dir: Path) -> Iterator[list[ServiceProcess]]:
-    """Two dispatchers and two workers of concurrency 4, serving every queue."""
+    """Two dispatchers and two workers of concurrency 4, serving every queue. The workers do
+    not poll for new queues here: the NOTIFY of a queue's creation alone must bring them."""
     started = [start_dispatcher(settings, log_dir), start_dispatcher(settings, log_dir)]
+    no_polling = settings.model_copy(update={"worker_queue_watch_seconds": 3600})
     try:
-        started += [start_worker(settings, log_dir, concurrency=4) for _ in range(2)]
+        started += [start_worker(no_polling, log_dir, concurrency=4) for _ in range(2)]
         yield started
     finally:
         for process in started:
@@ -44,7 +46,6 @@ pytestmark = pytest.mark.usefixtures("processes")
 async def new_queue(stub: TaskServiceStub, **settings: Any) -> str:
     name = f"q-{uuid.uuid4().hex[:8]}"
     await stub.CreateQueue(pb.CreateQueueRequest(queue=queue_pb2.Queue(name=name, **settings)))
-    await asyncio.sleep(1)  # the workers look for new queues twice a second
     return name
 
 

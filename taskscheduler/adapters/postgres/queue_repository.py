@@ -59,6 +59,8 @@ class PostgresQueueRepository:
         with storage_errors():
             async with self._engine.begin() as conn:
                 row = (await conn.execute(statement)).mappings().first()
+                if row is not None:
+                    await _announce(conn)  # workers serving every queue subscribe to it
         if row is None:
             raise QueueExists(name)
         return queue_from_row(row)
@@ -226,5 +228,5 @@ def _recall_dispatched(tenant: str, name: str) -> sa.Update:
 
 
 async def _announce(conn: AsyncConnection) -> None:
-    """Wakes the dispatchers when the transaction commits."""
+    """Wakes the dispatchers (and the workers' queue watchers) when the transaction commits."""
     await conn.execute(sa.select(sa.func.pg_notify(WAKE_CHANNEL, "")))

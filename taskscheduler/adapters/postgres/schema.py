@@ -265,5 +265,5 @@ schedules = sa.Table(
 STATUS_CHANNEL = "task_status"
 """The NOTIFY channel of status changes; payload: {"id", "status", "attempt", "version", "time"}."""
 WAKE_CHANNEL = "dispatch_wake"
-"""NOTIFY channel that wakes the dispatchers: a queue resumed or its limits changed, a schedule
-created, changed or resumed."""
+"""NOTIFY channel that wakes the dispatchers: a queue created, resumed or its limits changed, a
+schedule created, changed or resumed (a worker serving every queue listens too)."""
