@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from taskscheduler.core import paging, states
+from taskscheduler.core import paging, retry, states
 from taskscheduler.core.errors import (
     IdempotencyConflict,
     InvalidArgument,
@@ -47,7 +47,6 @@ from taskscheduler.core.ports import (
 from taskscheduler.core.queues import QueueDefaults, check_queue_name
 from taskscheduler.logs import current_traceparent
 
-MAX_ATTEMPTS_LIMIT = 100
 DEFAULT_COUNT_WINDOW = timedelta(hours=1)
 MAX_COUNT_WINDOW = timedelta(days=7)
 MAX_BATCH = 1000
@@ -93,21 +92,6 @@ def parse_task_id(value: str, field_name: str = "task_id") -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise InvalidArgument(field_name, f"{value[:64]!r} is not a UUID") from None
-
-
-def _validated_policy(policy: RetryPolicy) -> RetryPolicy:
-    prefix = "retry_policy."
-    if not 1 <= policy.max_attempts <= MAX_ATTEMPTS_LIMIT:
-        raise InvalidArgument(
-            prefix + "max_attempts", f"must be between 1 and {MAX_ATTEMPTS_LIMIT}"
-        )
-    if policy.initial_backoff < timedelta(0):
-        raise InvalidArgument(prefix + "initial_backoff", "must not be negative")
-    if policy.max_backoff < policy.initial_backoff:
-        raise InvalidArgument(prefix + "max_backoff", "must not be less than initial_backoff")
-    if policy.backoff_multiplier < 1:
-        raise InvalidArgument(prefix + "backoff_multiplier", "must be at least 1")
-    return policy
 
 
 def _fingerprint(request: ScheduleRequest) -> str:
@@ -187,7 +171,7 @@ class TaskManager:
         if len(request.concurrency_key) > MAX_KEY_LENGTH:
             raise InvalidArgument("concurrency_key", f"must be at most {MAX_KEY_LENGTH} characters")
         base_policy = queue.retry_policy.applied_to(kind.retry_policy or self._default_retry_policy)
-        policy = _validated_policy(request.retry_policy.applied_to(base_policy))
+        policy = retry.validated(request.retry_policy.applied_to(base_policy))
         run_at = max(request.run_at or now, now)
         return NewTask(
             id=uuid.uuid4(),

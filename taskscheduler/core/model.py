@@ -271,6 +271,14 @@ class PageCursor:
 
 
 @dataclass(frozen=True)
+class ResourcePosition:
+    """Keyset position after the last resource of a page, in creation order."""
+
+    create_time: datetime
+    resource_id: uuid.UUID
+
+
+@dataclass(frozen=True)
 class TaskPage:
     tasks: list[Task]
     next_cursor: PageCursor | None

@@ -7,9 +7,10 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
+from typing import Any
 
 from taskscheduler.core.errors import InvalidArgument
-from taskscheduler.core.model import PageCursor, TaskFilter
+from taskscheduler.core.model import PageCursor, ResourcePosition, TaskFilter
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -33,45 +34,75 @@ def _filter_fingerprint(task_filter: TaskFilter) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def encode_page_token(cursor: PageCursor, task_filter: TaskFilter) -> str:
-    body = {
-        "t": cursor.create_time.isoformat(),
-        "i": str(cursor.task_id),
-        "f": _filter_fingerprint(task_filter),
-    }
+def _encode(body: dict[str, str]) -> str:
     return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+
+def _decode(token: str) -> Any:
+    """The body of a token; InvalidArgument naming page_token when it is not one of ours."""
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except ValueError:
+        raise InvalidArgument("page_token", "malformed page token") from None
+
+
+def encode_page_token(cursor: PageCursor, task_filter: TaskFilter) -> str:
+    return _encode(
+        {
+            "t": cursor.create_time.isoformat(),
+            "i": str(cursor.task_id),
+            "f": _filter_fingerprint(task_filter),
+        }
+    )
 
 
 def decode_page_token(token: str, task_filter: TaskFilter) -> PageCursor | None:
     """Returns the cursor of a token; a token made for other filters is an error (AIP-158)."""
     if not token:
         return None
+    body = _decode(token)
     try:
-        padded = token + "=" * (-len(token) % 4)
-        body = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        cursor = PageCursor(datetime.fromisoformat(body["t"]), uuid.UUID(body["i"]))
-        fingerprint = body["f"]
-    except (ValueError, KeyError, TypeError):
+        cursor = PageCursor(datetime.fromisoformat(_field(body, "t")), uuid.UUID(_field(body, "i")))
+    except ValueError:
         raise InvalidArgument("page_token", "malformed page token") from None
+    fingerprint = _field(body, "f")
     if fingerprint != _filter_fingerprint(task_filter):
         raise InvalidArgument("page_token", "the page token was made for other filters")
     return cursor
 
 
 def encode_name_token(name: str) -> str:
-    """The token of a page of named resources (queues, schedules) that ends at `name`."""
-    return base64.urlsafe_b64encode(json.dumps({"n": name}).encode()).decode().rstrip("=")
+    """The token of a page of queues, by name, that ends at `name`."""
+    return _encode({"n": name})
 
 
 def decode_name_token(token: str) -> str:
     """The last name of the previous page; empty for the first page."""
     if not token:
         return ""
+    return _field(_decode(token), "n")
+
+
+def encode_position_token(position: ResourcePosition) -> str:
+    """The token of a page, in creation order, that ends at `position` (schedules)."""
+    return _encode({"t": position.create_time.isoformat(), "i": str(position.resource_id)})
+
+
+def decode_position_token(token: str) -> ResourcePosition | None:
+    if not token:
+        return None
+    body = _decode(token)
     try:
-        padded = token + "=" * (-len(token) % 4)
-        name = json.loads(base64.urlsafe_b64decode(padded.encode()))["n"]
-    except (ValueError, KeyError, TypeError):
+        return ResourcePosition(
+            datetime.fromisoformat(_field(body, "t")), uuid.UUID(_field(body, "i"))
+        )
+    except ValueError:
         raise InvalidArgument("page_token", "malformed page token") from None
-    if not isinstance(name, str):
+
+
+def _field(body: Any, key: str) -> str:
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, str):
         raise InvalidArgument("page_token", "malformed page token")
-    return name
+    return value

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from taskscheduler.core import paging
+from taskscheduler.core import paging, retry
 from taskscheduler.core.errors import InvalidArgument, QueueInUse, QueueNotFound
 from taskscheduler.core.model import (
     DEFAULT_QUEUE,
@@ -18,7 +18,6 @@ from taskscheduler.core.model import (
     QueueSettings,
     QueueState,
     RateLimit,
-    RetryPolicyOverride,
 )
 from taskscheduler.core.permissions import require
 from taskscheduler.core.ports import QueueRepository
@@ -26,7 +25,6 @@ from taskscheduler.core.ports import QueueRepository
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MAX_RATE_PER_SECOND = 100_000.0
 MAX_CONCURRENT = 1_000_000
-MAX_ATTEMPTS_LIMIT = 100
 
 QUEUE_FIELDS = frozenset(
     {"rate_limit", "max_concurrent", "max_concurrent_per_key", "retry_policy", "timeout"}
@@ -44,20 +42,6 @@ def check_queue_name(name: str, field: str = "name") -> str:
     return name
 
 
-def check_retry_override(policy: RetryPolicyOverride, prefix: str) -> None:
-    """The bounds of each field a caller set (the rest come from elsewhere)."""
-    if policy.max_attempts is not None and not 1 <= policy.max_attempts <= MAX_ATTEMPTS_LIMIT:
-        raise InvalidArgument(
-            prefix + "max_attempts", f"must be between 1 and {MAX_ATTEMPTS_LIMIT}"
-        )
-    for name in ("initial_backoff", "max_backoff"):
-        value = getattr(policy, name)
-        if value is not None and value < timedelta(0):
-            raise InvalidArgument(prefix + name, "must not be negative")
-    if policy.backoff_multiplier is not None and policy.backoff_multiplier < 1:
-        raise InvalidArgument(prefix + "backoff_multiplier", "must be at least 1")
-
-
 def validated_settings(settings: QueueSettings) -> QueueSettings:
     """Checks every bound; a rate limit without a burst gets one second's worth."""
     rate = settings.rate_limit
@@ -73,7 +57,7 @@ def validated_settings(settings: QueueSettings) -> QueueSettings:
     for name in ("max_concurrent", "max_concurrent_per_key"):
         if not 0 <= getattr(settings, name) <= MAX_CONCURRENT:
             raise InvalidArgument(name, f"must be between 0 (no limit) and {MAX_CONCURRENT}")
-    check_retry_override(settings.retry_policy, "retry_policy.")
+    retry.check_override(settings.retry_policy, "retry_policy.")
     if settings.timeout is not None and settings.timeout <= timedelta(0):
         raise InvalidArgument("timeout", "must be positive")
     return settings

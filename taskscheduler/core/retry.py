@@ -5,7 +5,32 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from taskscheduler.core.model import RetryPolicy
+from taskscheduler.core.errors import InvalidArgument
+from taskscheduler.core.model import RetryPolicy, RetryPolicyOverride
+
+MAX_ATTEMPTS_LIMIT = 100
+
+
+def check_override(policy: RetryPolicyOverride, prefix: str) -> None:
+    """The bounds of each field set (a task's, a queue's or a template's defaults)."""
+    if policy.max_attempts is not None and not 1 <= policy.max_attempts <= MAX_ATTEMPTS_LIMIT:
+        raise InvalidArgument(
+            prefix + "max_attempts", f"must be between 1 and {MAX_ATTEMPTS_LIMIT}"
+        )
+    for name in ("initial_backoff", "max_backoff"):
+        value = getattr(policy, name)
+        if value is not None and value < timedelta(0):
+            raise InvalidArgument(prefix + name, "must not be negative")
+    if policy.backoff_multiplier is not None and policy.backoff_multiplier < 1:
+        raise InvalidArgument(prefix + "backoff_multiplier", "must be at least 1")
+
+
+def validated(policy: RetryPolicy, prefix: str = "retry_policy.") -> RetryPolicy:
+    """A task's whole policy, defaults applied: each bound, and a cap not below the start."""
+    check_override(RetryPolicyOverride.every_field_of(policy), prefix)
+    if policy.max_backoff < policy.initial_backoff:
+        raise InvalidArgument(prefix + "max_backoff", "must not be less than initial_backoff")
+    return policy
 
 
 def backoff(

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from croniter.croniter import CroniterError
 
-from taskscheduler.core import paging
+from taskscheduler.core import paging, retry
 from taskscheduler.core.errors import (
     BrokerUnavailable,
     DomainError,
@@ -29,13 +29,13 @@ from taskscheduler.core.model import (
     WRITE_SCOPE,
     Caller,
     Overlap,
+    ResourcePosition,
     Schedule,
     ScheduleSpec,
     Task,
     TaskTemplate,
 )
 from taskscheduler.core.permissions import require
-from taskscheduler.core.queues import check_retry_override
 
 log = logging.getLogger("taskscheduler.schedules")
 
@@ -217,8 +217,8 @@ class ScheduleRepository(Protocol):
 
     async def get(self, tenant: str, schedule_id: uuid.UUID) -> Schedule | None: ...
 
-    async def list(self, tenant: str, limit: int, after: str) -> list[Schedule]:
-        """Up to `limit` schedules, oldest first, after the page position `after`."""
+    async def list(self, tenant: str, limit: int, after: ResourcePosition | None) -> list[Schedule]:
+        """Up to `limit` schedules, oldest first, after the position `after`."""
         ...
 
     async def update(
@@ -268,10 +268,6 @@ class DueSchedules(Protocol):
     ) -> None: ...
 
 
-def _page_position(schedule: Schedule) -> str:
-    return f"{schedule.create_time.isoformat()}|{schedule.id}"
-
-
 class ScheduleManager:
     """The use cases of schedules; tasks are made by the TaskManager, as a call would."""
 
@@ -280,21 +276,20 @@ class ScheduleManager:
         self._tasks = tasks
 
     async def _validated(self, caller: Caller, spec: ScheduleSpec) -> tuple[ScheduleSpec, datetime]:
-        cron = _checked_cron(spec.cron)
-        times = CronTimes.parse(cron, spec.time_zone)
+        times = CronTimes.parse(spec.cron, spec.time_zone)
         if not timedelta(0) <= spec.catchup_window <= MAX_CATCHUP_WINDOW:
             raise InvalidArgument("catchup_window", f"must be from 0 to {MAX_CATCHUP_WINDOW}")
         if len(spec.description) > MAX_DESCRIPTION_LENGTH:
             raise InvalidArgument("description", "is too long")
         await self._check_template(caller, spec.task)
-        spec = replace(spec, cron=cron, time_zone=spec.time_zone or "UTC")
+        spec = replace(spec, cron=times.cron, time_zone=spec.time_zone or "UTC")
         next_fire = times.next_after(datetime.now(UTC))
         assert next_fire is not None  # CronTimes.parse saw one
         return spec, next_fire
 
     async def _check_template(self, caller: Caller, template: TaskTemplate) -> None:
         """The template as ScheduleTask would check it, its fields named under `task.`."""
-        check_retry_override(template.retry_policy, "task.retry_policy.")
+        retry.check_override(template.retry_policy, "task.retry_policy.")
         probe = ScheduleRequest(
             kind=template.kind,
             payload=template.payload,
@@ -325,12 +320,14 @@ class ScheduleManager:
     ) -> tuple[list[Schedule], str]:
         require(caller, READ_SCOPE)
         size = paging.page_size_or_default(page_size)
-        after = paging.decode_name_token(page_token)
+        after = paging.decode_position_token(page_token)
         found = await self._repository.list(caller.tenant, size + 1, after)
-        token = (
-            paging.encode_name_token(_page_position(found[size - 1])) if len(found) > size else ""
+        if len(found) <= size:
+            return found, ""
+        last = found[size - 1]
+        return found[:size], paging.encode_position_token(
+            ResourcePosition(last.create_time, last.id)
         )
-        return found[:size], token
 
     async def update(
         self, caller: Caller, schedule_id: str, spec: ScheduleSpec, fields: frozenset[str]

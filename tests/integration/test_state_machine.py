@@ -44,8 +44,10 @@ def make_machine(app_settings: Settings) -> type[RuleBasedStateMachine]:
             self.due = PostgresDueTasks.from_settings(self.engine, app_settings)
             self.attempts = PostgresAttemptStore(self.sync_engine)
             self.sql = psycopg.connect(app_settings.libpq_url, autocommit=True)
-            self.sql.execute("TRUNCATE tasks, queues CASCADE")
-            self.sql.execute("INSERT INTO queues (tenant, name) VALUES ('t', 'default')")
+            self.sql.execute("TRUNCATE tasks CASCADE")
+            self.sql.execute(
+                "INSERT INTO queues (tenant, name) VALUES ('t', 'default') ON CONFLICT DO NOTHING"
+            )
             self.seen: dict[uuid.UUID, tuple[S, int]] = {}
 
         def run(self, coroutine: Any) -> Any:

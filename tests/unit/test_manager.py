@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from taskscheduler.core.model import (
     NewTask,
     PageCursor,
     QueueSettings,
+    ResourcePosition,
     RetryPolicy,
     RetryPolicyOverride,
     TaskFilter,
@@ -167,3 +169,23 @@ def test_nul_characters_in_keys_are_rejected(manager: TaskManager) -> None:
             CALLER, ScheduleRequest(kind="demo.echo", request_id="a\x00b"), NOW, QueueSettings()
         )
     assert excinfo.value.field == "request_id"
+
+
+@pytest.mark.parametrize(
+    "body", [b"garbage", b'{"t": "yesterday", "i": "x"}', b'{"t": 1}', b"[1]", b'{"n": 2}']
+)
+def test_malformed_page_tokens_of_every_kind_name_page_token(body: bytes) -> None:
+    token = base64.urlsafe_b64encode(body).decode()
+    for decode in (
+        paging.decode_name_token,
+        paging.decode_position_token,
+        lambda t: paging.decode_page_token(t, TaskFilter()),
+    ):
+        with pytest.raises(InvalidArgument) as excinfo:
+            decode(token)
+        assert field_of(excinfo) == "page_token"
+
+
+def test_position_tokens_round_trip() -> None:
+    position = ResourcePosition(NOW, uuid.uuid4())
+    assert paging.decode_position_token(paging.encode_position_token(position)) == position

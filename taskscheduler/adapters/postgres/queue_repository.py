@@ -45,6 +45,7 @@ class PostgresQueueRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._tenants_with_default: set[str] = set()
 
     async def create(self, tenant: str, name: str, settings: QueueSettings) -> Queue:
         if name == DEFAULT_QUEUE:
@@ -188,12 +189,17 @@ class PostgresQueueRepository:
                 return int((await conn.execute(statement)).rowcount)
 
     async def _ensure_default(self, tenant: str) -> None:
+        """Creates the tenant's default queue on first need; it is never deleted, so once per
+        tenant and process."""
+        if tenant in self._tenants_with_default:
+            return
         statement = (
             pg_insert(queues).values(tenant=tenant, name=DEFAULT_QUEUE).on_conflict_do_nothing()
         )
         with storage_errors():
             async with self._engine.begin() as conn:
                 await conn.execute(statement)
+        self._tenants_with_default.add(tenant)
 
 
 async def hold_queues(

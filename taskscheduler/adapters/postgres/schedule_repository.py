@@ -20,6 +20,7 @@ from taskscheduler.adapters.postgres.rows import (
 )
 from taskscheduler.adapters.postgres.schema import WAKE_CHANNEL, schedules, tasks
 from taskscheduler.core.model import (
+    ResourcePosition,
     Schedule,
     ScheduleSpec,
     TaskStatus,
@@ -57,18 +58,17 @@ class PostgresScheduleRepository:
                 row = (await conn.execute(query)).mappings().first()
         return None if row is None else schedule_from_row(row)
 
-    async def list(self, tenant: str, limit: int, after: str) -> list[Schedule]:
+    async def list(self, tenant: str, limit: int, after: ResourcePosition | None) -> list[Schedule]:
         query = (
             sa.select(schedules)
             .where(schedules.c.tenant == tenant)
             .order_by(schedules.c.created_at, schedules.c.id)
             .limit(limit)
         )
-        if after:
-            created, _, last_id = after.partition("|")
+        if after is not None:
             query = query.where(
                 sa.tuple_(schedules.c.created_at, schedules.c.id)
-                > (datetime.fromisoformat(created), uuid.UUID(last_id))
+                > (after.create_time, after.resource_id)
             )
         with storage_errors():
             async with self._engine.connect() as conn:
