@@ -5,9 +5,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +22,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from taskscheduler.devstack.stack import Stack, StackConfig, on_free_ports
+from taskscheduler.devstack.embedded import free_port
+from taskscheduler.devstack.stack import Stack
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
-from tests.e2e.conftest import start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +51,7 @@ def test_the_seed_curl_example_reaches_success(client: httpx.Client) -> None:
     body = response.json()
     assert body["message"] == "Task scheduled successfully!"
     assert set(body) == {"message", "task_id"}
+    assert client.get(f"/v1/tasks/{body['task_id']}").json()["kind"] == "demo.sleep"
     seen = wait_for_status(client, body["task_id"], "SUCCESS")
     assert seen[-2:] == ["RUNNING", "SUCCESS"]
     assert set(seen) <= {"PENDING", "RUNNING", "SUCCESS"}
@@ -163,31 +170,70 @@ def _in_seconds(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
 
 
-def test_embedded_servers_keep_tasks_across_restarts(tmp_path: Path) -> None:
-    """`make run` twice on a fresh machine: the second run finds the first run's tasks."""
-
-    def config() -> StackConfig:
-        return on_free_ports(
-            tmp_path,
-            log_stream=io.StringIO(),
+@contextmanager
+def make_run(data_dir: Path) -> Iterator[tuple[str, str]]:
+    """`make run`'s own command on free ports: yields the gateway's URL and the printed token;
+    stops it with Ctrl-C (SIGINT) and checks that everything it started has stopped."""
+    ports = {
+        name: str(free_port())
+        for name in (
+            "TASKSCHED_GRPC_PORT", "TASKSCHED_GATEWAY_PORT", "TASKSCHED_DEV_POSTGRES_PORT",
+            "TASKSCHED_DEV_REDIS_PORT", "TASKSCHED_API_METRICS_PORT",
+            "TASKSCHED_WORKER_METRICS_PORT", "TASKSCHED_DISPATCHER_METRICS_PORT",
         )
+    }  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env |= ports | {"TASKSCHED_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "taskscheduler.devstack"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert launcher.stdout is not None
+        printed = []
+        for line in launcher.stdout:
+            printed.append(line)
+            if "try: curl" in line:
+                break
+        else:
+            raise AssertionError("make run stopped before it was ready:\n" + "".join(printed))
+        token = re.search(r"Bearer ([\w.-]+)", printed[-1])
+        assert token is not None, printed[-1]
+        gateway = f"http://127.0.0.1:{ports['TASKSCHED_GATEWAY_PORT']}"
+        assert any(f"Swagger UI: {gateway}/docs" in line for line in printed)
+        threading.Thread(target=launcher.stdout.read, daemon=True).start()  # keep it unblocked
+        yield gateway, token.group(1)
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=60) == 0
+    for name, port in ports.items():
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", int(port))) != 0, f"{name} still listens"
 
-    first = start_stack(config())
-    try:
-        auth = {"authorization": f"Bearer {first.token()}"}
-        base = f"http://127.0.0.1:{first.config.gateway_port}"
-        with httpx.Client(base_url=base, headers=auth) as c:
-            task_id = c.post("/run-task/", json={"kind": "demo.echo"}).json()["task_id"]
-            wait_for_status(c, task_id, "SUCCESS")
-    finally:
-        first.stop()
-    second = start_stack(config())
-    try:
-        base = f"http://127.0.0.1:{second.config.gateway_port}"
-        response = httpx.get(f"{base}/tasks/{task_id}", headers=auth)  # the same secret too
+
+def test_make_run_serves_the_seed_example_and_keeps_tasks_across_restarts(
+    tmp_path: Path,
+) -> None:
+    """`make run` twice on a fresh machine: the printed curl example reaches SUCCESS, Ctrl-C
+    stops everything, and the second run finds the first run's tasks."""
+    with make_run(tmp_path) as (gateway, token), httpx.Client(base_url=gateway) as c:
+        anonymous = c.post("/run-task/")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        c.headers["authorization"] = f"Bearer {token}"
+        response = c.post("/run-task/")
+        assert response.status_code == 200
+        assert response.json()["message"] == "Task scheduled successfully!"
+        task_id = response.json()["task_id"]
+        wait_for_status(c, task_id, "SUCCESS")
+    with make_run(tmp_path) as (gateway, token):
+        response = httpx.get(
+            f"{gateway}/tasks/{task_id}", headers={"authorization": f"Bearer {token}"}
+        )
         assert response.json()["status"] == "SUCCESS"
-    finally:
-        second.stop()
 
 
 def test_the_readme_python_client_follows_a_task_to_success(stack: Stack) -> None:
