@@ -37,6 +37,13 @@ from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 RETRYABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+FAULT_KINDS = (
+    "SIGKILL worker pool process",
+    "SIGKILL worker main process",
+    "Redis restarted empty",
+    "dispatcher exited with code 70",
+    "PostgreSQL stopped",
+)
 
 
 @dataclass
@@ -44,7 +51,6 @@ class ChaosConfig:
     tasks: int = 3000
     rate: float = 100.0  # tasks submitted per second
     pool_kills: int = 6
-    dispatcher_crash_probability: float = 0.003
     postgres_down_seconds: float = 3.0
     lease_seconds: float = 3.0
     republish_after_seconds: float = 3.0
@@ -62,13 +68,27 @@ class Report:
     recovered_from_lost_workers: int = 0
     published_again: int = 0
     longest_recovery_seconds: float = 0.0
+    longest_lost_attempt_to_rerun_seconds: float = 0.0
     faults: list[str] = field(default_factory=list)
+    unfinished_at_faults: list[int] = field(default_factory=list)
+    unexpected_exits: list[str] = field(default_factory=list)
     seconds: float = 0.0
     log: str = ""
 
     @property
+    def missing_faults(self) -> list[str]:
+        injected = " ".join(self.faults)
+        return [fault for fault in FAULT_KINDS if fault not in injected]
+
+    @property
     def passed(self) -> bool:
-        return self.lost == 0 and self.duplicated_executions == 0 and self.acknowledged > 0
+        return (
+            self.lost == 0
+            and self.duplicated_executions == 0
+            and self.acknowledged == self.attempted > 0
+            and not self.missing_faults
+            and not self.unexpected_exits
+        )
 
 
 class Chaos:
@@ -78,8 +98,11 @@ class Chaos:
         self.acknowledged: set[str] = set()
         self._faults_done = threading.Event()
         self._stopping = threading.Event()
+        # Exits the suite caused itself, by process name; any other exit is a defect.
+        self._expected_exits: dict[str, int] = {"worker": 0, "dispatcher": 0}
         data_dir = Path(tempfile.mkdtemp(prefix="taskscheduler-chaos-"))
         self.log_path = data_dir / "stack.log"
+        self.crash_trigger = data_dir / "crash-dispatcher"
         stack_config = on_free_ports(
             data_dir,
             extra_env={
@@ -91,7 +114,7 @@ class Chaos:
                 "TASKSCHED_DEFAULT_MAX_ATTEMPTS": "20",
                 "TASKSCHED_DEFAULT_INITIAL_BACKOFF_SECONDS": "0.2",
                 "TASKSCHED_DEFAULT_MAX_BACKOFF_SECONDS": "2",
-                "TASKSCHED_FAULT_CRASH_BEFORE_PUBLISH": str(config.dispatcher_crash_probability),
+                "TASKSCHED_FAULT_CRASH_BEFORE_PUBLISH_FILE": str(self.crash_trigger),
                 "TASKSCHED_DB_CONNECT_TIMEOUT_SECONDS": "2",
                 "TASKSCHED_RATE_LIMIT_RPS": "0",
             },
@@ -142,9 +165,12 @@ class Chaos:
                 async with semaphore:
                     await self._submit_one(stub, credentials, index)
 
+            # Tasks keep flowing until every fault is done, so that each one hits work in flight.
             pending = []
-            for index in range(self.config.tasks):
+            index = 0
+            while index < self.config.tasks or not self._faults_done.is_set():
                 pending.append(asyncio.create_task(submit(index)))
+                index += 1
                 await asyncio.sleep(interval)
             await asyncio.gather(*pending)
 
@@ -178,19 +204,19 @@ class Chaos:
     def _inject_faults(self) -> None:
         self._wait_for_pool()
         duration = self.config.tasks / self.config.rate
-        step = duration / (self.config.pool_kills + 4)
-        for _ in range(self.config.pool_kills // 2):
+        step = duration / (self.config.pool_kills + 5)
+        faults = [
+            *[self._kill_a_pool_process] * (self.config.pool_kills // 2),
+            self._restart_worker,
+            self._restart_redis_empty,
+            self._crash_dispatcher,
+            *[self._kill_a_pool_process] * (self.config.pool_kills - self.config.pool_kills // 2),
+            self._stop_and_start_postgres,
+        ]
+        for fault in faults:
             time.sleep(step)
-            self._kill_a_pool_process()
-        time.sleep(step)
-        self._restart_worker()
-        time.sleep(step)
-        self._restart_redis_empty()
-        for _ in range(self.config.pool_kills - self.config.pool_kills // 2):
-            time.sleep(step)
-            self._kill_a_pool_process()
-        time.sleep(step)
-        self._stop_and_start_postgres()
+            self.report.unfinished_at_faults.append(self._unfinished())
+            fault()
         self._faults_done.set()
 
     def _wait_for_pool(self) -> None:
@@ -229,10 +255,20 @@ class Chaos:
     def _restart_worker(self) -> None:
         """SIGKILL the worker's main process; the supervisor starts it again."""
         main = self.stack.pid_of("worker")
+        self._expected_exits["worker"] += 1
         os.kill(main, signal.SIGKILL)
         self._fault(f"SIGKILL worker main process {main}")
         time.sleep(1)
         self._wait_for_pool()
+
+    def _crash_dispatcher(self) -> None:
+        """The dispatcher exits between its next commit and publish; the supervisor restarts
+        it, and the repair loop publishes what it had committed."""
+        self._expected_exits["dispatcher"] += 1
+        self.crash_trigger.touch()
+        deadline = time.monotonic() + 30
+        while self.crash_trigger.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def _restart_redis_empty(self) -> None:
         assert self.stack.redis is not None
@@ -248,12 +284,17 @@ class Chaos:
         self._fault("PostgreSQL started")
 
     def _supervise(self) -> None:
-        """Restarts a process that exited (the dispatcher's fault injection, a worker that gave up),
-        as systemd or Kubernetes would."""
+        """Restarts a process that exited, as systemd or Kubernetes would. An exit the suite did
+        not cause itself (a process that gave up during an outage) is reported as a failure."""
         while not self._stopping.wait(0.1):
             for process in self.stack.exited():
                 code = process.popen.returncode if process.popen else None
-                self._fault(f"{process.name} exited with code {code}; restarted")
+                text = f"{process.name} exited with code {code}; restarted"
+                if self._expected_exits.get(process.name, 0) > 0:
+                    self._expected_exits[process.name] -= 1
+                    self._fault(text)
+                else:
+                    self.report.unexpected_exits.append(text)
                 self.stack.restart_process(process.name)
 
     # -- the figures -------------------------------------------------------------------------
@@ -323,13 +364,28 @@ class Chaos:
                     WHERE a.task_id = t.id AND a.error_type = 'taskscheduler.WorkerLost'))
                 """
             ).fetchone()
+            # A lost worker's attempt runs again once its lease expires (plus the backoff), not
+            # after Redis's visibility timeout (an hour by default).
+            rerun = _scalar_float(
+                conn,
+                "SELECT max(extract(epoch FROM n.started_at - a.started_at)) "
+                "FROM task_attempts a JOIN task_attempts n "
+                "ON n.task_id = a.task_id AND n.number = a.number + 1 "
+                "WHERE a.error_type = 'taskscheduler.WorkerLost'",
+            )
         longest = recovery[0] if recovery else None
         report.longest_recovery_seconds = round(float(longest or 0), 2)
+        report.longest_lost_attempt_to_rerun_seconds = round(rerun, 2)
 
 
 def _scalar(conn: psycopg.Connection[Any], query: str) -> int:
     row = conn.execute(query).fetchone()
     return int(row[0]) if row else 0
+
+
+def _scalar_float(conn: psycopg.Connection[Any], query: str) -> float:
+    row = conn.execute(query).fetchone()
+    return float(row[0]) if row and row[0] is not None else 0.0
 
 
 def print_report(report: Report) -> None:
@@ -344,6 +400,13 @@ def print_report(report: Report) -> None:
         ("tasks recovered from a lost worker (lease expired)", report.recovered_from_lost_workers),
         ("tasks published again by the repair loop", report.published_again),
         ("longest recovery (s)", report.longest_recovery_seconds),
+        (
+            "longest from a lost attempt to its re-run (s)",
+            report.longest_lost_attempt_to_rerun_seconds,
+        ),
+        ("unfinished tasks when each fault began", report.unfinished_at_faults),
+        ("faults missing from the run", report.missing_faults),
+        ("exits the suite did not cause", report.unexpected_exits),
         ("run time (s)", report.seconds),
         ("logs of every process", report.log),
     ):

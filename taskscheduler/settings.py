@@ -142,12 +142,10 @@ class Settings(BaseSettings):
         default=86_400.0, gt=0, description="How long a request_id / Idempotency-Key is kept"
     )
 
-    fault_crash_before_publish: float = Field(
-        default=0.0,
-        ge=0,
-        le=1,
-        description="Fault suite only: probability that a dispatcher exits between commit and "
-        "publish",
+    fault_crash_before_publish_file: Path | None = Field(
+        default=None,
+        description="Fault suite only: when this file appears, a dispatcher deletes it and exits "
+        "between its next commit and publish",
     )
 
     retention_days: float = Field(
@@ -181,7 +179,7 @@ class Settings(BaseSettings):
     def _safe_in_production(self) -> Settings:
         if self.environment != "production":
             return self
-        if self.fault_crash_before_publish > 0:
+        if self.fault_crash_before_publish_file is not None:
             raise ValueError("fault injection is refused in production")
         if not (self.jwt_secret or self.jwt_public_key_file or self.jwt_jwks_file):
             raise ValueError(

@@ -38,8 +38,8 @@ async def run(settings: Settings) -> None:
     celery_publisher = make_publisher(settings)
     await celery_publisher.connect()
     publisher: TaskPublisher = celery_publisher
-    if settings.fault_crash_before_publish:
-        publisher = CrashBeforePublish(publisher, settings.fault_crash_before_publish)
+    if settings.fault_crash_before_publish_file is not None:
+        publisher = CrashBeforePublish(publisher, settings.fault_crash_before_publish_file)
     tasks = TaskManager(
         repository=PostgresTaskRepository.from_settings(engine, settings),
         queues=QueueDefaults(PostgresQueueRepository(engine)),

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-from collections.abc import Callable
+from pathlib import Path
 
 from taskscheduler.core.ports import TaskMessage, TaskPublisher
 
@@ -15,22 +14,17 @@ CRASH_EXIT_CODE = 70
 
 
 class CrashBeforePublish:
-    """A publisher that, with the given probability, ends the process after tasks were
-    dispatched (committed) and before their messages are published: the dual-write gap the
-    repair loop closes."""
+    """A publisher that, once its trigger file appears, deletes it and ends the process after
+    tasks were dispatched (committed) and before their messages are published: the dual-write
+    gap the repair loop closes. The fault suite creates the file when it wants the crash."""
 
-    def __init__(
-        self,
-        publisher: TaskPublisher,
-        probability: float,
-        draw: Callable[[], float] = random.random,
-    ) -> None:
+    def __init__(self, publisher: TaskPublisher, trigger: Path) -> None:
         self._publisher = publisher
-        self._probability = probability
-        self._draw = draw
+        self._trigger = trigger
 
     async def publish_many(self, messages: list[TaskMessage]) -> None:
-        if messages and self._draw() < self._probability:
+        if messages and self._trigger.exists():
+            self._trigger.unlink(missing_ok=True)
             log.error(
                 "fault injection: exiting between commit and publish of %d tasks", len(messages)
             )

@@ -12,19 +12,17 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.timeout(300)
 def test_no_task_is_lost_or_executed_twice_under_faults() -> None:
-    config = ChaosConfig(tasks=400, rate=80, pool_kills=4, dispatcher_crash_probability=0.02)
-    report = Chaos(config).run()
-    assert report.acknowledged == report.attempted == 400
+    report = Chaos(ChaosConfig(tasks=400, rate=80, pool_kills=4)).run()
+    assert report.acknowledged == report.attempted >= 400
     assert report.lost == 0, report
     assert report.duplicated_executions == 0, report
-    assert sum(report.terminal.values()) == 400
-    assert report.published_again > 0  # the dispatcher's crashes left tasks for the repair loop
-    injected = " ".join(report.faults)
-    for fault in (
-        "SIGKILL worker pool process",
-        "SIGKILL worker main process",
-        "Redis restarted empty",
-        "PostgreSQL stopped",
-        "dispatcher exited with code 70",
-    ):
-        assert fault in injected
+    assert sum(report.terminal.values()) == report.attempted
+    # Every fault happened, each while tasks were unfinished, and no process gave up by itself.
+    assert report.missing_faults == [], report.faults
+    assert min(report.unfinished_at_faults) > 0, report.unfinished_at_faults
+    assert report.unexpected_exits == [], report.unexpected_exits
+    # A killed busy worker's task ran again after its lease, and the dispatcher's crash between
+    # commit and publish left tasks that the repair loop published again.
+    assert report.recovered_from_lost_workers > 0, report
+    assert report.published_again > 0, report
+    assert report.passed

@@ -98,7 +98,7 @@ def test_a_certificate_needs_its_key(pki: Pki) -> None:
         {},  # no key at all
         {"jwt_secret": "secret"},  # a well-known default
         {"jwt_secret": "short-but-not-default"},
-        {"jwt_secret": "x" * 40, "fault_crash_before_publish": 0.1},
+        {"jwt_secret": "x" * 40, "fault_crash_before_publish_file": "/tmp/crash"},
     ],
 )
 def test_a_production_start_refuses_unsafe_settings(overrides: dict[str, object]) -> None:
