@@ -63,10 +63,14 @@ async def follow(stub: TaskServiceStub, task_id: str) -> list[pb.StreamStatusRes
 
 
 async def wait_for_status(
-    stub: TaskServiceStub, task_id: str, status: task_pb2.TaskStatus.ValueType
+    stub: TaskServiceStub,
+    task_id: str,
+    status: task_pb2.TaskStatus.ValueType,
+    attempt: int | None = None,
 ) -> task_pb2.Task:
+    """The task as it stands when it first reaches `status` (in `attempt`, when given)."""
     async for event in stub.StreamStatus(pb.StreamStatusRequest(task_id=task_id), timeout=60):
-        if event.status == status:
+        if event.status == status and attempt in (None, event.attempt):
             task: task_pb2.Task = event.task
             return task
     raise AssertionError(f"{task_id} ended without reaching {task_pb2.TaskStatus.Name(status)}")
