@@ -1,4 +1,5 @@
-"""SIGTERM to a worker: the attempt it is running finishes, and nothing is lost."""
+"""SIGTERM to a worker: the attempt it is running finishes, the task waiting behind it runs on
+the next worker, and nothing is lost."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ async def test_sigterm_lets_the_running_attempt_finish(
 ) -> None:
     own = settings.model_copy(update={"celery_queue": f"shutdown-{uuid.uuid4().hex[:8]}"})
     api = await start_api(own)
-    worker = start_worker(own, log_dir)
+    worker = start_worker(own, log_dir, concurrency=1)
     dispatcher = start_dispatcher(own, log_dir)
     try:
         async with helpers.channel(f"127.0.0.1:{api.port}", token) as channel:
@@ -30,11 +31,17 @@ async def test_sigterm_lets_the_running_attempt_finish(
                 stub, request("demo.sleep", {"seconds": 2, "ignore_cancel": True})
             )
             await wait_for_status(stub, task.id, task_pb2.TASK_STATUS_RUNNING)
+            waiting = await schedule(stub, request("demo.echo"))  # behind it: no free slot
             worker.popen.send_signal(signal.SIGTERM)
             final = (await follow(stub, task.id))[-1].task
             assert final.status == task_pb2.TASK_STATUS_SUCCESS and final.attempt == 1
             assert await asyncio.to_thread(worker.popen.wait, 30) == 0
             assert "Warm shutdown" in worker.log()
+            # The task the stopped worker never started runs on the next worker, once.
+            assert (await helpers.get(stub, waiting.id)).status == task_pb2.TASK_STATUS_PENDING
+            worker = start_worker(own, log_dir, concurrency=1)
+            after = (await follow(stub, waiting.id))[-1].task
+            assert after.status == task_pb2.TASK_STATUS_SUCCESS and after.attempt == 1
     finally:
         worker.stop()
         dispatcher.stop()
