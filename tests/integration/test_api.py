@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from google.protobuf import duration_pb2, field_mask_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -345,7 +346,11 @@ HOSTILE_CALLS = [
         pb.BatchScheduleTasksRequest(requests=[schedule_request(x=float("nan"))]),
         "requests[0].payload",
     ),
-    ("CountTasks", pb.CountTasksRequest(finished_within={"seconds": HUGE}), "finished_within"),
+    (
+        "CountTasks",
+        pb.CountTasksRequest(finished_within=duration_pb2.Duration(seconds=HUGE)),
+        "finished_within",
+    ),
     (
         "CreateSchedule",
         pb.CreateScheduleRequest(schedule=schedule_message(x=float("nan"))),
@@ -364,7 +369,9 @@ HOSTILE_CALLS = [
     ("CreateSchedule", with_schedule(_set("task.concurrency_key", "\x00")), "task.concurrency_key"),
     (
         "CreateQueue",
-        pb.CreateQueueRequest(queue=queue_pb2.Queue(name="q-huge", timeout={"seconds": HUGE})),
+        pb.CreateQueueRequest(
+            queue=queue_pb2.Queue(name="q-huge", timeout=duration_pb2.Duration(seconds=HUGE))
+        ),
         "timeout",
     ),
     (
@@ -372,7 +379,7 @@ HOSTILE_CALLS = [
         pb.CreateQueueRequest(
             queue=queue_pb2.Queue(
                 name="q-backoff",
-                retry_policy=task_pb2.RetryPolicy(max_backoff={"seconds": HUGE}),
+                retry_policy=task_pb2.RetryPolicy(max_backoff=duration_pb2.Duration(seconds=HUGE)),
             )
         ),
         "retry_policy.max_backoff",
@@ -423,7 +430,7 @@ async def test_a_nul_in_a_schedule_update_is_invalid_argument_and_changes_nothin
         )
         _set(path, "x\x00y")(patch)
         update = pb.UpdateScheduleRequest(
-            schedule=patch, update_mask={"paths": [path.split(".")[0]]}
+            schedule=patch, update_mask=field_mask_pb2.FieldMask(paths=[path.split(".")[0]])
         )
         with pytest.raises(grpc.aio.AioRpcError) as excinfo:
             await stub.UpdateSchedule(update)

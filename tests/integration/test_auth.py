@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
@@ -397,7 +398,7 @@ EVERY_RPC: dict[str, tuple[str, Callable[[Ids], Message]]] = {
         WRITE,
         lambda ids: pb.UpdateQueueRequest(
             queue=queue_pb2.Queue(name=ids.queue, max_concurrent=3),
-            update_mask={"paths": ["max_concurrent"]},
+            update_mask=field_mask_pb2.FieldMask(paths=["max_concurrent"]),
         ),
     ),
     "DeleteQueue": (WRITE, lambda ids: pb.DeleteQueueRequest(name=ids.queue)),
@@ -411,7 +412,7 @@ EVERY_RPC: dict[str, tuple[str, Callable[[Ids], Message]]] = {
         WRITE,
         lambda ids: pb.UpdateScheduleRequest(
             schedule=schedule_pb2.Schedule(id=ids.schedule, description="taken over"),
-            update_mask={"paths": ["description"]},
+            update_mask=field_mask_pb2.FieldMask(paths=["description"]),
         ),
     ),
     "DeleteSchedule": (WRITE, lambda ids: pb.DeleteScheduleRequest(id=ids.schedule)),

@@ -146,7 +146,7 @@ def test_a_production_start_with_a_short_secret_exits_without_printing_it(
 @pytest.mark.parametrize("environment", ["prod", "Production", "staging"])
 def test_an_unknown_environment_is_refused(environment: str) -> None:
     with pytest.raises(ValidationError, match="environment"):
-        Settings(environment=environment, jwt_secret="x" * 40)  # type: ignore[arg-type]
+        Settings(environment=environment, jwt_secret="x" * 40)
 
 
 @pytest.fixture(scope="module")
