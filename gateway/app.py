@@ -21,6 +21,7 @@ from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway import dashboard, queues, schedules, schemas
+from gateway.bodylimit import BodyLimit
 from gateway.calls import call_metadata, task_service
 from gateway.problems import (
     grpc_error_handler,
@@ -39,7 +40,7 @@ from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 DEMO_TASK = ("demo.sleep", {"seconds": 2})
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": "RFC 9457 problem details", "content": {"application/problem+json": {}}}
-    for code in (400, 401, 403, 404, 409, 429, 503)
+    for code in (400, 401, 403, 404, 409, 413, 429, 503)
 }
 TaskId = Annotated[uuid.UUID, Path(description="The task's UUID.")]
 
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RecursionError, too_deep_handler)
+    # A body the api's message limit would refuse is refused here, before it is held whole.
+    app.add_middleware(BodyLimit, max_bytes=settings.grpc_max_message_bytes)
 
     # Declares the bearer scheme (Swagger's Authorize button); the api verifies the tokens.
     routes = APIRouter(dependencies=[Depends(HTTPBearer(auto_error=False))])

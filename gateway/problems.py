@@ -61,6 +61,18 @@ def _detail(error: grpc.aio.AioRpcError, message: M) -> M | None:
 
 def problem_from_grpc(error: grpc.aio.AioRpcError) -> JSONResponse:
     code = error.code()
+    retry = _detail(error, error_details_pb2.RetryInfo())
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry is None:
+        # Not the rate limiter (it always says when to retry): gRPC's own message size limit,
+        # whose text names the channel's internals.
+        return problem(
+            413,
+            "Content Too Large",
+            "the request is larger than the task service accepts",
+            grpc_code=code.name,
+            reason="REQUEST_TOO_LARGE",
+            field="body",
+        )
     status = HTTP_STATUS_FOR_GRPC.get(code, 500)
     extra: dict[str, Any] = {"grpc_code": code.name}
     info = _detail(error, error_details_pb2.ErrorInfo())
@@ -80,7 +92,6 @@ def problem_from_grpc(error: grpc.aio.AioRpcError) -> JSONResponse:
     response = problem(status, code.name.replace("_", " ").title(), detail, **extra)
     if code is grpc.StatusCode.UNAUTHENTICATED:
         response.headers["WWW-Authenticate"] = 'Bearer realm="taskscheduler", error="invalid_token"'
-    retry = _detail(error, error_details_pb2.RetryInfo())
     if retry is not None:
         response.headers["Retry-After"] = str(
             math.ceil(retry.retry_delay.ToTimedelta().total_seconds())

@@ -33,7 +33,10 @@ KNOWN_DEFAULT_SECRETS = frozenset(
 class Settings(BaseSettings):
     """Every setting of every process; TASKSCHED_ prefixed, except DATABASE_URL and REDIS_URL."""
 
-    model_config = SettingsConfigDict(env_prefix="TASKSCHED_", extra="ignore")
+    # A refused value (a secret too short, say) must not be printed back in the error.
+    model_config = SettingsConfigDict(
+        env_prefix="TASKSCHED_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/postgres",
@@ -45,9 +48,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "TASKSCHED_REDIS_URL"),
         description="The Celery broker: redis://host:6379/0",
     )
-    environment: str = Field(default="development", description="development or production")
+    environment: Literal["development", "production"] = Field(
+        default="development", description="development or production (a typo is refused)"
+    )
 
-    jwt_secret: str | None = Field(default=None, description="HS256 shared secret")
+    jwt_secret: str | None = Field(default=None, repr=False, description="HS256 shared secret")
     jwt_public_key_file: Path | None = Field(
         default=None, description="PEM public key: RS256 for an RSA key, ES256 for an EC key"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import time
 
+from pydantic import model_validator
+
 from taskscheduler.core.kinds import PayloadModel, TaskContext, registry
 
 
@@ -27,3 +29,15 @@ def stubborn(payload: Forever, context: TaskContext) -> None:
 @registry.register("sample.greet", payload=Greeting)
 def greet(payload: Greeting, context: TaskContext) -> str:
     return f"hello {payload.name}"
+
+
+class Buggy(PayloadModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _fails(cls, value: object) -> object:
+        raise LookupError("internal detail: /srv/keys/signing.pem")
+
+
+@registry.register("sample.buggy", payload=Buggy)
+def buggy(payload: Buggy, context: TaskContext) -> None:
+    """Never runs: its payload's validation fails with an error the service does not expect."""

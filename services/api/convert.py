@@ -11,6 +11,7 @@ from taskscheduler.core.manager import ListRequest, ScheduleRequest, parse_task_
 from taskscheduler.core.model import (
     DEFAULT_CATCHUP_WINDOW,
     DEFAULT_QUEUE,
+    JSON,
     Attempt,
     Overlap,
     Queue,
@@ -66,17 +67,41 @@ def _duration(value: timedelta | None) -> duration_pb2.Duration | None:
     return message
 
 
+MAX_DURATION_SECONDS = 315_576_000_000
+"""protobuf's own bound on a Duration (10,000 years); beyond it, timedelta overflows."""
+MAX_NANOS = 999_999_999
+
+
 def _from_duration(message: duration_pb2.Duration, field: str) -> timedelta:
     if message.seconds < 0 or message.nanos < 0:
         raise InvalidArgument(field, "must not be negative")
+    if message.seconds > MAX_DURATION_SECONDS or message.nanos > MAX_NANOS:
+        raise InvalidArgument(field, "is out of range")
     return message.ToTimedelta()
 
 
 def _from_timestamp(message: timestamp_pb2.Timestamp, field: str) -> datetime:
+    if not 0 <= message.nanos <= MAX_NANOS:
+        raise InvalidArgument(field, "is out of range")
     try:
         return message.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError):
         raise InvalidArgument(field, "is out of range") from None
+
+
+def _payload(message: struct_pb2.Struct, field: str) -> dict[str, JSON]:
+    """A Struct as JSON; a Struct can hold NaN and the infinities, which JSON (and so the
+    store) cannot."""
+    try:
+        return struct_to_dict(message)
+    except ValueError:
+        raise InvalidArgument(field, "holds NaN or Infinity, which JSON cannot carry") from None
+
+
+def count_window_from_proto(request: task_service_pb2.CountTasksRequest) -> timedelta | None:
+    if not request.HasField("finished_within"):
+        return None
+    return _from_duration(request.finished_within, "finished_within")
 
 
 def retry_policy_to_proto(policy: RetryPolicy) -> task_pb2.RetryPolicy:
@@ -165,7 +190,7 @@ def schedule_request_from_proto(request: task_service_pb2.ScheduleTaskRequest) -
     payload: struct_pb2.Struct = request.payload
     return ScheduleRequest(
         kind=request.kind,
-        payload=struct_to_dict(payload) if request.HasField("payload") else {},
+        payload=_payload(payload, "payload") if request.HasField("payload") else {},
         run_at=_from_timestamp(request.run_at, "run_at") if request.HasField("run_at") else None,
         retry_policy=_retry_override(request),
         timeout=_from_duration(request.timeout, "timeout") if request.HasField("timeout") else None,
@@ -286,7 +311,7 @@ def schedule_spec_from_proto(schedule: schedule_pb2.Schedule) -> ScheduleSpec:
         raise InvalidArgument("overlap", f"{schedule.overlap} is not an overlap policy")
     template = TaskTemplate(
         kind=task.kind,
-        payload=struct_to_dict(task.payload) if task.HasField("payload") else {},
+        payload=_payload(task.payload, "task.payload") if task.HasField("payload") else {},
         queue=task.queue or DEFAULT_QUEUE,
         priority=task.priority if task.HasField("priority") else None,
         concurrency_key=task.concurrency_key,

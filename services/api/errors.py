@@ -61,3 +61,13 @@ def _packed(message: Message) -> any_pb2.Any:
 
 async def abort_with(context: grpc.aio.ServicerContext, error: errors.DomainError) -> None:
     await context.abort_with_status(rpc_status.to_status(to_rpc_status(error)))
+
+
+async def abort_internal(context: grpc.aio.ServicerContext) -> None:
+    """INTERNAL for an error the core did not raise on purpose: its text may name internals
+    (SQL, paths, values), so none of it reaches the caller."""
+    info = error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN)
+    status = status_pb2.Status(
+        code=code_pb2.INTERNAL, message="internal error", details=[_packed(info)]
+    )
+    await context.abort_with_status(rpc_status.to_status(status))

@@ -3,6 +3,7 @@ and calls the core's TaskManager, QueueManager and ScheduleManager."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
@@ -12,7 +13,7 @@ from google.protobuf.message import DecodeError
 
 from services.api import convert
 from services.api.auth import TokenVerifier
-from services.api.errors import abort_with
+from services.api.errors import abort_internal, abort_with
 from taskscheduler.core.errors import DomainError, InvalidArgument
 from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.model import Caller
@@ -22,6 +23,8 @@ from taskscheduler.v1 import task_service_pb2, task_service_pb2_grpc
 from taskscheduler.v1 import task_service_pb2 as pb
 
 T = TypeVar("T")
+
+log = logging.getLogger("taskscheduler.api")
 
 
 UNPARSABLE = object()
@@ -97,19 +100,31 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             await self._limiter.acquire(caller.tenant)
         return caller
 
+    async def _authorized(self, context: grpc.aio.ServicerContext, request: object) -> Caller:
+        """The caller, authenticated and rate-limited before anything of the request is read:
+        bytes from nobody are never parsed on their behalf."""
+        caller = await self._caller(context)
+        _parsed(request)
+        return caller
+
     async def _call(
         self,
         context: grpc.aio.ServicerContext,
         request: object,
         operation: Callable[[Caller], Awaitable[T]],
     ) -> T:
-        """Runs a use case; a domain error becomes its status code (the call never returns)."""
+        """Runs a use case; a domain error becomes its status code, any other error INTERNAL
+        with nothing of its text (the call never returns)."""
         try:
-            _parsed(request)
-            return await operation(await self._caller(context))
+            return await operation(await self._authorized(context, request))
         except DomainError as error:
             await abort_with(context, error)
             raise AssertionError("abort_with returned") from error
+        except Exception as error:
+            # The trace stays in the server's log; the caller learns nothing of the internals.
+            log.exception("%s failed", operation.__qualname__.split(".<locals>")[0])
+            await abort_internal(context)
+            raise AssertionError("abort_internal returned") from error
 
     async def ScheduleTask(
         self, request: pb.ScheduleTaskRequest, context: grpc.aio.ServicerContext
@@ -165,12 +180,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self, request: pb.CountTasksRequest, context: grpc.aio.ServicerContext
     ) -> pb.CountTasksResponse:
         async def count(caller: Caller) -> pb.CountTasksResponse:
-            window = (
-                request.finished_within.ToTimedelta()
-                if request.HasField("finished_within")
-                else None
-            )
-            counts = await self._manager.count(caller, window)
+            counts = await self._manager.count(caller, convert.count_window_from_proto(request))
             return pb.CountTasksResponse(
                 counts=[
                     pb.StatusCount(status=convert.status_to_proto(status), count=number)
@@ -199,12 +209,14 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self, request: pb.StreamStatusRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamStatusResponse]:
         try:
-            _parsed(request)
-            caller = await self._caller(context)
+            caller = await self._authorized(context, request)
             async for event, task in self._manager.watch(caller, request.task_id):
                 yield convert.event_to_proto(event, task)
         except DomainError as error:
             await abort_with(context, error)
+        except Exception:
+            log.exception("TaskServicer.StreamStatus failed")
+            await abort_internal(context)
 
     async def CreateQueue(
         self, request: pb.CreateQueueRequest, context: grpc.aio.ServicerContext

@@ -22,6 +22,7 @@ from taskscheduler.core.model import (
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
     JSON,
+    MAX_DURATION,
     PRIORITIES,
     READ_SCOPE,
     WRITE_SCOPE,
@@ -158,8 +159,8 @@ class TaskManager:
             raise InvalidArgument(
                 "request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters"
             )
-        if request.timeout is not None and request.timeout <= timedelta(0):
-            raise InvalidArgument("timeout", "must be positive")
+        if request.timeout is not None and not timedelta(0) < request.timeout <= MAX_DURATION:
+            raise InvalidArgument("timeout", f"must be positive, at most {MAX_DURATION.days} days")
         if request.run_at is not None and request.run_at.tzinfo is None:
             raise InvalidArgument("run_at", "must carry a time zone")
         priority = DEFAULT_PRIORITY if request.priority is None else request.priority
@@ -238,8 +239,11 @@ class TaskManager:
 
     async def get(self, caller: Caller, task_id: str) -> Task:
         require(caller, READ_SCOPE)
-        parsed = parse_task_id(task_id)
-        task = await self._repository.get(caller.tenant, parsed)
+        return await self._existing(caller, task_id)
+
+    async def _existing(self, caller: Caller, task_id: str) -> Task:
+        """The caller's task, for a use case that has checked its scope."""
+        task = await self._repository.get(caller.tenant, parse_task_id(task_id))
         if task is None:
             raise TaskNotFound(task_id)
         return task
@@ -285,7 +289,8 @@ class TaskManager:
 
     async def retry(self, caller: Caller, task_id: str, request_id: str = "") -> Task:
         """Schedules a copy of a finished task to run now."""
-        original = await self.get(caller, task_id)
+        require(caller, WRITE_SCOPE)
+        original = await self._existing(caller, task_id)
         if not original.status.is_terminal:
             raise TaskNotFinished(f"task {task_id} is still {original.status.value}")
         copy = ScheduleRequest(
@@ -302,6 +307,7 @@ class TaskManager:
 
     async def watch(self, caller: Caller, task_id: str) -> AsyncIterator[tuple[StatusEvent, Task]]:
         """The task's current state, then each committed change, ending after a terminal one."""
+        require(caller, READ_SCOPE)
         parsed = parse_task_id(task_id)
         async with self._events.subscribe(parsed) as events:
             task = await self.get(caller, task_id)

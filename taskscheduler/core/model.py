@@ -139,6 +139,8 @@ class TaskTemplate:
 
 
 DEFAULT_CATCHUP_WINDOW = timedelta(minutes=1)
+MAX_DURATION = timedelta(days=365)
+"""The longest timeout or backoff: a deadline or retry time computed from it stays a date."""
 
 
 @dataclass(frozen=True)

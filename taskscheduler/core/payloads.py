@@ -1,9 +1,10 @@
 """Limits on payloads, checked before anything is stored: size, nesting depth, NUL characters
-(PostgreSQL's jsonb cannot hold \\u0000)."""
+(PostgreSQL's jsonb cannot hold \\u0000), numbers JSON has no literal for."""
 
 from __future__ import annotations
 
 import json
+import math
 
 from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.model import JSON
@@ -31,11 +32,15 @@ def check_payload(payload: dict[str, JSON], max_bytes: int) -> None:
 
 
 def check_json(value: JSON, path: str, depth: int = 0) -> None:
-    """Refuses JSON that PostgreSQL's jsonb or protobuf cannot hold: NUL, too deep."""
+    """Refuses JSON that PostgreSQL's jsonb or protobuf cannot hold: NUL, NaN and the
+    infinities (Python's json reads and writes them, JSON itself has no such numbers), too
+    deep."""
     if depth > MAX_DEPTH:
         raise InvalidArgument(path, f"nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
         check_text(value, path)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgument(path, "holds NaN or Infinity, which JSON cannot carry")
     elif isinstance(value, dict):
         for key, item in value.items():
             check_text(key, path)

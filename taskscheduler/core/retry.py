@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import timedelta
 
 from taskscheduler.core.errors import InvalidArgument
-from taskscheduler.core.model import RetryPolicy, RetryPolicyOverride
+from taskscheduler.core.model import MAX_DURATION, RetryPolicy, RetryPolicyOverride
 
 MAX_ATTEMPTS_LIMIT = 100
 
@@ -19,10 +20,12 @@ def check_override(policy: RetryPolicyOverride, prefix: str) -> None:
         )
     for name in ("initial_backoff", "max_backoff"):
         value = getattr(policy, name)
-        if value is not None and value < timedelta(0):
-            raise InvalidArgument(prefix + name, "must not be negative")
-    if policy.backoff_multiplier is not None and policy.backoff_multiplier < 1:
-        raise InvalidArgument(prefix + "backoff_multiplier", "must be at least 1")
+        if value is not None and not timedelta(0) <= value <= MAX_DURATION:
+            raise InvalidArgument(prefix + name, f"must be from 0 to {MAX_DURATION.days} days")
+    multiplier = policy.backoff_multiplier
+    # NaN compares false with everything: "not >= 1" refuses it, "< 1" would let it through.
+    if multiplier is not None and not (math.isfinite(multiplier) and multiplier >= 1):
+        raise InvalidArgument(prefix + "backoff_multiplier", "must be a finite number, at least 1")
 
 
 def validated(policy: RetryPolicy, prefix: str = "retry_policy.") -> RetryPolicy:

@@ -35,6 +35,7 @@ from taskscheduler.core.model import (
     Task,
     TaskTemplate,
 )
+from taskscheduler.core.payloads import check_text
 from taskscheduler.core.permissions import require
 
 log = logging.getLogger("taskscheduler.schedules")
@@ -148,6 +149,7 @@ def _exists(local: datetime) -> bool:
 
 
 def _checked_cron(cron: str) -> str:
+    check_text(cron, "cron")
     cron = " ".join(cron.split())
     if not cron or len(cron) > MAX_CRON_LENGTH:
         raise InvalidArgument("cron", "is required" if not cron else "is too long")
@@ -166,6 +168,7 @@ def _checked_cron(cron: str) -> str:
 
 
 def _zone(name: str) -> ZoneInfo:
+    check_text(name, "time_zone")
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -279,6 +282,7 @@ class ScheduleManager:
         times = CronTimes.parse(spec.cron, spec.time_zone)
         if not timedelta(0) <= spec.catchup_window <= MAX_CATCHUP_WINDOW:
             raise InvalidArgument("catchup_window", f"must be from 0 to {MAX_CATCHUP_WINDOW}")
+        check_text(spec.description, "description")
         if len(spec.description) > MAX_DESCRIPTION_LENGTH:
             raise InvalidArgument("description", "is too long")
         await self._check_template(caller, spec.task)
@@ -311,6 +315,10 @@ class ScheduleManager:
 
     async def get(self, caller: Caller, schedule_id: str) -> Schedule:
         require(caller, READ_SCOPE)
+        return await self._existing(caller, schedule_id)
+
+    async def _existing(self, caller: Caller, schedule_id: str) -> Schedule:
+        """The caller's schedule, for a use case that has checked its scope."""
         return _found(
             await self._repository.get(caller.tenant, _parse_id(schedule_id)), schedule_id
         )
@@ -339,7 +347,7 @@ class ScheduleManager:
                 "update_mask", f"names no field of a schedule: {', '.join(unknown)}"
             )
         fields = fields or SCHEDULE_FIELDS
-        current = await self.get(caller, schedule_id)
+        current = await self._existing(caller, schedule_id)
         merged = replace(current.spec, **{name: getattr(spec, name) for name in fields})
         merged, next_fire = await self._validated(caller, merged)
         retimed = bool(fields & {"cron", "time_zone"})
@@ -367,8 +375,8 @@ class ScheduleManager:
     async def resume(self, caller: Caller, schedule_id: str) -> Schedule:
         """Goes on from the next fire time after now: fires missed while paused are not made
         up."""
-        current = await self.get(caller, schedule_id)
         require(caller, WRITE_SCOPE)
+        current = await self._existing(caller, schedule_id)
         if not current.paused:
             return current  # its next fire and any buffered one stand
         next_fire = CronTimes(current.spec.cron, _zone(current.spec.time_zone)).next_after(
@@ -380,7 +388,7 @@ class ScheduleManager:
     async def trigger(self, caller: Caller, schedule_id: str) -> Task:
         """Fires now, whatever the schedule's state and overlap policy."""
         require(caller, WRITE_SCOPE)
-        schedule = await self.get(caller, schedule_id)
+        schedule = await self._existing(caller, schedule_id)
         fire_time = datetime.now(UTC)
         task = await self._tasks.schedule(caller, request_for(schedule, fire_time))
         await self._repository.fired(caller.tenant, schedule.id, fire_time, task.id)

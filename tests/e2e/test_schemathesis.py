@@ -1,5 +1,6 @@
 """Schemathesis against the gateway's OpenAPI: with a valid token no response is a server error
-or breaks the schema; without one, every route but health and the docs answers 401."""
+or breaks the schema, and no request that breaks the schema gets a server error; without a
+token, every route but health and the docs answers 401."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -73,6 +76,33 @@ def test_valid_token_no_server_errors_and_conforming_responses(
         case.call_and_validate(
             headers=credentials, timeout=30, excluded_checks=[positive_data_acceptance]
         )
+
+    call_any_operation()
+
+
+def test_schema_breaking_requests_never_get_a_server_error(
+    stack: Stack, gateway_schema: OpenApiSchema
+) -> None:
+    """Negative data: wrong types, missing and extra fields, out-of-range values; whether each
+    is refused is the positive run's concern, here only that none is a 5xx."""
+    operations = [
+        operation
+        for operation in _operations(gateway_schema)
+        if operation.path not in OPEN_ROUTES  # nothing of theirs to break
+    ]
+    credentials = {"Authorization": f"Bearer {stack.token(tenant='schemathesis-negative')}"}
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=not EXPLORE,
+    )
+    @given(data=st.data())
+    def call_any_operation(data: st.DataObject) -> None:
+        operation = data.draw(st.sampled_from(operations))
+        case = data.draw(operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        case.call_and_validate(headers=credentials, timeout=30, checks=[not_a_server_error])
 
     call_any_operation()
 

@@ -292,17 +292,75 @@ def test_rest_is_tenant_scoped_and_scope_checked(stack: Stack, client: httpx.Cli
         ('{"kind": "demo.echo", "run_at": "2026-13-45T99:99:99Z"}', 400, "run_at"),
         ('{"kind": "demo.echo", "timeout": -5}', 400, "timeout"),
         ("not json at all", 400, None),
+        ('{"kind": "demo.echo", "payload": {"x": NaN}}', 400, "payload"),
+        ('{"kind": "demo.echo", "payload": {"x": [1, Infinity]}}', 400, "payload"),
+        ('{"kind": "demo.echo", "payload": {"x": -Infinity}}', 400, "payload"),
+        ('{"kind": "demo.echo", "payload": {"x": 1e999}}', 400, "payload"),
+        ('{"kind": "demo.echo", "payload": {"blob": "' + "x" * 5_000_000 + '"}}', 413, "body"),
     ],
 )
 def test_hostile_bodies_get_4xx_never_5xx(
-    client: httpx.Client, body: str | bytes, status: int, field: str | None
+    stack: Stack, body: str | bytes, status: int, field: str | None
 ) -> None:
-    response = client.post("/v1/tasks", content=body, headers={"content-type": "application/json"})
-    assert response.status_code == status, response.text[:300]
-    assert response.headers["content-type"] == "application/problem+json"
-    assert "Traceback" not in response.text
-    if field is not None:
-        assert response.json()["field"] == field
+    with tenant_client(stack) as client:
+        response = client.post(
+            "/v1/tasks", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == status, response.text[:300]
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "Traceback" not in response.text
+        if field is not None:
+            assert response.json()["field"] == field
+        assert client.get("/v1/tasks").json()["tasks"] == []
+
+
+def tenant_client(stack: Stack) -> httpx.Client:
+    """A client of a tenant of its own: what it stored is all its lists show."""
+    token = stack.token(tenant=f"hostile-{os.urandom(4).hex()}")
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.config.gateway_port}",
+        headers={"authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+SCHEDULE = '"cron": "@daily", "task": {"kind": "demo.echo"}'
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            '{"cron": "@daily", "task": {"kind": "demo.echo", "payload": {"x": NaN}}}',
+            "task.payload",
+        ),
+        (
+            '{"cron": "@daily", "task": {"kind": "demo.echo", "payload": {"x": Infinity}}}',
+            "task.payload",
+        ),
+        ("{" + SCHEDULE + ', "description": "a\\u0000b"}', "description"),
+        ("{" + SCHEDULE + ', "time_zone": "UTC\\u0000"}', "time_zone"),
+        ('{"cron": "@daily\\u0000", "task": {"kind": "demo.echo"}}', "cron"),
+        ("{" + SCHEDULE[:-1] + ', "concurrency_key": "\\u0000"}}', "task.concurrency_key"),
+    ],
+)
+def test_hostile_schedules_get_4xx_never_5xx(stack: Stack, body: str, field: str) -> None:
+    with tenant_client(stack) as client:
+        created = client.post(
+            "/v1/schedules", json={"cron": "@daily", "task": {"kind": "demo.echo"}}
+        )
+        schedule_id = created.json()["schedule_id"]
+        for method, path in (("POST", "/v1/schedules"), ("PATCH", f"/v1/schedules/{schedule_id}")):
+            response = client.request(
+                method, path, content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 400, (method, response.text[:300])
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["field"] == field, method
+        listed = client.get("/v1/schedules").json()["schedules"]
+        assert [schedule["schedule_id"] for schedule in listed] == [schedule_id]
+        assert listed[0]["description"] == "" and listed[0]["time_zone"] == "UTC"
+        assert listed[0]["task"]["payload"] == {} and listed[0]["cron"] == "@daily"
 
 
 def test_batch_create_over_rest(client: httpx.Client) -> None:

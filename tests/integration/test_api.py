@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from typing import Any
 
 import grpc
 import psycopg
 import pytest
+from google.protobuf import duration_pb2, field_mask_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.api.server import SERVICE_NAME, RunningApi
-from taskscheduler.v1 import task_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
@@ -268,3 +270,185 @@ async def test_count_tasks_by_status(stub: TaskServiceStub, clean_db: None) -> N
     with pytest.raises(grpc.aio.AioRpcError) as excinfo:
         await stub.CountTasks(window)
     assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def stored_rows(db: psycopg.Connection[tuple[object, ...]]) -> tuple[object, ...]:
+    """How many tasks, queues and schedules exist, and every schedule's description."""
+    row = db.execute(
+        "SELECT (SELECT count(*) FROM tasks), (SELECT count(*) FROM queues), "
+        "(SELECT count(*) FROM schedules), "
+        "(SELECT coalesce(string_agg(description, ',' ORDER BY id), '') FROM schedules)"
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def schedule_message(**template_payload: Any) -> schedule_pb2.Schedule:
+    message = schedule_pb2.Schedule(cron="@daily", task=schedule_pb2.TaskTemplate(kind="demo.echo"))
+    message.task.payload.update(template_payload)
+    return message
+
+
+def with_task(mutate: Any) -> pb.ScheduleTaskRequest:
+    message = schedule_request()
+    mutate(message)
+    return message
+
+
+def with_schedule(mutate: Any) -> pb.CreateScheduleRequest:
+    message = pb.CreateScheduleRequest(schedule=schedule_message())
+    mutate(message.schedule)
+    return message
+
+
+HUGE = 2**62
+
+
+def _set(path: str, value: Any) -> Any:
+    """A mutation setting a nested field (`timeout.seconds`) of a message."""
+
+    def mutate(message: Any) -> None:
+        *parents, name = path.split(".")
+        for parent in parents:
+            message = getattr(message, parent)
+        setattr(message, name, value)
+
+    return mutate
+
+
+HOSTILE_CALLS = [
+    ("ScheduleTask", schedule_request(x=float("nan")), "payload"),
+    ("ScheduleTask", schedule_request(x=float("inf")), "payload"),
+    ("ScheduleTask", schedule_request(x=[1, {"y": float("-inf")}]), "payload"),
+    ("ScheduleTask", with_task(_set("timeout.seconds", HUGE)), "timeout"),
+    ("ScheduleTask", with_task(_set("timeout.seconds", 400 * 86_400)), "timeout"),
+    ("ScheduleTask", with_task(_set("run_at.seconds", HUGE)), "run_at"),
+    ("ScheduleTask", with_task(_set("run_at.nanos", -1)), "run_at"),
+    (
+        "ScheduleTask",
+        with_task(_set("retry_policy.initial_backoff.seconds", HUGE)),
+        "retry_policy.initial_backoff",
+    ),
+    (
+        "ScheduleTask",
+        with_task(_set("retry_policy.max_backoff.seconds", HUGE)),
+        "retry_policy.max_backoff",
+    ),
+    (
+        "ScheduleTask",
+        with_task(_set("retry_policy.backoff_multiplier", float("nan"))),
+        "retry_policy.backoff_multiplier",
+    ),
+    ("ScheduleTask", with_task(_set("concurrency_key", "a\x00b")), "concurrency_key"),
+    ("ScheduleTask", with_task(_set("request_id", "a\x00b")), "request_id"),
+    (
+        "BatchScheduleTasks",
+        pb.BatchScheduleTasksRequest(requests=[schedule_request(x=float("nan"))]),
+        "requests[0].payload",
+    ),
+    (
+        "CountTasks",
+        pb.CountTasksRequest(finished_within=duration_pb2.Duration(seconds=HUGE)),
+        "finished_within",
+    ),
+    (
+        "CreateSchedule",
+        pb.CreateScheduleRequest(schedule=schedule_message(x=float("nan"))),
+        "task.payload",
+    ),
+    ("CreateSchedule", with_schedule(_set("description", "a\x00b")), "description"),
+    ("CreateSchedule", with_schedule(_set("time_zone", "Europe/Paris\x00")), "time_zone"),
+    ("CreateSchedule", with_schedule(_set("cron", "@daily\x00")), "cron"),
+    ("CreateSchedule", with_schedule(_set("catchup_window.seconds", HUGE)), "catchup_window"),
+    ("CreateSchedule", with_schedule(_set("task.timeout.seconds", HUGE)), "task.timeout"),
+    (
+        "CreateSchedule",
+        with_schedule(_set("task.retry_policy.initial_backoff.seconds", HUGE)),
+        "task.retry_policy.initial_backoff",
+    ),
+    ("CreateSchedule", with_schedule(_set("task.concurrency_key", "\x00")), "task.concurrency_key"),
+    (
+        "CreateQueue",
+        pb.CreateQueueRequest(
+            queue=queue_pb2.Queue(name="q-huge", timeout=duration_pb2.Duration(seconds=HUGE))
+        ),
+        "timeout",
+    ),
+    (
+        "CreateQueue",
+        pb.CreateQueueRequest(
+            queue=queue_pb2.Queue(
+                name="q-backoff",
+                retry_policy=task_pb2.RetryPolicy(max_backoff=duration_pb2.Duration(seconds=HUGE)),
+            )
+        ),
+        "retry_policy.max_backoff",
+    ),
+    (
+        "CreateQueue",
+        pb.CreateQueueRequest(
+            queue=queue_pb2.Queue(name="q-nan", rate_limit=queue_pb2.RateLimit(per_second=math.nan))
+        ),
+        "rate_limit.per_second",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "message", "field"),
+    HOSTILE_CALLS,
+    ids=[f"{method}-{field}-{index}" for index, (method, _, field) in enumerate(HOSTILE_CALLS)],
+)
+async def test_hostile_values_are_invalid_arguments_naming_the_field_and_store_nothing(
+    stub: TaskServiceStub,
+    db: psycopg.Connection[tuple[object, ...]],
+    method: str,
+    message: Any,
+    field: str,
+) -> None:
+    before = stored_rows(db)
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await getattr(stub, method)(message)
+    assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT, excinfo.value.details()
+    assert error_info(excinfo.value).metadata["field"] == field
+    assert stored_rows(db) == before
+
+
+async def test_a_nul_in_a_schedule_update_is_invalid_argument_and_changes_nothing(
+    stub: TaskServiceStub, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    created = (
+        await stub.CreateSchedule(pb.CreateScheduleRequest(schedule=schedule_message()))
+    ).schedule
+    before = stored_rows(db)
+    for path, field in (
+        ("description", "description"),
+        ("task.concurrency_key", "task.concurrency_key"),
+    ):
+        patch = schedule_pb2.Schedule(
+            id=created.id, task=schedule_pb2.TaskTemplate(kind="demo.echo")
+        )
+        _set(path, "x\x00y")(patch)
+        update = pb.UpdateScheduleRequest(
+            schedule=patch, update_mask=field_mask_pb2.FieldMask(paths=[path.split(".")[0]])
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+            await stub.UpdateSchedule(update)
+        assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert error_info(excinfo.value).metadata["field"] == field
+    assert stored_rows(db) == before
+    await stub.DeleteSchedule(pb.DeleteScheduleRequest(id=created.id))
+
+
+async def test_an_unexpected_error_is_internal_and_tells_nothing_of_it(
+    stub: TaskServiceStub,
+    db: psycopg.Connection[tuple[object, ...]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+        await stub.ScheduleTask(schedule_request("sample.buggy"))
+    assert excinfo.value.code() is grpc.StatusCode.INTERNAL
+    assert excinfo.value.details() == "internal error"
+    assert "signing.pem" not in str(excinfo.value.trailing_metadata())
+    assert "LookupError" in caplog.text and "signing.pem" in caplog.text  # the server keeps it
+    assert count_tasks(db) == 0

@@ -7,7 +7,8 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from google.protobuf import field_mask_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from gateway.app import create_app
@@ -26,6 +29,7 @@ from services.api.server import RunningApi, start_api
 from taskscheduler.devstack.embedded import free_port
 from taskscheduler.settings import Settings
 from taskscheduler.tokens import mint_token
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 from tests import helpers
@@ -336,3 +340,266 @@ async def test_rest_answers_401_with_www_authenticate_and_429_with_retry_after(
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
     assert int(responses[-1].headers["retry-after"]) >= 1
     assert responses[-1].json()["reason"] == "RATE_LIMITED"
+
+
+# -- every RPC: tenants and scopes -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ids:
+    """The resources a call names: a task, a queue, a schedule."""
+
+    task: str
+    queue: str
+    schedule: str
+
+    def hidden(self, text: str) -> str:
+        """`text` with these ids replaced by placeholders (an answer about one id or another)."""
+        for value, name in (
+            (self.task, "<task>"),
+            (self.queue, "<queue>"),
+            (self.schedule, "<schedule>"),
+        ):
+            text = text.replace(value, name)
+        return text
+
+
+def _later(queue: str) -> pb.ScheduleTaskRequest:
+    message = pb.ScheduleTaskRequest(kind="demo.echo", queue=queue)
+    message.run_at.GetCurrentTime()
+    message.run_at.seconds += 3600
+    return message
+
+
+def _template(queue: str) -> schedule_pb2.Schedule:
+    return schedule_pb2.Schedule(
+        cron="@daily", task=schedule_pb2.TaskTemplate(kind="demo.echo", queue=queue)
+    )
+
+
+READ, WRITE = "tasks:read", "tasks:write"
+LIST_CALLS = frozenset({"ListTasks", "CountTasks", "ListQueues", "ListSchedules"})
+# Each RPC: the scope it needs, and its request naming the resources `ids`.
+EVERY_RPC: dict[str, tuple[str, Callable[[Ids], Message]]] = {
+    "ScheduleTask": (WRITE, lambda ids: _later(ids.queue)),
+    "GetTask": (READ, lambda ids: pb.GetTaskRequest(task_id=ids.task)),
+    "StreamStatus": (READ, lambda ids: pb.StreamStatusRequest(task_id=ids.task)),
+    "ListTasks": (READ, lambda ids: pb.ListTasksRequest(page_size=1000)),
+    "CancelTask": (WRITE, lambda ids: pb.CancelTaskRequest(task_id=ids.task)),
+    "BatchScheduleTasks": (
+        WRITE,
+        lambda ids: pb.BatchScheduleTasksRequest(requests=[_later(ids.queue)]),
+    ),
+    "RetryTask": (WRITE, lambda ids: pb.RetryTaskRequest(task_id=ids.task)),
+    "CountTasks": (READ, lambda ids: pb.CountTasksRequest()),
+    "GetQueue": (READ, lambda ids: pb.GetQueueRequest(name=ids.queue)),
+    "ListQueues": (READ, lambda ids: pb.ListQueuesRequest(page_size=1000)),
+    "UpdateQueue": (
+        WRITE,
+        lambda ids: pb.UpdateQueueRequest(
+            queue=queue_pb2.Queue(name=ids.queue, max_concurrent=3),
+            update_mask=field_mask_pb2.FieldMask(paths=["max_concurrent"]),
+        ),
+    ),
+    "DeleteQueue": (WRITE, lambda ids: pb.DeleteQueueRequest(name=ids.queue)),
+    "PauseQueue": (WRITE, lambda ids: pb.PauseQueueRequest(name=ids.queue)),
+    "ResumeQueue": (WRITE, lambda ids: pb.ResumeQueueRequest(name=ids.queue)),
+    "PurgeQueue": (WRITE, lambda ids: pb.PurgeQueueRequest(name=ids.queue)),
+    "CreateSchedule": (WRITE, lambda ids: pb.CreateScheduleRequest(schedule=_template(ids.queue))),
+    "GetSchedule": (READ, lambda ids: pb.GetScheduleRequest(id=ids.schedule)),
+    "ListSchedules": (READ, lambda ids: pb.ListSchedulesRequest(page_size=1000)),
+    "UpdateSchedule": (
+        WRITE,
+        lambda ids: pb.UpdateScheduleRequest(
+            schedule=schedule_pb2.Schedule(id=ids.schedule, description="taken over"),
+            update_mask=field_mask_pb2.FieldMask(paths=["description"]),
+        ),
+    ),
+    "DeleteSchedule": (WRITE, lambda ids: pb.DeleteScheduleRequest(id=ids.schedule)),
+    "PauseSchedule": (WRITE, lambda ids: pb.PauseScheduleRequest(id=ids.schedule)),
+    "ResumeSchedule": (WRITE, lambda ids: pb.ResumeScheduleRequest(id=ids.schedule)),
+    "TriggerSchedule": (WRITE, lambda ids: pb.TriggerScheduleRequest(id=ids.schedule)),
+    # Last: it makes the intruder a queue of the owner's queue's name (its own, in its tenant).
+    "CreateQueue": (
+        WRITE,
+        lambda ids: pb.CreateQueueRequest(queue=queue_pb2.Queue(name=ids.queue)),
+    ),
+}
+
+
+def test_the_table_names_every_rpc_of_the_service() -> None:
+    service = pb.DESCRIPTOR.services_by_name["TaskService"]
+    assert set(EVERY_RPC) == {method.name for method in service.methods}
+
+
+Outcome = tuple[str, str, str, str]
+
+
+async def outcome(stub: TaskServiceStub, method: str, message: Message, ids: Ids) -> Outcome:
+    """(code, message, reason, field) of a call, its ids replaced by placeholders."""
+    try:
+        if method == "StreamStatus":
+            await stub.StreamStatus(message).read()
+        else:
+            await getattr(stub, method)(message)
+    except grpc.aio.AioRpcError as error:
+        info = _error_info(error)
+        return (
+            error.code().name,
+            ids.hidden(error.details() or ""),
+            info.reason if info else "",
+            info.metadata.get("field", "") if info else "",
+        )
+    return ("OK", "", "", "")
+
+
+def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            for detail in status_pb2.Status.FromString(value).details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    return info
+    return None
+
+
+@dataclass
+class Owner:
+    """A tenant with a queue, a waiting task in it and a schedule."""
+
+    tenant: str
+    stub: TaskServiceStub
+    ids: Ids
+
+
+@pytest.fixture
+async def owner(api: RunningApi) -> AsyncIterator[Owner]:
+    tenant = f"owner-{uuid.uuid4().hex[:8]}"
+    async with helpers.channel(f"127.0.0.1:{api.port}", mint_token(TEST_SECRET, tenant)) as channel:
+        stub = TaskServiceStub(channel)
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        await stub.CreateQueue(
+            pb.CreateQueueRequest(queue=queue_pb2.Queue(name=queue, max_concurrent=7))
+        )
+        task = (await stub.ScheduleTask(_later(queue))).task
+        schedule = (
+            await stub.CreateSchedule(pb.CreateScheduleRequest(schedule=_template(queue)))
+        ).schedule
+        yield Owner(tenant, stub, Ids(task.id, queue, schedule.id))
+
+
+def unknown_ids() -> Ids:
+    return Ids(str(uuid.uuid4()), f"q-{uuid.uuid4().hex[:8]}", str(uuid.uuid4()))
+
+
+async def test_another_tenants_resources_answer_as_unknown_ones_on_every_rpc(
+    api: RunningApi, owner: Owner
+) -> None:
+    intruder_token = mint_token(TEST_SECRET, f"intruder-{uuid.uuid4().hex[:8]}")
+    async with helpers.channel(f"127.0.0.1:{api.port}", intruder_token) as channel:
+        intruder = TaskServiceStub(channel)
+        for method in (name for name in EVERY_RPC if name in LIST_CALLS):
+            await assert_lists_none_of(intruder, method, owner)
+        for method, (_, make) in EVERY_RPC.items():
+            if method in LIST_CALLS:
+                continue
+            unknown = unknown_ids()
+            theirs = await outcome(intruder, method, make(owner.ids), owner.ids)
+            nobodys = await outcome(intruder, method, make(unknown), unknown)
+            assert theirs == nobodys, method
+            assert theirs[0] in ("NOT_FOUND", "INVALID_ARGUMENT", "OK"), (method, theirs)
+    await assert_untouched(owner)
+
+
+async def assert_lists_none_of(intruder: TaskServiceStub, method: str, owner: Owner) -> None:
+    _, make = EVERY_RPC[method]
+    message = make(owner.ids)
+    seen, own = [await getattr(stub, method)(message) for stub in (intruder, owner.stub)]
+    if method == "ListTasks":
+        assert owner.ids.task in {t.id for t in own.tasks}
+        assert owner.ids.task not in {t.id for t in seen.tasks}
+    elif method == "ListQueues":
+        assert owner.ids.queue in {q.name for q in own.queues}
+        assert owner.ids.queue not in {q.name for q in seen.queues}
+    elif method == "ListSchedules":
+        assert owner.ids.schedule in {s.id for s in own.schedules}
+        assert owner.ids.schedule not in {s.id for s in seen.schedules}
+    else:
+        assert sum(count.count for count in own.counts) >= 1
+        assert sum(count.count for count in seen.counts) == 0
+
+
+async def assert_untouched(owner: Owner) -> None:
+    stub, ids = owner.stub, owner.ids
+    task = (await stub.GetTask(pb.GetTaskRequest(task_id=ids.task))).task
+    assert task.status == task_pb2.TASK_STATUS_SCHEDULED
+    queue = (await stub.GetQueue(pb.GetQueueRequest(name=ids.queue))).queue
+    assert (queue.max_concurrent, queue.state) == (7, queue_pb2.QUEUE_STATE_RUNNING)
+    schedule = (await stub.GetSchedule(pb.GetScheduleRequest(id=ids.schedule))).schedule
+    assert (schedule.description, schedule.paused, schedule.last_task_id) == ("", False, "")
+
+
+@pytest.mark.parametrize(
+    "scopes",
+    [[READ], [WRITE], []],
+    ids=["read-only: every write refused", "write-only: every read refused", "no scope"],
+)
+async def test_every_rpc_checks_its_scope_first(
+    api: RunningApi, owner: Owner, scopes: list[str]
+) -> None:
+    token = mint_token(TEST_SECRET, owner.tenant, scopes=scopes)
+    async with helpers.channel(f"127.0.0.1:{api.port}", token) as channel:
+        stub = TaskServiceStub(channel)
+        for method, (scope, make) in EVERY_RPC.items():
+            if scope in scopes:
+                continue
+            answer = await outcome(stub, method, make(owner.ids), owner.ids)
+            expected = ("PERMISSION_DENIED", f"this operation needs the {scope} scope")
+            assert answer[:3] == (*expected, "MISSING_SCOPE"), method
+    await assert_untouched(owner)
+
+
+async def test_a_write_only_token_may_make_every_write(api: RunningApi, owner: Owner) -> None:
+    """Writes need tasks:write alone: none of them reads on the caller's behalf first."""
+    token = mint_token(TEST_SECRET, owner.tenant, scopes=[WRITE])
+    async with helpers.channel(f"127.0.0.1:{api.port}", token) as channel:
+        stub = TaskServiceStub(channel)
+        finished = (await stub.CancelTask(pb.CancelTaskRequest(task_id=owner.ids.task))).task
+        retried = (await stub.RetryTask(pb.RetryTaskRequest(task_id=finished.id))).task
+        assert retried.id != finished.id
+        await stub.PauseSchedule(pb.PauseScheduleRequest(id=owner.ids.schedule))
+        resumed = await stub.ResumeSchedule(pb.ResumeScheduleRequest(id=owner.ids.schedule))
+        assert not resumed.schedule.paused
+        fired = await stub.TriggerSchedule(pb.TriggerScheduleRequest(id=owner.ids.schedule))
+        assert fired.task.schedule_id == owner.ids.schedule
+        for method, (scope, make) in EVERY_RPC.items():
+            if scope == WRITE:
+                answer = await outcome(stub, method, make(unknown_ids()), unknown_ids())
+                assert answer[0] != "PERMISSION_DENIED", (method, answer)
+
+
+async def test_unparsable_bytes_without_a_token_are_unauthenticated(api: RunningApi) -> None:
+    """The caller is known before a byte of the request is parsed."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{api.port}") as channel:
+        raw = channel.unary_unary(
+            "/taskscheduler.v1.TaskService/ScheduleTask",
+            request_serializer=lambda data: data,
+            response_deserializer=lambda data: data,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+            await raw(b"\xff\xff\xff\xff")
+        assert excinfo.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as excinfo:
+            token = mint_token(TEST_SECRET, "tenant-a")
+            await raw(b"\xff\xff\xff\xff", metadata=(("authorization", f"Bearer {token}"),))
+        assert excinfo.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_token_expired_within_the_leeway_is_accepted_beyond_it_refused(
+    hs_api: RunningApi,
+) -> None:
+    now = int(time.time())
+    just_expired = jwt.encode(claims(exp=now - 5), TEST_SECRET)
+    assert await call_with(hs_api, just_expired) is grpc.StatusCode.OK
+    long_expired = jwt.encode(claims(exp=now - 60), TEST_SECRET)  # the leeway is 30 s
+    assert await call_with(hs_api, long_expired) is grpc.StatusCode.UNAUTHENTICATED
