@@ -83,6 +83,28 @@ async def test_non_retryable_errors_fail_at_once(stub: TaskServiceStub) -> None:
     assert final.attempts[0].error_type == "taskscheduler.core.kinds.NonRetryableError"
 
 
+async def test_an_error_type_its_kind_declares_non_retryable_fails_at_once(
+    stub: TaskServiceStub,
+) -> None:
+    message = request("sample.lookup", {"key": "missing"}, max_attempts=3, initial_backoff=50 * MS)
+    final = (await follow(stub, (await schedule(stub, message)).id))[-1].task
+    assert final.status == S.TASK_STATUS_FAILED
+    assert final.attempt == 1 and len(final.attempts) == 1
+    assert final.attempts[0].error_type == "builtins.KeyError"
+
+
+async def test_a_kinds_default_timeout_applies_when_the_task_sets_none(
+    stub: TaskServiceStub,
+) -> None:
+    task = await schedule(stub, request("sample.nap", {"seconds": 30}, max_attempts=1))
+    assert task.timeout.ToTimedelta() == 300 * MS
+    final = (await follow(stub, task.id))[-1].task
+    assert final.status == S.TASK_STATUS_FAILED
+    [attempt] = final.attempts
+    assert attempt.error_type == "taskscheduler.TimeoutError"
+    assert "timeout of 0.3s" in attempt.error_message
+
+
 async def test_a_timeout_stops_the_attempt_and_retries_it(stub: TaskServiceStub) -> None:
     message = request(
         "demo.sleep",
