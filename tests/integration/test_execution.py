@@ -28,7 +28,7 @@ async def test_stream_sees_scheduled_pending_running_success_in_order(
     stub: TaskServiceStub,
 ) -> None:
     # A future run_at keeps the task waiting until the stream is open, so every change is live.
-    message = request("demo.sleep", {"seconds": 0.2}, run_in=timedelta(seconds=1.5))
+    message = request("demo.sleep", {"seconds": 0.2}, run_in=timedelta(seconds=2))
     task = await schedule(stub, message)
     events = await follow(stub, task.id)
     assert [event.status for event in events] == [
@@ -37,11 +37,13 @@ async def test_stream_sees_scheduled_pending_running_success_in_order(
         S.TASK_STATUS_RUNNING,
         S.TASK_STATUS_SUCCESS,
     ]
+    run_at = message.run_at.ToDatetime()
+    assert events[1].event_time.ToDatetime() >= run_at  # SCHEDULED until its run_at
     final = events[-1].task
     assert final.result.struct_value["slept"] == 0.2
     assert [a.status for a in final.attempts] == [S.TASK_STATUS_SUCCESS]
     assert final.attempts[0].worker
-    assert final.start_time.ToDatetime() >= message.run_at.ToDatetime()  # never before run_at
+    assert final.start_time.ToDatetime() >= run_at  # never before run_at
 
 
 async def test_stream_of_a_finished_task_sends_one_message(stub: TaskServiceStub) -> None:
