@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import timedelta
+from pathlib import Path
 
 from pydantic import model_validator
 
@@ -41,3 +43,35 @@ class Buggy(PayloadModel):
 @registry.register("sample.buggy", payload=Buggy)
 def buggy(payload: Buggy, context: TaskContext) -> None:
     """Never runs: its payload's validation fails with an error the service does not expect."""
+
+
+class Marker(PayloadModel):
+    path: str
+
+
+@registry.register("sample.touch", payload=Marker)
+def touch(payload: Marker, context: TaskContext) -> None:
+    """Leaves a file behind: a test sees from outside the worker whether the handler ran."""
+    Path(payload.path).touch()
+
+
+class Lookup(PayloadModel):
+    key: str
+
+
+@registry.register("sample.lookup", payload=Lookup, non_retryable=(KeyError,))
+def lookup(payload: Lookup, context: TaskContext) -> str:
+    """A missing key stays missing however often it is tried: the kind declares KeyError
+    non-retryable."""
+    known: dict[str, str] = {}
+    return known[payload.key]
+
+
+class Nap(PayloadModel):
+    seconds: float
+
+
+@registry.register("sample.nap", payload=Nap, timeout=timedelta(milliseconds=300))
+def nap(payload: Nap, context: TaskContext) -> None:
+    """Sleeps; a nap longer than the kind's default timeout is stopped by it."""
+    time.sleep(payload.seconds)

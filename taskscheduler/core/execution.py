@@ -95,12 +95,12 @@ class AttemptStore(Protocol):
         task_id: uuid.UUID,
         attempt: int,
         error: AttemptError,
-        retry_at: datetime | None,
+        retry_in: timedelta | None,
         *,
         only_if_lease_expired: bool = False,
     ) -> bool:
-        """RUNNING -> RETRYING (retry_at set) or FAILED (retry_at None); CANCELLED instead of
-        either when a cancel was asked for."""
+        """RUNNING -> RETRYING, due `retry_in` after the database's now, or FAILED (retry_in
+        None); CANCELLED instead of either when a cancel was asked for."""
         ...
 
     def expired_leases(self, limit: int) -> list[ExpiredAttempt]: ...
@@ -131,11 +131,13 @@ class _NoExecutionObserver:
         pass
 
 
-def retry_time(policy: RetryPolicy, failed_attempt: int, retryable: bool) -> datetime | None:
-    """When the next attempt is due, or None when the task has failed for good."""
+def retry_delay(policy: RetryPolicy, failed_attempt: int, retryable: bool) -> timedelta | None:
+    """How long after the failure the next attempt is due, or None when the task has failed for
+    good. A delay, not a time: the store adds it to the database's clock, the one the
+    dispatchers compare run_at with, whatever this machine's clock says."""
     if not retryable or failed_attempt >= policy.max_attempts:
         return None
-    return datetime.now(UTC) + retry.backoff(policy, failed_attempt)
+    return retry.backoff(policy, failed_attempt)
 
 
 @dataclass(frozen=True)
@@ -327,11 +329,11 @@ class TaskExecutor:
     def _record_failure(
         self, claimed: ClaimedAttempt, error: AttemptError, exc: Exception
     ) -> Outcome:
-        retry_at = retry_time(
+        retry_in = retry_delay(
             claimed.retry_policy, claimed.attempt, self._is_retryable(claimed, exc)
         )
-        self._persist(lambda: self._store.fail(claimed.task_id, claimed.attempt, error, retry_at))
-        return Outcome.FAILED if retry_at is None else Outcome.RETRYING
+        self._persist(lambda: self._store.fail(claimed.task_id, claimed.attempt, error, retry_in))
+        return Outcome.FAILED if retry_in is None else Outcome.RETRYING
 
 
 def timeout_error(timeout: timedelta | None, suffix: str = "") -> AttemptError:
@@ -355,9 +357,9 @@ def recover_expired_leases(store: AttemptStore, limit: int) -> int:
     recovered = 0
     for expired in store.expired_leases(limit):
         error = lost_attempt_error(expired, datetime.now(UTC))
-        retry_at = retry_time(expired.retry_policy, expired.attempt, retryable=True)
+        retry_in = retry_delay(expired.retry_policy, expired.attempt, retryable=True)
         if store.fail(
-            expired.task_id, expired.attempt, error, retry_at, only_if_lease_expired=True
+            expired.task_id, expired.attempt, error, retry_in, only_if_lease_expired=True
         ):
             recovered += 1
     return recovered

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import pydantic
 
 from taskscheduler.core.errors import InvalidArgument
-from taskscheduler.core.model import JSON, RetryPolicy
+from taskscheduler.core.model import JSON, RetryPolicyOverride
 
 P = TypeVar("P", bound=pydantic.BaseModel)
 
@@ -57,7 +57,8 @@ class Kind(Generic[P]):
     name: str
     handler: Callable[[P, TaskContext], JSON]
     payload_model: type[P]
-    retry_policy: RetryPolicy | None = None
+    retry_policy: RetryPolicyOverride = field(default_factory=RetryPolicyOverride)
+    """The fields the kind sets; the others come from the service's default policy."""
     timeout: timedelta | None = None
     non_retryable: tuple[type[BaseException], ...] = field(default=())
 
@@ -82,11 +83,12 @@ class KindRegistry:
         name: str,
         *,
         payload: type[P],
-        retry_policy: RetryPolicy | None = None,
+        retry_policy: RetryPolicyOverride | None = None,
         timeout: timedelta | None = None,
         non_retryable: Iterable[type[BaseException]] = (),
     ) -> Callable[[Callable[[P, TaskContext], JSON]], Callable[[P, TaskContext], JSON]]:
-        """Decorator that registers a handler under `name`."""
+        """Decorator that registers a handler under `name`. `retry_policy` sets the kind's
+        defaults over the service's, field by field."""
 
         def decorate(handler: Callable[[P, TaskContext], JSON]) -> Callable[[P, TaskContext], JSON]:
             if name in self._kinds:
@@ -95,7 +97,7 @@ class KindRegistry:
                 name=name,
                 handler=handler,
                 payload_model=payload,
-                retry_policy=retry_policy,
+                retry_policy=retry_policy or RetryPolicyOverride(),
                 timeout=timeout,
                 non_retryable=tuple(non_retryable),
             )

@@ -171,8 +171,7 @@ class TaskManager:
         check_text(request.concurrency_key, "concurrency_key")
         if len(request.concurrency_key) > MAX_KEY_LENGTH:
             raise InvalidArgument("concurrency_key", f"must be at most {MAX_KEY_LENGTH} characters")
-        base_policy = queue.retry_policy.applied_to(kind.retry_policy or self._default_retry_policy)
-        policy = retry.validated(request.retry_policy.applied_to(base_policy))
+        policy = retry.validated(self._policy_of(kind.retry_policy, queue, request))
         run_at = max(request.run_at or now, now)
         return NewTask(
             id=uuid.uuid4(),
@@ -192,6 +191,16 @@ class TaskManager:
             schedule_id=request.schedule_id,
             fire_time=request.fire_time,
         )
+
+    def _policy_of(
+        self, kind: RetryPolicyOverride, queue: QueueSettings, request: ScheduleRequest
+    ) -> RetryPolicy:
+        """Field by field, the first set of: the task's, its queue's, its kind's, the
+        service's."""
+        policy = self._default_retry_policy
+        for override in (kind, queue.retry_policy, request.retry_policy):
+            policy = override.applied_to(policy)
+        return policy
 
     async def check(self, caller: Caller, request: ScheduleRequest) -> None:
         """Validates a request as schedule() does, storing nothing (a schedule's template)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,9 +13,10 @@ import pytest
 from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.core.ports import TaskMessage
 from taskscheduler.settings import Settings
-from taskscheduler.v1 import task_pb2
+from taskscheduler.v1 import queue_pb2, task_pb2
+from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
-from tests.helpers import follow, request, schedule, wait_until
+from tests.helpers import follow, get, request, schedule, wait_until
 from tests.servers import ServiceProcess
 
 S = task_pb2
@@ -26,7 +28,7 @@ async def test_stream_sees_scheduled_pending_running_success_in_order(
     stub: TaskServiceStub,
 ) -> None:
     # A future run_at keeps the task waiting until the stream is open, so every change is live.
-    message = request("demo.sleep", {"seconds": 0.2}, run_in=timedelta(seconds=1.5))
+    message = request("demo.sleep", {"seconds": 0.2}, run_in=timedelta(seconds=2))
     task = await schedule(stub, message)
     events = await follow(stub, task.id)
     assert [event.status for event in events] == [
@@ -35,11 +37,13 @@ async def test_stream_sees_scheduled_pending_running_success_in_order(
         S.TASK_STATUS_RUNNING,
         S.TASK_STATUS_SUCCESS,
     ]
+    run_at = message.run_at.ToDatetime()
+    assert events[1].event_time.ToDatetime() >= run_at  # SCHEDULED until its run_at
     final = events[-1].task
     assert final.result.struct_value["slept"] == 0.2
     assert [a.status for a in final.attempts] == [S.TASK_STATUS_SUCCESS]
     assert final.attempts[0].worker
-    assert final.start_time.ToDatetime() >= message.run_at.ToDatetime()  # never before run_at
+    assert final.start_time.ToDatetime() >= run_at  # never before run_at
 
 
 async def test_stream_of_a_finished_task_sends_one_message(stub: TaskServiceStub) -> None:
@@ -69,6 +73,36 @@ async def test_duplicate_deliveries_run_the_handler_once(
         "SELECT count(*) FROM task_attempts WHERE task_id = %s", (task.id,)
     ).fetchall()
     assert rows == [(1,)]
+
+
+async def test_a_cancelled_pending_task_never_runs_when_its_message_comes_later(
+    stub: TaskServiceStub,
+    settings: Settings,
+    worker: ServiceProcess,
+    db: psycopg.Connection[tuple[object, ...]],
+    tmp_path: Path,
+) -> None:
+    queue = f"held-{uuid.uuid4().hex[:8]}"
+    await stub.CreateQueue(pb.CreateQueueRequest(queue=queue_pb2.Queue(name=queue)))
+    await stub.PauseQueue(pb.PauseQueueRequest(name=queue))
+    ran = tmp_path / "ran"
+    message = request("sample.touch", {"path": str(ran)})
+    message.queue = queue
+    task = await schedule(stub, message)
+    assert task.status == S.TASK_STATUS_PENDING  # its paused queue holds it back
+    # As if its queue had let it through just before the pause: its message is on its way, and
+    # only the cancel stands between that message and a run.
+    db.execute("UPDATE tasks SET dispatched_at = now() WHERE id = %s", (task.id,))
+    cancelled = (await stub.CancelTask(pb.CancelTaskRequest(task_id=task.id))).task
+    assert cancelled.status == S.TASK_STATUS_CANCELLED
+    await make_publisher(settings).publish_many([TaskMessage(uuid.UUID(task.id), 1, None, queue)])
+    delivered = f"task {task.id} attempt 1: "
+    await wait_until(lambda: delivered in worker.log())
+    assert delivered + "skipped" in worker.log()
+    final = await get(stub, task.id)
+    assert final.status == S.TASK_STATUS_CANCELLED
+    assert final.attempt == 0 and not final.attempts
+    assert not ran.exists()  # the handler was never called
 
 
 async def test_many_concurrent_streams_all_reach_the_end(stub: TaskServiceStub) -> None:

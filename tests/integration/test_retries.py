@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 
+from taskscheduler.adapters.broker import make_publisher
+from taskscheduler.core.model import DEFAULT_QUEUE
+from taskscheduler.core.ports import TaskMessage
 from taskscheduler.settings import Settings
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
-from tests.helpers import follow, get, request, schedule, wait_for_status
+from tests.helpers import follow, get, request, schedule, wait_for_status, wait_until
 from tests.servers import ServiceProcess, start_dispatcher
 
 S = task_pb2
 MS = timedelta(milliseconds=1)
-CLOCK_SLACK = timedelta(milliseconds=50)  # retry_at is computed just before the row is written
 
 pytestmark = pytest.mark.usefixtures("worker", "dispatcher")
 
@@ -48,7 +51,8 @@ async def test_fail_twice_then_succeed_waits_within_the_policy(stub: TaskService
     assert "Traceback" in first.traceback and "attempt 2" in second.error_message
     for before, after, delay in ((first, second, 300 * MS), (second, third, 600 * MS)):
         wait = after.start_time.ToDatetime() - before.finish_time.ToDatetime()
-        assert delay - CLOCK_SLACK <= wait < delay + timedelta(seconds=2)
+        # run_at is the failure's commit time plus the delay, both by the database's clock
+        assert delay <= wait < delay + timedelta(seconds=2)
     statuses = [event.status for event in events]
     assert statuses.count(S.TASK_STATUS_RETRYING) == 2
 
@@ -59,7 +63,7 @@ async def test_retrying_shows_its_next_due_time(stub: TaskServiceStub) -> None:
     )
     retrying = await wait_for_status(stub, task.id, S.TASK_STATUS_RETRYING)
     due = retrying.run_at.ToDatetime() - retrying.attempts[0].finish_time.ToDatetime()
-    assert timedelta(minutes=59) < due <= timedelta(hours=1)
+    assert due == timedelta(hours=1)  # both written by one statement, by the database's clock
     assert retrying.error.startswith("taskscheduler.handlers.demo.DemoFailure")
     # cancelling a RETRYING task is immediate, and it never runs again
     cancelled = (await stub.CancelTask(pb.CancelTaskRequest(task_id=task.id))).task
@@ -81,6 +85,28 @@ async def test_non_retryable_errors_fail_at_once(stub: TaskServiceStub) -> None:
     final = (await follow(stub, task.id))[-1].task
     assert final.status == S.TASK_STATUS_FAILED and len(final.attempts) == 1
     assert final.attempts[0].error_type == "taskscheduler.core.kinds.NonRetryableError"
+
+
+async def test_an_error_type_its_kind_declares_non_retryable_fails_at_once(
+    stub: TaskServiceStub,
+) -> None:
+    message = request("sample.lookup", {"key": "missing"}, max_attempts=3, initial_backoff=50 * MS)
+    final = (await follow(stub, (await schedule(stub, message)).id))[-1].task
+    assert final.status == S.TASK_STATUS_FAILED
+    assert final.attempt == 1 and len(final.attempts) == 1
+    assert final.attempts[0].error_type == "builtins.KeyError"
+
+
+async def test_a_kinds_default_timeout_applies_when_the_task_sets_none(
+    stub: TaskServiceStub,
+) -> None:
+    task = await schedule(stub, request("sample.nap", {"seconds": 30}, max_attempts=1))
+    assert task.timeout.ToTimedelta() == 300 * MS
+    final = (await follow(stub, task.id))[-1].task
+    assert final.status == S.TASK_STATUS_FAILED
+    [attempt] = final.attempts
+    assert attempt.error_type == "taskscheduler.TimeoutError"
+    assert "timeout of 0.3s" in attempt.error_message
 
 
 async def test_a_timeout_stops_the_attempt_and_retries_it(stub: TaskServiceStub) -> None:
@@ -122,13 +148,20 @@ async def test_cancel_a_running_task_that_checks_for_it(stub: TaskServiceStub) -
     assert final.attempts[0].error_type == "taskscheduler.core.kinds.TaskCancelled"
 
 
-async def test_cancel_a_running_task_that_ignores_it_interrupts_it(stub: TaskServiceStub) -> None:
+async def test_cancel_a_running_task_that_ignores_it_interrupts_it_after_the_grace(
+    stub: TaskServiceStub, settings: Settings
+) -> None:
     task = await schedule(stub, request("demo.sleep", {"seconds": 60, "ignore_cancel": True}))
     await wait_for_status(stub, task.id, S.TASK_STATUS_RUNNING)
-    await stub.CancelTask(pb.CancelTaskRequest(task_id=task.id))
+    asked = (await stub.CancelTask(pb.CancelTaskRequest(task_id=task.id))).task
     final = (await follow(stub, task.id))[-1].task
     assert final.status == S.TASK_STATUS_CANCELLED
-    assert final.attempts[0].error_type == "taskscheduler.Cancelled"
+    [attempt] = final.attempts
+    assert attempt.error_type == "taskscheduler.Cancelled"
+    assert attempt.error_message == "stopped after a cancel request"  # interrupted, not killed
+    # The handler had the grace period to stop by itself: both times are the database's.
+    stopped_after = attempt.finish_time.ToDatetime() - asked.update_time.ToDatetime()
+    assert stopped_after >= timedelta(seconds=settings.stop_grace_seconds)
 
 
 async def test_cancel_a_running_task_that_cannot_be_interrupted_kills_it(
@@ -163,19 +196,44 @@ async def test_a_killed_worker_process_loses_no_task(stub: TaskServiceStub) -> N
     assert lost.error_type == "taskscheduler.WorkerLost"
 
 
-async def test_two_dispatchers_publish_each_due_task_once(
+async def test_two_dispatchers_publish_each_due_task_once_per_attempt(
     stub: TaskServiceStub, settings: Settings, log_dir: Path, worker: ServiceProcess
 ) -> None:
     second = start_dispatcher(settings, log_dir)
     try:
+        soon = timedelta(seconds=1)
         tasks = [
-            await schedule(stub, request("demo.echo", {"i": i}, run_in=timedelta(seconds=1)))
-            for i in range(40)
+            await schedule(stub, request("demo.echo", {"i": i}, run_in=soon)) for i in range(40)
         ]
-        for task in tasks:
-            final = (await follow(stub, task.id))[-1].task
-            assert final.status == S.TASK_STATUS_SUCCESS and len(final.attempts) == 1
+        retried = await schedule(
+            stub,
+            request(
+                "demo.fail",
+                {"fail_times": 1},
+                max_attempts=2,
+                initial_backoff=300 * MS,
+                jitter=False,
+                run_in=soon,
+            ),
+        )
+        finals = [(await follow(stub, task.id))[-1].task for task in [*tasks, retried]]
     finally:
         second.stop()
+    assert [(final.status, final.attempt) for final in finals] == [
+        (S.TASK_STATUS_SUCCESS, 1)
+    ] * 40 + [(S.TASK_STATUS_SUCCESS, 2)]
+    await delivered_everything_published_so_far(settings, worker)
+    # Each publish is a delivery, and the worker logs one line per delivery (a second one of
+    # the same attempt would be "skipped").
     log = worker.log()
-    assert all(f"task {task.id} attempt 1: skipped" not in log for task in tasks)
+    for final in finals:
+        for attempt in range(1, final.attempt + 1):
+            assert log.count(f"task {final.id} attempt {attempt}: ") == 1, (final.id, attempt)
+
+
+async def delivered_everything_published_so_far(settings: Settings, worker: ServiceProcess) -> None:
+    """Publishes a message of no task behind the others, and waits for the worker to skip it:
+    a second publish of any attempt would have been delivered by then."""
+    marker = uuid.uuid4()
+    await make_publisher(settings).publish_many([TaskMessage(marker, 1, None, DEFAULT_QUEUE)])
+    await wait_until(lambda: f"task {marker} attempt 1: skipped" in worker.log())

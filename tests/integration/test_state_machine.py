@@ -121,8 +121,8 @@ def make_machine(app_settings: Settings) -> type[RuleBasedStateMachine]:
         @rule(task_id=tasks, retry=st.booleans())
         def fail(self, task_id: uuid.UUID, retry: bool) -> None:
             status, attempt = self.state(task_id)
-            retry_at = datetime.now(UTC) if retry else None
-            assert self.attempts.fail(task_id, attempt, ERROR, retry_at) == (status is S.RUNNING)
+            retry_in = timedelta(0) if retry else None
+            assert self.attempts.fail(task_id, attempt, ERROR, retry_in) == (status is S.RUNNING)
 
         @rule(task_id=tasks)
         def late_completion_of_an_older_attempt(self, task_id: uuid.UUID) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from taskscheduler.core import paging
 from taskscheduler.core.errors import InvalidArgument
-from taskscheduler.core.kinds import load_handler_modules
+from taskscheduler.core.kinds import KindRegistry, PayloadModel, TaskContext, load_handler_modules
 from taskscheduler.core.manager import ScheduleRequest, TaskManager, parse_task_id
 from taskscheduler.core.model import (
     Caller,
@@ -31,8 +31,12 @@ CALLER = Caller("tenant-a", frozenset({"tasks:read", "tasks:write"}))
 
 @pytest.fixture
 def manager() -> TaskManager:
+    return manager_with(load_handler_modules(), RetryPolicy())
+
+
+def manager_with(kinds: KindRegistry, default_policy: RetryPolicy) -> TaskManager:
     unused: Any = None  # prepare() touches neither storage nor broker
-    return TaskManager(unused, unused, unused, load_handler_modules(), RetryPolicy())
+    return TaskManager(unused, unused, unused, kinds, default_policy)
 
 
 def prepare(manager: TaskManager, request: ScheduleRequest) -> NewTask:
@@ -106,6 +110,71 @@ def test_a_partial_retry_policy_keeps_the_other_defaults(manager: TaskManager) -
     policy = prepare(manager, request).retry_policy
     assert policy.max_attempts == 7
     assert policy.initial_backoff == RetryPolicy().initial_backoff
+
+
+SERVICE_POLICY = RetryPolicy(  # every field away from RetryPolicy()'s
+    max_attempts=4,
+    initial_backoff=timedelta(seconds=7),
+    max_backoff=timedelta(seconds=90),
+    backoff_multiplier=3.0,
+    jitter=False,
+)
+
+
+class Empty(PayloadModel):
+    pass
+
+
+def kinds_with_defaults() -> KindRegistry:
+    """A kind that sets max_attempts and a timeout, and leaves the rest to the service."""
+    kinds = KindRegistry()
+
+    @kinds.register(
+        "billing.invoice",
+        payload=Empty,
+        retry_policy=RetryPolicyOverride(max_attempts=5),
+        timeout=timedelta(seconds=30),
+    )
+    def invoice(payload: Empty, context: TaskContext) -> None:
+        pass
+
+    return kinds
+
+
+def test_a_kinds_policy_sets_its_fields_over_the_services_default() -> None:
+    manager = manager_with(kinds_with_defaults(), SERVICE_POLICY)
+    new = prepare(manager, ScheduleRequest(kind="billing.invoice"))
+    assert new.retry_policy == RetryPolicy(
+        max_attempts=5,
+        initial_backoff=timedelta(seconds=7),
+        max_backoff=timedelta(seconds=90),
+        backoff_multiplier=3.0,
+        jitter=False,
+    )
+    assert new.timeout == timedelta(seconds=30)
+
+
+def test_the_queue_then_the_task_set_their_fields_over_the_kinds() -> None:
+    manager = manager_with(kinds_with_defaults(), SERVICE_POLICY)
+    queue = QueueSettings(
+        retry_policy=RetryPolicyOverride(max_attempts=6, initial_backoff=timedelta(seconds=2)),
+        timeout=timedelta(seconds=20),
+    )
+    request = ScheduleRequest(
+        kind="billing.invoice",
+        retry_policy=RetryPolicyOverride(max_attempts=8, backoff_multiplier=1.5),
+    )
+    new = manager.prepare(CALLER, request, NOW, queue)
+    assert new.retry_policy == RetryPolicy(
+        max_attempts=8,
+        initial_backoff=timedelta(seconds=2),
+        max_backoff=timedelta(seconds=90),
+        backoff_multiplier=1.5,
+        jitter=False,
+    )
+    assert new.timeout == timedelta(seconds=20)
+    task_timeout = ScheduleRequest(kind="billing.invoice", timeout=timedelta(seconds=10))
+    assert manager.prepare(CALLER, task_timeout, NOW, queue).timeout == timedelta(seconds=10)
 
 
 def test_malformed_task_ids_are_invalid_arguments() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -161,13 +161,13 @@ class PostgresAttemptStore:
         task_id: uuid.UUID,
         attempt: int,
         error: AttemptError,
-        retry_at: datetime | None,
+        retry_in: timedelta | None,
         *,
         only_if_lease_expired: bool = False,
     ) -> bool:
         # The row has the last word: no retry past max_attempts, whatever the caller computed
         # (a RETRYING task with no attempt left could never be claimed again).
-        retrying = sa.and_(sa.literal(retry_at is not None), tasks.c.attempt < tasks.c.max_attempts)
+        retrying = sa.and_(sa.literal(retry_in is not None), tasks.c.attempt < tasks.c.max_attempts)
         final_status = sa.case(
             (_CANCEL_REQUESTED, S.CANCELLED.value),
             (retrying, S.RETRYING.value),
@@ -180,11 +180,6 @@ class PostgresAttemptStore:
                 (sa.and_(retrying, sa.not_(_CANCEL_REQUESTED)), sa.null()), else_=sa.func.now()
             ),
         }
-        if retry_at is not None:
-            values["run_at"] = sa.case(
-                (sa.and_(retrying, sa.not_(_CANCEL_REQUESTED)), retry_at), else_=tasks.c.run_at
-            )
-        guards = [tasks.c.lease_expires_at < sa.func.now()] if only_if_lease_expired else []
         parameters = {
             "the_task": task_id,
             "the_attempt": attempt,
@@ -192,6 +187,15 @@ class PostgresAttemptStore:
             "error_message": error.message,
             "error_traceback": error.traceback,
         }
+        if retry_in is not None:
+            # The database's clock, which the dispatchers compare run_at with: a worker whose
+            # clock is off neither delays a retry nor brings it forward.
+            due = sa.func.now() + sa.bindparam("retry_in", type_=sa.Interval())
+            values["run_at"] = sa.case(
+                (sa.and_(retrying, sa.not_(_CANCEL_REQUESTED)), due), else_=tasks.c.run_at
+            )
+            parameters["retry_in"] = retry_in
+        guards = [tasks.c.lease_expires_at < sa.func.now()] if only_if_lease_expired else []
         return self._execute(_finish_statement(values, guards), parameters) is not None
 
     def _execute(
