@@ -87,8 +87,6 @@ def test_schedule_commands(stack: Stack) -> None:
         "Europe/Paris", "--priority", "3", "--overlap", "allow", "--description", "nightly",
         "--json",
     )  # fmt: skip
-    if first.returncode == 1 and "UNIMPLEMENTED" in first.stderr:
-        pytest.skip("the api does not implement schedules yet")
     assert first.returncode == 0, first.stderr
     created = json.loads(first.stdout)
     schedule_id = created["id"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -165,33 +164,22 @@ async def test_the_async_client_manages_queues(stack: Stack) -> None:
         assert [q.name async for q in tasks.list_queues()] == ["default"]
 
 
-# Schedules: skipped while the api does not implement them.
-
-
-@contextmanager
-def schedules_implemented() -> Iterator[None]:
-    try:
-        yield
-    except ClientError as error:
-        if error.code is grpc.StatusCode.UNIMPLEMENTED:
-            pytest.skip("the api does not implement schedules yet")
-        raise
+# Schedules.
 
 
 def test_a_schedule_is_created_triggered_changed_paused_and_deleted(client: Client) -> None:
-    with schedules_implemented():
-        schedule = client.create_schedule(
-            "0 3 * * *",
-            "demo.echo",
-            {"report": "nightly"},
-            time_zone="Europe/Paris",
-            priority=3,
-            concurrency_key="reports",
-            max_attempts=2,
-            overlap=OverlapPolicy.OVERLAP_POLICY_ALLOW,
-            catchup_window=timedelta(minutes=5),
-            description="the nightly report",
-        )
+    schedule = client.create_schedule(
+        "0 3 * * *",
+        "demo.echo",
+        {"report": "nightly"},
+        time_zone="Europe/Paris",
+        priority=3,
+        concurrency_key="reports",
+        max_attempts=2,
+        overlap=OverlapPolicy.OVERLAP_POLICY_ALLOW,
+        catchup_window=timedelta(minutes=5),
+        description="the nightly report",
+    )
     assert schedule.id and not schedule.paused
     assert (schedule.cron, schedule.time_zone) == ("0 3 * * *", "Europe/Paris")
     assert schedule.task.kind == "demo.echo"
@@ -238,10 +226,9 @@ def test_a_schedule_is_created_triggered_changed_paused_and_deleted(client: Clie
 
 
 def test_a_schedule_fires_on_its_own(client: Client) -> None:
-    with schedules_implemented():
-        schedule = client.create_schedule(
-            "* * * * * *", "demo.echo", {"tick": True}, overlap=OverlapPolicy.OVERLAP_POLICY_ALLOW
-        )
+    schedule = client.create_schedule(
+        "* * * * * *", "demo.echo", {"tick": True}, overlap=OverlapPolicy.OVERLAP_POLICY_ALLOW
+    )
     try:
         deadline = time.monotonic() + 20
         made: list[Task] = []
@@ -257,8 +244,7 @@ def test_a_schedule_fires_on_its_own(client: Client) -> None:
 
 
 def test_a_schedule_can_be_created_paused(client: Client) -> None:
-    with schedules_implemented():
-        schedule = client.create_schedule("* * * * * *", "demo.echo", paused=True)
+    schedule = client.create_schedule("* * * * * *", "demo.echo", paused=True)
     try:
         assert schedule.paused, "CreateSchedule ignored Schedule.paused"
         assert not schedule.next_fire_times
@@ -269,7 +255,7 @@ def test_a_schedule_can_be_created_paused(client: Client) -> None:
 
 
 def test_schedule_errors_name_the_field(client: Client) -> None:
-    with schedules_implemented(), pytest.raises(ClientError) as cron:
+    with pytest.raises(ClientError) as cron:
         client.create_schedule("not a cron", "demo.echo")
     assert cron.value.code is grpc.StatusCode.INVALID_ARGUMENT
     assert cron.value.field == "cron"
@@ -288,8 +274,7 @@ def test_schedule_errors_name_the_field(client: Client) -> None:
 async def test_the_async_client_manages_schedules(stack: Stack) -> None:
     address = f"127.0.0.1:{stack.config.grpc_port}"
     async with AsyncClient(address, token=stack.token(tenant="sdk-flow-async")) as tasks:
-        with schedules_implemented():
-            schedule = await tasks.create_schedule("@hourly", "demo.echo", {"a": 1})
+        schedule = await tasks.create_schedule("@hourly", "demo.echo", {"a": 1})
         assert [s.id async for s in tasks.list_schedules()] == [schedule.id]
         changed = await tasks.update_schedule(schedule.id, kind="demo.echo", queue="default")
         assert changed.task.queue == "default"

@@ -1,9 +1,6 @@
 """End to end over REST: queues (create, read, list, merge-patch, pause, resume, purge, delete)
 and the task fields that use them, then cron schedules, through the gateway and the api on the
-test PostgreSQL. Each test is a tenant of its own, so that its queues and counts are its own.
-
-The schedule routes call RPCs the api may not implement yet: those tests skip when the gateway
-answers 501 (UNIMPLEMENTED), and run for real once it does."""
+test PostgreSQL. Each test is a tenant of its own, so that its queues and counts are its own."""
 
 from __future__ import annotations
 
@@ -381,20 +378,6 @@ def test_the_openapi_documents_the_new_routes(client: httpx.Client) -> None:
 # -- schedules -------------------------------------------------------------------------------
 
 
-def schedule_call(response: httpx.Response, status: int = 200) -> Any:
-    """The body of a schedule route's answer; skips the test while the api answers 501."""
-    if response.status_code == 501:
-        assert response.json()["grpc_code"] == "UNIMPLEMENTED"
-        pytest.skip("the api does not implement the schedule RPCs yet")
-    return ok(response, status)
-
-
-def schedule_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    if response.status_code == 501:
-        pytest.skip("the api does not implement the schedule RPCs yet")
-    return problem_of(response, status)
-
-
 NIGHTLY = {
     "cron": "0 3 * * *",
     "time_zone": "Europe/Paris",
@@ -413,16 +396,16 @@ NIGHTLY = {
 
 
 def test_a_schedule_created_paused_fires_only_once_resumed(client: httpx.Client) -> None:
-    created = schedule_call(client.post("/v1/schedules", json={**NIGHTLY, "paused": True}), 201)
+    created = ok(client.post("/v1/schedules", json={**NIGHTLY, "paused": True}), 201)
     assert created["paused"] is True and created["next_fire_times"] == []
-    resumed = schedule_call(client.post(f"/v1/schedules/{created['schedule_id']}:resume"))
+    resumed = ok(client.post(f"/v1/schedules/{created['schedule_id']}:resume"))
     assert resumed["paused"] is False and len(resumed["next_fire_times"]) == 5
 
 
 def test_schedule_create_get_list_patch_pause_resume_trigger_delete(
     client: httpx.Client,
 ) -> None:
-    created = schedule_call(client.post("/v1/schedules", json=NIGHTLY), 201)
+    created = ok(client.post("/v1/schedules", json=NIGHTLY), 201)
     schedule_id = created["schedule_id"]
     assert uuid.UUID(schedule_id).version == 4
     assert created["cron"] == "0 3 * * *" and created["time_zone"] == "Europe/Paris"
@@ -449,19 +432,19 @@ def test_schedule_create_get_list_patch_pause_resume_trigger_delete(
     assert all(fire > datetime.now(UTC) for fire in fires)
     assert created["last_fire_time"] is None and created["last_task_id"] == ""
 
-    assert schedule_call(client.get(f"/v1/schedules/{schedule_id}"))["cron"] == "0 3 * * *"
-    listed = schedule_call(client.get("/v1/schedules"))
+    assert ok(client.get(f"/v1/schedules/{schedule_id}"))["cron"] == "0 3 * * *"
+    listed = ok(client.get("/v1/schedules"))
     assert [s["schedule_id"] for s in listed["schedules"]] == [schedule_id]
     assert listed["next_page_token"] == ""
 
-    patched = schedule_call(
+    patched = ok(
         client.patch(
             f"/v1/schedules/{schedule_id}", json={"cron": "*/10 * * * *", "description": None}
         )
     )
     assert patched["cron"] == "*/10 * * * *" and patched["description"] == ""
     assert patched["overlap"] == "BUFFER_ONE" and patched["task"] == created["task"]
-    patched = schedule_call(
+    patched = ok(
         client.patch(
             f"/v1/schedules/{schedule_id}",
             json={"catchup_window": None, "overlap": None, "time_zone": None},
@@ -470,26 +453,26 @@ def test_schedule_create_get_list_patch_pause_resume_trigger_delete(
     assert patched["overlap"] == "SKIP"
     assert patched["catchup_window"] is None or patched["catchup_window"] <= 60  # the default
     assert patched["time_zone"] in ("", "UTC")
-    assert schedule_call(client.patch(f"/v1/schedules/{schedule_id}", json={})) == patched
+    assert ok(client.patch(f"/v1/schedules/{schedule_id}", json={})) == patched
     problem = problem_of(client.patch(f"/v1/schedules/{schedule_id}", json={"cron": None}), 400)
     assert problem["field"] == "cron"
     problem = problem_of(client.patch(f"/v1/schedules/{schedule_id}", json={"paused": True}), 400)
     assert problem["field"] == "paused"
 
-    paused = schedule_call(client.post(f"/v1/schedules/{schedule_id}:pause"))
+    paused = ok(client.post(f"/v1/schedules/{schedule_id}:pause"))
     assert paused["paused"] is True and paused["next_fire_times"] == []
-    assert schedule_call(client.post(f"/v1/schedules/{schedule_id}:pause"))["paused"] is True
-    resumed = schedule_call(client.post(f"/v1/schedules/{schedule_id}:resume"))
+    assert ok(client.post(f"/v1/schedules/{schedule_id}:pause"))["paused"] is True
+    resumed = ok(client.post(f"/v1/schedules/{schedule_id}:resume"))
     assert resumed["paused"] is False and resumed["next_fire_times"]
 
-    task = schedule_call(client.post(f"/v1/schedules/{schedule_id}:trigger"), 201)
+    task = ok(client.post(f"/v1/schedules/{schedule_id}:trigger"), 201)
     assert task["schedule_id"] == schedule_id and task["fire_time"] is not None
     assert task["kind"] == "demo.echo" and task["payload"] == {"report": "nightly"}
     assert task["priority"] == 7 and task["concurrency_key"] == "reports"
     made = ok(client.get("/v1/tasks", params={"schedule_id": schedule_id}))["tasks"]
     assert [t["task_id"] for t in made] == [task["task_id"]]
     assert ok(client.get("/v1/tasks", params={"schedule_id": UNKNOWN_ID}))["tasks"] == []
-    after = schedule_call(client.get(f"/v1/schedules/{schedule_id}"))
+    after = ok(client.get(f"/v1/schedules/{schedule_id}"))
     assert after["last_task_id"] == task["task_id"]
 
     deleted = client.delete(f"/v1/schedules/{schedule_id}")
@@ -500,7 +483,7 @@ def test_schedule_create_get_list_patch_pause_resume_trigger_delete(
 
 def test_a_paused_schedule_can_be_triggered_and_its_task_runs(client: httpx.Client) -> None:
     ok(client.post("/v1/queues", json={"name": "cron-jobs"}), 201)
-    created = schedule_call(
+    created = ok(
         client.post(
             "/v1/schedules",
             json={"cron": "@yearly", "task": {"kind": "demo.echo", "queue": "cron-jobs"}},
@@ -509,15 +492,15 @@ def test_a_paused_schedule_can_be_triggered_and_its_task_runs(client: httpx.Clie
     )
     assert created["overlap"] == "SKIP" and created["time_zone"] in ("", "UTC")
     schedule_id = created["schedule_id"]
-    paused = schedule_call(client.post(f"/v1/schedules/{schedule_id}:pause"))
+    paused = ok(client.post(f"/v1/schedules/{schedule_id}:pause"))
     assert paused["paused"] is True and paused["next_fire_times"] == []
-    task = schedule_call(client.post(f"/v1/schedules/{schedule_id}:trigger"), 201)
+    task = ok(client.post(f"/v1/schedules/{schedule_id}:trigger"), 201)
     assert task["queue"] == "cron-jobs" and task["schedule_id"] == schedule_id
     wait_for_status(client, task["task_id"], "SUCCESS")
 
 
 def test_another_tenants_schedule_is_not_found(stack: Stack, client: httpx.Client) -> None:
-    created = schedule_call(client.post("/v1/schedules", json=NIGHTLY), 201)
+    created = ok(client.post("/v1/schedules", json=NIGHTLY), 201)
     path = f"/v1/schedules/{created['schedule_id']}"
     with tenant_client(stack, f"other-{uuid.uuid4().hex[:12]}") as other:
         problem_of(other.get(path), 404)
@@ -526,7 +509,7 @@ def test_another_tenants_schedule_is_not_found(stack: Stack, client: httpx.Clien
             problem_of(other.post(f"{path}:{verb}"), 404)
         problem_of(other.delete(path), 404)
         assert ok(other.get("/v1/schedules"))["schedules"] == []
-    assert schedule_call(client.get(path))["description"] == "the nightly report"
+    assert ok(client.get(path))["description"] == "the nightly report"
 
 
 def _template(**fields: object) -> dict[str, object]:
@@ -572,7 +555,7 @@ def test_schedule_errors_are_problem_details_naming_the_field(
     status: int,
     field: str | None,
 ) -> None:
-    problem = schedule_problem(client.request(method, path, json=body), status)
+    problem = problem_of(client.request(method, path, json=body), status)
     if field is not None:
         assert problem["field"] == field
     listed = client.get("/v1/schedules")
