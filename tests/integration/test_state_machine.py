@@ -4,8 +4,9 @@ Rules: schedule (PENDING and dispatched at once, PENDING held back, SCHEDULED du
 an hour later), promote due timers, dispatch, deliver, deliver one message twice, deliver a
 stale message, crash a worker, expire leases, repair lost messages, complete, fail, retry (a
 RETRYING task's backoff elapses: promoted, dispatched, claimed again, maybe with a late report
-of the attempt before), a late completion of an ended attempt, and cancel (RUNNING tasks too). The rules that act on one task draw it from the tasks they apply to (preconditions), so
-claims, outcomes and faults happen in most examples instead of waiting for a lucky order.
+of the attempt before), a late completion of an ended attempt, and cancel (RUNNING tasks too).
+The rules that act on one task draw it from the tasks they apply to (preconditions), so claims,
+outcomes and faults happen in most examples instead of waiting for a lucky order.
 
 Each rule predicts its effect in a model (status, attempt rows, dispatched, lease, cancel
 request) and checks it. After every step the store is compared with the model, and each change
