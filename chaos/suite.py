@@ -68,6 +68,7 @@ class Report:
     recovered_from_lost_workers: int = 0
     published_again: int = 0
     longest_recovery_seconds: float = 0.0
+    longest_lost_worker_detection_seconds: float = 0.0
     longest_lost_attempt_to_rerun_seconds: float = 0.0
     faults: list[str] = field(default_factory=list)
     unfinished_at_faults: list[int] = field(default_factory=list)
@@ -364,8 +365,14 @@ class Chaos:
                     WHERE a.task_id = t.id AND a.error_type = 'taskscheduler.WorkerLost'))
                 """
             ).fetchone()
-            # A lost worker's attempt runs again once its lease expires (plus the backoff), not
-            # after Redis's visibility timeout (an hour by default).
+            # A lost worker's attempt is found once its lease expires, not after Redis's
+            # visibility timeout (an hour by default); its re-run also waits for the backoff
+            # and behind the queue's backlog.
+            detection = _scalar_float(
+                conn,
+                "SELECT max(extract(epoch FROM finished_at - started_at)) FROM task_attempts "
+                "WHERE error_type = 'taskscheduler.WorkerLost'",
+            )
             rerun = _scalar_float(
                 conn,
                 "SELECT max(extract(epoch FROM n.started_at - a.started_at)) "
@@ -375,6 +382,7 @@ class Chaos:
             )
         longest = recovery[0] if recovery else None
         report.longest_recovery_seconds = round(float(longest or 0), 2)
+        report.longest_lost_worker_detection_seconds = round(detection, 2)
         report.longest_lost_attempt_to_rerun_seconds = round(rerun, 2)
 
 
@@ -400,6 +408,10 @@ def print_report(report: Report) -> None:
         ("tasks recovered from a lost worker (lease expired)", report.recovered_from_lost_workers),
         ("tasks published again by the repair loop", report.published_again),
         ("longest recovery (s)", report.longest_recovery_seconds),
+        (
+            "longest from a lost attempt's start to its loss recorded (s)",
+            report.longest_lost_worker_detection_seconds,
+        ),
         (
             "longest from a lost attempt to its re-run (s)",
             report.longest_lost_attempt_to_rerun_seconds,

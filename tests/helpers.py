@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -110,3 +112,34 @@ class StreamToken(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
 def channel(address: str, token: str | None) -> grpc.aio.Channel:
     interceptors = [UnaryToken(token), StreamToken(token)] if token else None
     return grpc.aio.insecure_channel(address, interceptors=interceptors)
+
+
+@dataclass(frozen=True)
+class Ids:
+    """The resources a call names: a task, a queue, a schedule (tenant and scope tables)."""
+
+    task: str
+    queue: str
+    schedule: str
+
+    @classmethod
+    def unknown(cls) -> Ids:
+        return cls(str(uuid.uuid4()), f"q-{uuid.uuid4().hex[:8]}", str(uuid.uuid4()))
+
+    def hidden(self, text: str) -> str:
+        """`text` with these ids replaced by placeholders (an answer about one id or another)."""
+        for value, name in (
+            (self.task, "<task>"),
+            (self.queue, "<queue>"),
+            (self.schedule, "<schedule>"),
+        ):
+            text = text.replace(value, name)
+        return text
+
+    def path(self, template: str) -> str:
+        """A REST route's path template with these ids in it."""
+        return (
+            template.replace("{task_id}", self.task)
+            .replace("{name}", self.queue)
+            .replace("{schedule_id}", self.schedule)
+        )

@@ -24,5 +24,8 @@ def test_no_task_is_lost_or_executed_twice_under_faults() -> None:
     # A killed busy worker's task ran again after its lease, and the dispatcher's crash between
     # commit and publish left tasks that the repair loop published again.
     assert report.recovered_from_lost_workers > 0, report
+    # Found by its lease (3 s here, plus the attempt's run and a reaper pass), never by Redis's
+    # visibility timeout of an hour.
+    assert 0 < report.longest_lost_worker_detection_seconds < 30, report
     assert report.published_again > 0, report
     assert report.passed

@@ -17,41 +17,12 @@ from taskscheduler.devstack.stack import Stack
 from taskscheduler.tokens import mint_token
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+from tests.helpers import Ids
 
 pytestmark = pytest.mark.e2e
 
 READ, WRITE = "tasks:read", "tasks:write"
 LATER = "2100-01-01T00:00:00Z"
-
-
-@dataclass(frozen=True)
-class Ids:
-    """The resources a request names: a task, a queue, a schedule."""
-
-    task: str
-    queue: str
-    schedule: str
-
-    def hidden(self, text: str) -> str:
-        """`text` with these ids replaced by placeholders."""
-        for value, name in (
-            (self.task, "<task>"),
-            (self.queue, "<queue>"),
-            (self.schedule, "<schedule>"),
-        ):
-            text = text.replace(value, name)
-        return text
-
-    def path(self, template: str) -> str:
-        return (
-            template.replace("{task_id}", self.task)
-            .replace("{name}", self.queue)
-            .replace("{schedule_id}", self.schedule)
-        )
-
-
-def unknown_ids() -> Ids:
-    return Ids(str(uuid.uuid4()), f"q-{uuid.uuid4().hex[:8]}", str(uuid.uuid4()))
 
 
 def _task(ids: Ids) -> dict[str, Any]:
@@ -178,7 +149,7 @@ def test_another_tenants_resources_answer_as_unknown_ones_on_every_route(
         for route in EVERY_ROUTE:
             if route in LIST_ROUTES:
                 continue
-            unknown = unknown_ids()
+            unknown = Ids.unknown()
             theirs, nobodys = answer(intruder, route, owner.ids), answer(intruder, route, unknown)
             assert theirs == nobodys, route
             assert theirs[0] in (404, 400, 201), (route, theirs)

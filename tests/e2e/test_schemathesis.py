@@ -5,6 +5,7 @@ token, every route but health and the docs answers 401."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -45,7 +46,10 @@ def gateway_schema(stack: Stack) -> OpenApiSchema:
     )
 
 
-def _operations(schema: OpenApiSchema) -> list[APIOperation[Any, Any, Any, Any]]:
+Operation = APIOperation[Any, Any, Any, Any]
+
+
+def _operations(schema: OpenApiSchema) -> list[Operation]:
     operations = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result
@@ -53,13 +57,8 @@ def _operations(schema: OpenApiSchema) -> list[APIOperation[Any, Any, Any, Any]]
     return operations
 
 
-def test_valid_token_no_server_errors_and_conforming_responses(
-    stack: Stack, gateway_schema: OpenApiSchema
-) -> None:
-    operations = _operations(gateway_schema)
-    # A tenant of its own: the fuzzer pauses, purges and limits queues (`default` among them)
-    # that the other end-to-end tests' tenant relies on.
-    credentials = {"Authorization": f"Bearer {stack.token(tenant='schemathesis')}"}
+def _fuzz(operations: list[Operation], call: Callable[[st.DataObject, Operation], None]) -> None:
+    """Draws an operation and a case for it, EXAMPLES times; `call` sends and checks it."""
 
     @settings(
         max_examples=EXAMPLES,
@@ -69,7 +68,19 @@ def test_valid_token_no_server_errors_and_conforming_responses(
     )
     @given(data=st.data())
     def call_any_operation(data: st.DataObject) -> None:
-        operation = data.draw(st.sampled_from(operations))
+        call(data, data.draw(st.sampled_from(operations)))
+
+    call_any_operation()
+
+
+def test_valid_token_no_server_errors_and_conforming_responses(
+    stack: Stack, gateway_schema: OpenApiSchema
+) -> None:
+    # A tenant of its own: the fuzzer pauses, purges and limits queues (`default` among them)
+    # that the other end-to-end tests' tenant relies on.
+    credentials = {"Authorization": f"Bearer {stack.token(tenant='schemathesis')}"}
+
+    def call(data: st.DataObject, operation: Operation) -> None:
         case = data.draw(operation.as_strategy())
         # Kinds and their payloads are validated by the api against its registry, which the
         # OpenAPI schema cannot express: schema-valid bodies may be rejected with a 400.
@@ -77,7 +88,7 @@ def test_valid_token_no_server_errors_and_conforming_responses(
             headers=credentials, timeout=30, excluded_checks=[positive_data_acceptance]
         )
 
-    call_any_operation()
+    _fuzz(_operations(gateway_schema), call)
 
 
 def test_schema_breaking_requests_never_get_a_server_error(
@@ -85,26 +96,14 @@ def test_schema_breaking_requests_never_get_a_server_error(
 ) -> None:
     """Negative data: wrong types, missing and extra fields, out-of-range values; whether each
     is refused is the positive run's concern, here only that none is a 5xx."""
-    operations = [
-        operation
-        for operation in _operations(gateway_schema)
-        if operation.path not in OPEN_ROUTES  # nothing of theirs to break
-    ]
     credentials = {"Authorization": f"Bearer {stack.token(tenant='schemathesis-negative')}"}
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=not EXPLORE,
-    )
-    @given(data=st.data())
-    def call_any_operation(data: st.DataObject) -> None:
-        operation = data.draw(st.sampled_from(operations))
+    def call(data: st.DataObject, operation: Operation) -> None:
         case = data.draw(operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
         case.call_and_validate(headers=credentials, timeout=30, checks=[not_a_server_error])
 
-    call_any_operation()
+    operations = _operations(gateway_schema)
+    _fuzz([op for op in operations if op.path not in OPEN_ROUTES], call)  # nothing to break
 
 
 def test_every_route_rejects_missing_and_bad_credentials(

@@ -34,7 +34,7 @@ from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 from tests import helpers
 from tests.conftest import TEST_SECRET
-from tests.helpers import request
+from tests.helpers import Ids, request
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "taskscheduler-test"
@@ -345,25 +345,6 @@ async def test_rest_answers_401_with_www_authenticate_and_429_with_retry_after(
 # -- every RPC: tenants and scopes -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Ids:
-    """The resources a call names: a task, a queue, a schedule."""
-
-    task: str
-    queue: str
-    schedule: str
-
-    def hidden(self, text: str) -> str:
-        """`text` with these ids replaced by placeholders (an answer about one id or another)."""
-        for value, name in (
-            (self.task, "<task>"),
-            (self.queue, "<queue>"),
-            (self.schedule, "<schedule>"),
-        ):
-            text = text.replace(value, name)
-        return text
-
-
 def _later(queue: str) -> pb.ScheduleTaskRequest:
     message = pb.ScheduleTaskRequest(kind="demo.echo", queue=queue)
     message.run_at.GetCurrentTime()
@@ -488,10 +469,6 @@ async def owner(api: RunningApi) -> AsyncIterator[Owner]:
         yield Owner(tenant, stub, Ids(task.id, queue, schedule.id))
 
 
-def unknown_ids() -> Ids:
-    return Ids(str(uuid.uuid4()), f"q-{uuid.uuid4().hex[:8]}", str(uuid.uuid4()))
-
-
 async def test_another_tenants_resources_answer_as_unknown_ones_on_every_rpc(
     api: RunningApi, owner: Owner
 ) -> None:
@@ -503,7 +480,7 @@ async def test_another_tenants_resources_answer_as_unknown_ones_on_every_rpc(
         for method, (_, make) in EVERY_RPC.items():
             if method in LIST_CALLS:
                 continue
-            unknown = unknown_ids()
+            unknown = Ids.unknown()
             theirs = await outcome(intruder, method, make(owner.ids), owner.ids)
             nobodys = await outcome(intruder, method, make(unknown), unknown)
             assert theirs == nobodys, method
@@ -574,7 +551,7 @@ async def test_a_write_only_token_may_make_every_write(api: RunningApi, owner: O
         assert fired.task.schedule_id == owner.ids.schedule
         for method, (scope, make) in EVERY_RPC.items():
             if scope == WRITE:
-                answer = await outcome(stub, method, make(unknown_ids()), unknown_ids())
+                answer = await outcome(stub, method, make(Ids.unknown()), Ids.unknown())
                 assert answer[0] != "PERMISSION_DENIED", (method, answer)
 
 
