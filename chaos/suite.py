@@ -1,8 +1,9 @@
 """The fault suite: while a few thousand short tasks flow through the real stack, worker pool
 processes are SIGKILLed again and again, the worker's main process is killed and restarted,
 Redis is restarted empty, a dispatcher exits between commit and publish (fault injection) and is
-restarted, and PostgreSQL is stopped and started. Then every accepted task must reach a
-terminal state, and no attempt may have run twice.
+restarted, the api is killed amid calls, and PostgreSQL is stopped and started. Then every
+accepted task must reach a terminal state, no request may have made two tasks, and no attempt
+may have run twice.
 
     python -m chaos.suite [--tasks 3000] [--rate 100]        (make chaos)
 
@@ -42,6 +43,7 @@ FAULT_KINDS = (
     "SIGKILL worker main process",
     "Redis restarted empty",
     "dispatcher exited with code 70",
+    "SIGKILL api",
     "PostgreSQL stopped",
 )
 
@@ -62,6 +64,7 @@ class Report:
     attempted: int = 0
     acknowledged: int = 0
     lost: int = 0
+    tasks_stored: int = 0
     terminal: dict[str, int] = field(default_factory=dict)
     duplicated_executions: int = 0
     re_executed_attempts: int = 0
@@ -85,6 +88,7 @@ class Report:
     def passed(self) -> bool:
         return (
             self.lost == 0
+            and self.tasks_stored == self.attempted
             and self.duplicated_executions == 0
             and self.acknowledged == self.attempted > 0
             and not self.missing_faults
@@ -100,7 +104,7 @@ class Chaos:
         self._faults_done = threading.Event()
         self._stopping = threading.Event()
         # Exits the suite caused itself, by process name; any other exit is a defect.
-        self._expected_exits: dict[str, int] = {"worker": 0, "dispatcher": 0}
+        self._expected_exits: dict[str, int] = {"worker": 0, "dispatcher": 0, "api": 0}
         data_dir = Path(tempfile.mkdtemp(prefix="taskscheduler-chaos-"))
         self.log_path = data_dir / "stack.log"
         self.crash_trigger = data_dir / "crash-dispatcher"
@@ -205,12 +209,13 @@ class Chaos:
     def _inject_faults(self) -> None:
         self._wait_for_pool()
         duration = self.config.tasks / self.config.rate
-        step = duration / (self.config.pool_kills + 5)
+        step = duration / (self.config.pool_kills + 6)
         faults = [
             *[self._kill_a_pool_process] * (self.config.pool_kills // 2),
             self._restart_worker,
             self._restart_redis_empty,
             self._crash_dispatcher,
+            self._restart_api,
             *[self._kill_a_pool_process] * (self.config.pool_kills - self.config.pool_kills // 2),
             self._stop_and_start_postgres,
         ]
@@ -270,6 +275,14 @@ class Chaos:
         deadline = time.monotonic() + 30
         while self.crash_trigger.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def _restart_api(self) -> None:
+        """SIGKILL the api amid ScheduleTask calls: a call whose commit landed but whose answer
+        was lost is sent again with its idempotency key and gets the same task."""
+        api = self.stack.pid_of("api")
+        self._expected_exits["api"] += 1
+        os.kill(api, signal.SIGKILL)
+        self._fault(f"SIGKILL api {api}")
 
     def _restart_redis_empty(self) -> None:
         assert self.stack.redis is not None
@@ -335,6 +348,8 @@ class Chaos:
                 if status in ("SUCCESS", "FAILED", "CANCELLED")
             )
             report.lost = report.acknowledged - terminal
+            # Calls retried after the api died must not have made a second task.
+            report.tasks_stored = _scalar(conn, "SELECT count(*) FROM tasks")
             report.duplicated_executions = _scalar(
                 conn,
                 "SELECT count(*) FROM (SELECT task_id, attempt FROM chaos_executions "
@@ -402,6 +417,7 @@ def print_report(report: Report) -> None:
         ("tasks attempted", report.attempted),
         ("tasks acknowledged", report.acknowledged),
         ("lost (acknowledged, not terminal)", report.lost),
+        ("tasks stored (one per attempted request)", report.tasks_stored),
         ("terminal by status", report.terminal),
         ("duplicated executions (an attempt run twice)", report.duplicated_executions),
         ("attempts re-run after a fault or failure", report.re_executed_attempts),

@@ -1,5 +1,6 @@
 """The short fault suite: tasks flow while workers are killed, Redis restarts empty, a dispatcher
-exits between commit and publish, and PostgreSQL stops; none may be lost or run twice."""
+exits between commit and publish, the api is killed, and PostgreSQL stops; none may be lost,
+made twice or run twice."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ def test_no_task_is_lost_or_executed_twice_under_faults() -> None:
     report = Chaos(ChaosConfig(tasks=400, rate=80, pool_kills=4)).run()
     assert report.acknowledged == report.attempted >= 400
     assert report.lost == 0, report
+    assert report.tasks_stored == report.attempted, "a retried call made a second task"
     assert report.duplicated_executions == 0, report
     assert sum(report.terminal.values()) == report.attempted
     # Every fault happened, each while tasks were unfinished, and no process gave up by itself.
