@@ -59,20 +59,11 @@ def _detail(error: grpc.aio.AioRpcError, message: M) -> M | None:
     return None
 
 
-def problem_from_grpc(error: grpc.aio.AioRpcError) -> JSONResponse:
+def problem_from_grpc(error: grpc.aio.AioRpcError, sent_a_body: bool) -> JSONResponse:
     code = error.code()
     retry = _detail(error, error_details_pb2.RetryInfo())
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry is None:
-        # Not the rate limiter (it always says when to retry): gRPC's own message size limit,
-        # whose text names the channel's internals.
-        return problem(
-            413,
-            "Content Too Large",
-            "the request is larger than the task service accepts",
-            grpc_code=code.name,
-            reason="REQUEST_TOO_LARGE",
-            field="body",
-        )
+        return _over_message_limit(sent_a_body)
     status = HTTP_STATUS_FOR_GRPC.get(code, 500)
     extra: dict[str, Any] = {"grpc_code": code.name}
     info = _detail(error, error_details_pb2.ErrorInfo())
@@ -101,7 +92,29 @@ def problem_from_grpc(error: grpc.aio.AioRpcError) -> JSONResponse:
 
 async def grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, grpc.aio.AioRpcError)
-    return problem_from_grpc(exc)
+    return problem_from_grpc(exc, sent_a_body=request.method in ("POST", "PUT", "PATCH"))
+
+
+def _over_message_limit(sent_a_body: bool) -> JSONResponse:
+    """Not the rate limiter (it always says when to retry): gRPC's own message size limit, whose
+    text names the channel's internals. A request with a body outgrew it; otherwise the answer
+    did (a page of large tasks)."""
+    if sent_a_body:
+        return problem(
+            413,
+            "Content Too Large",
+            "the request is larger than the task service accepts",
+            grpc_code="RESOURCE_EXHAUSTED",
+            reason="REQUEST_TOO_LARGE",
+            field="body",
+        )
+    return problem(
+        502,
+        "Bad Gateway",
+        "the answer is larger than the task service sends; ask for a smaller page",
+        grpc_code="RESOURCE_EXHAUSTED",
+        reason="RESPONSE_TOO_LARGE",
+    )
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -68,7 +68,7 @@ def _duration(value: timedelta | None) -> duration_pb2.Duration | None:
 
 
 MAX_DURATION_SECONDS = 315_576_000_000
-"""protobuf's own bound on a Duration (10,000 years); beyond it, timedelta overflows."""
+"""protobuf's own bound on a valid Duration (10,000 years); larger values are malformed."""
 MAX_NANOS = 999_999_999
 
 

@@ -101,8 +101,8 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         return caller
 
     async def _authorized(self, context: grpc.aio.ServicerContext, request: object) -> Caller:
-        """The caller, authenticated and rate-limited before anything of the request is read:
-        bytes from nobody are never parsed on their behalf."""
+        """The caller, authenticated and rate-limited before anything of the request is looked
+        at: without a valid token the answer is UNAUTHENTICATED whatever the bytes were."""
         caller = await self._caller(context)
         _parsed(request)
         return caller

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import pydantic
 
 from taskscheduler.core.errors import InvalidArgument
-from taskscheduler.core.model import JSON, RetryPolicyOverride
+from taskscheduler.core.model import JSON, RetryPolicy, RetryPolicyOverride
 
 P = TypeVar("P", bound=pydantic.BaseModel)
 
@@ -83,12 +83,14 @@ class KindRegistry:
         name: str,
         *,
         payload: type[P],
-        retry_policy: RetryPolicyOverride | None = None,
+        retry_policy: RetryPolicyOverride | RetryPolicy | None = None,
         timeout: timedelta | None = None,
         non_retryable: Iterable[type[BaseException]] = (),
     ) -> Callable[[Callable[[P, TaskContext], JSON]], Callable[[P, TaskContext], JSON]]:
         """Decorator that registers a handler under `name`. `retry_policy` sets the kind's
-        defaults over the service's, field by field."""
+        defaults over the service's, field by field (a whole RetryPolicy sets every field)."""
+        if isinstance(retry_policy, RetryPolicy):
+            retry_policy = RetryPolicyOverride.every_field_of(retry_policy)
 
         def decorate(handler: Callable[[P, TaskContext], JSON]) -> Callable[[P, TaskContext], JSON]:
             if name in self._kinds:

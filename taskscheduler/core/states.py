@@ -1,4 +1,4 @@
-"""The task state machine: which status may follow which (DESIGN.md section 3)."""
+"""The task state machine: which status may follow which (the README's "Task life cycle")."""
 
 from __future__ import annotations
 

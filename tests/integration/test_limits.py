@@ -136,3 +136,26 @@ async def test_a_batch_over_the_default_message_limit_is_413(
     )
     assert_too_large(response)
     assert count_tasks(db) == 0
+
+
+async def test_an_answer_over_the_message_limit_is_502_not_413(
+    small_api: RunningApi, settings: Settings, token: str, clean_db: None
+) -> None:
+    """A GET has no body to blame: a page too large to send asks for a smaller page."""
+    async with helpers.channel(f"127.0.0.1:{small_api.port}", token) as channel:
+        stub = TaskServiceStub(channel)
+        for _ in range(100):  # 100 payloads of 900 bytes: a page of them is over 64 KiB
+            await stub.ScheduleTask(schedule_request(blob="x" * 900))
+    client = gateway_of(settings, small_api, grpc_max_message_bytes=SMALL_MESSAGES)
+
+    def list_page() -> httpx.Response:
+        with client:
+            response: httpx.Response = client.get(
+                "/v1/tasks?page_size=100", headers={"authorization": f"Bearer {token}"}
+            )
+        return response
+
+    response = await asyncio.to_thread(list_page)
+    assert response.status_code == 502, response.text[:300]
+    assert response.json()["reason"] == "RESPONSE_TOO_LARGE"
+    assert "larger than max" not in response.text

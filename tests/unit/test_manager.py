@@ -154,6 +154,18 @@ def test_a_kinds_policy_sets_its_fields_over_the_services_default() -> None:
     assert new.timeout == timedelta(seconds=30)
 
 
+def test_a_kind_registered_with_a_whole_policy_sets_every_field() -> None:
+    kinds = KindRegistry()
+    whole = RetryPolicy(max_attempts=2, initial_backoff=timedelta(seconds=3), jitter=True)
+
+    @kinds.register("billing.refund", payload=Empty, retry_policy=whole)
+    def refund(payload: Empty, context: TaskContext) -> None:
+        pass
+
+    manager = manager_with(kinds, SERVICE_POLICY)
+    assert prepare(manager, ScheduleRequest(kind="billing.refund")).retry_policy == whole
+
+
 def test_the_queue_then_the_task_set_their_fields_over_the_kinds() -> None:
     manager = manager_with(kinds_with_defaults(), SERVICE_POLICY)
     queue = QueueSettings(

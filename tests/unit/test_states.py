@@ -1,4 +1,4 @@
-"""The state machine of DESIGN.md section 3."""
+"""The state machine of the README's "Task life cycle"."""
 
 from __future__ import annotations
 

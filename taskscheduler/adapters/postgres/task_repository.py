@@ -168,7 +168,7 @@ class PostgresTaskRepository:
             )
             .values(
                 # A RUNNING task is only asked to stop; its worker records CANCELLED once the
-                # handler has returned (DESIGN.md section 3).
+                # handler has returned (the README's "Task life cycle").
                 status=sa.case((_RUNNING, tasks.c.status), else_=TaskStatus.CANCELLED.value),
                 finished_at=sa.case((_RUNNING, tasks.c.finished_at), else_=now),
                 cancel_requested_at=sa.func.coalesce(tasks.c.cancel_requested_at, now),
