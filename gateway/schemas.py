@@ -16,6 +16,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from taskscheduler.core.model import MAX_DURATION
 from taskscheduler.core.payloads import MAX_DEPTH, depth
 from taskscheduler.protojson import struct_to_dict, value_to_json
 from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2
@@ -30,7 +31,7 @@ QUEUE_STATE_PREFIX = "QUEUE_STATE_"
 OverlapName = Literal["SKIP", "ALLOW", "BUFFER_ONE"]
 OVERLAP_PREFIX = "OVERLAP_POLICY_"
 
-MAX_SECONDS = 31_536_000  # a year: the longest duration a body may give
+MAX_SECONDS = MAX_DURATION.total_seconds()  # the longest duration a body may give
 MAX_LIMIT = 1_000_000
 MAX_CATCHUP_SECONDS = 604_800  # a week, the api's bound
 QUEUE_NAME_RULE = "1 to 63 lowercase letters, digits, '-' or '_', starting with a letter or digit"

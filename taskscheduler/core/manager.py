@@ -22,7 +22,6 @@ from taskscheduler.core.model import (
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
     JSON,
-    MAX_DURATION,
     PRIORITIES,
     READ_SCOPE,
     WRITE_SCOPE,
@@ -159,8 +158,7 @@ class TaskManager:
             raise InvalidArgument(
                 "request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters"
             )
-        if request.timeout is not None and not timedelta(0) < request.timeout <= MAX_DURATION:
-            raise InvalidArgument("timeout", f"must be positive, at most {MAX_DURATION.days} days")
+        retry.check_timeout(request.timeout, "timeout")
         if request.run_at is not None and request.run_at.tzinfo is None:
             raise InvalidArgument("run_at", "must carry a time zone")
         priority = DEFAULT_PRIORITY if request.priority is None else request.priority

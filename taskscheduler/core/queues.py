@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, replace
-from datetime import timedelta
 
 from taskscheduler.core import paging, retry
 from taskscheduler.core.errors import InvalidArgument, QueueInUse, QueueNotFound
 from taskscheduler.core.model import (
     DEFAULT_QUEUE,
-    MAX_DURATION,
     READ_SCOPE,
     WRITE_SCOPE,
     Caller,
@@ -59,8 +57,7 @@ def validated_settings(settings: QueueSettings) -> QueueSettings:
         if not 0 <= getattr(settings, name) <= MAX_CONCURRENT:
             raise InvalidArgument(name, f"must be between 0 (no limit) and {MAX_CONCURRENT}")
     retry.check_override(settings.retry_policy, "retry_policy.")
-    if settings.timeout is not None and not timedelta(0) < settings.timeout <= MAX_DURATION:
-        raise InvalidArgument("timeout", f"must be positive, at most {MAX_DURATION.days} days")
+    retry.check_timeout(settings.timeout, "timeout")
     return settings
 
 

@@ -12,6 +12,12 @@ from taskscheduler.core.model import MAX_DURATION, RetryPolicy, RetryPolicyOverr
 MAX_ATTEMPTS_LIMIT = 100
 
 
+def check_timeout(timeout: timedelta | None, field: str) -> None:
+    """An attempt's time limit, when one is set: a task's, a queue's or a template's."""
+    if timeout is not None and not timedelta(0) < timeout <= MAX_DURATION:
+        raise InvalidArgument(field, f"must be positive, at most {MAX_DURATION.days} days")
+
+
 def check_override(policy: RetryPolicyOverride, prefix: str) -> None:
     """The bounds of each field set (a task's, a queue's or a template's defaults)."""
     if policy.max_attempts is not None and not 1 <= policy.max_attempts <= MAX_ATTEMPTS_LIMIT:

@@ -9,18 +9,13 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from taskscheduler.devstack.stack import DEVELOPMENT_TENANT, Stack, StackConfig
-
-# Each port of StackConfig, and the variable that moves it (the processes' own names).
-PORT_VARIABLES = {
-    "grpc_port": "TASKSCHED_GRPC_PORT",
-    "gateway_port": "TASKSCHED_GATEWAY_PORT",
-    "postgres_port": "TASKSCHED_DEV_POSTGRES_PORT",
-    "redis_port": "TASKSCHED_DEV_REDIS_PORT",
-    "api_metrics_port": "TASKSCHED_API_METRICS_PORT",
-    "worker_metrics_port": "TASKSCHED_WORKER_METRICS_PORT",
-    "dispatcher_metrics_port": "TASKSCHED_DISPATCHER_METRICS_PORT",
-}
+from taskscheduler.devstack.stack import (
+    DEVELOPMENT_TENANT,
+    PORTS,
+    Stack,
+    StackConfig,
+    port_variable,
+)
 
 
 def config_from_env() -> StackConfig:
@@ -30,9 +25,9 @@ def config_from_env() -> StackConfig:
         database_url=os.environ.get("DATABASE_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
     )
-    for field, variable in PORT_VARIABLES.items():
-        if value := os.environ.get(variable):
-            setattr(config, field, int(value))
+    for port in PORTS:
+        if value := os.environ.get(port_variable(port)):
+            setattr(config, port, int(value))
     return config
 
 

@@ -26,6 +26,13 @@ DEVELOPMENT_TENANT = "dev"
 COLORS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m")
 RESET = "\033[0m"
 METRICS_PORTS = ("api_metrics_port", "worker_metrics_port", "dispatcher_metrics_port")
+PORTS = ("grpc_port", "gateway_port", "postgres_port", "redis_port", *METRICS_PORTS)
+
+
+def port_variable(port: str) -> str:
+    """The environment variable that sets one of StackConfig's ports (the processes' own name
+    for it, where they read it): TASKSCHED_GRPC_PORT, TASKSCHED_POSTGRES_PORT, ..."""
+    return f"TASKSCHED_{port.upper()}"
 
 
 @dataclass
@@ -47,8 +54,7 @@ class StackConfig:
 
 def on_free_ports(data_dir: Path, **settings: Any) -> StackConfig:
     """A stack beside any other on this machine: every port picked free (tests, benchmarks)."""
-    names = ("grpc_port", "gateway_port", "postgres_port", "redis_port", *METRICS_PORTS)
-    ports = {name: free_port() for name in names}
+    ports = {name: free_port() for name in PORTS}
     return StackConfig(data_dir=data_dir, **(ports | settings))
 
 
@@ -110,9 +116,7 @@ class Stack:
             TASKSCHED_JWT_SECRET=self.jwt_secret,
             PYTHONUNBUFFERED="1",
         )
-        env.update(
-            {f"TASKSCHED_{name.upper()}": str(getattr(self.config, name)) for name in METRICS_PORTS}
-        )
+        env.update({port_variable(name): str(getattr(self.config, name)) for name in METRICS_PORTS})
         env.update(self.config.extra_env)
         return env
 

@@ -22,9 +22,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from taskscheduler.devstack.__main__ import PORT_VARIABLES
 from taskscheduler.devstack.embedded import free_port
-from taskscheduler.devstack.stack import Stack
+from taskscheduler.devstack.stack import PORTS, Stack, port_variable
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
@@ -175,7 +174,7 @@ def _in_seconds(seconds: float) -> str:
 def make_run(data_dir: Path) -> Iterator[tuple[str, str]]:
     """`make run`'s own command on free ports: yields the gateway's URL and the printed token;
     stops it with Ctrl-C (SIGINT) and checks that everything it started has stopped."""
-    ports = {name: str(free_port()) for name in PORT_VARIABLES.values()}
+    ports = {port_variable(name): str(free_port()) for name in PORTS}
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env |= ports | {"TASKSCHED_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
     launcher = subprocess.Popen(
