@@ -57,6 +57,9 @@ def run(sections: list[str], quick: bool, log: IO[str] | None) -> list[Figure]:
     config = on_free_ports(
         data_dir,
         worker_concurrency=WORKER_PROCESSES,
+        # Set, the stack uses these servers (a database of its own: it is migrated and filled).
+        database_url=os.environ.get("DATABASE_URL"),
+        redis_url=os.environ.get("REDIS_URL"),
         extra_env={"TASKSCHED_RATE_LIMIT_RPS": "0"},  # measure the service, not its limiter
         log_stream=log or io.StringIO(),
     )

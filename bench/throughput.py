@@ -12,7 +12,7 @@ from datetime import datetime
 from celery import Celery
 from psycopg.types.json import Jsonb
 
-from bench import baseline
+from bench import baseline, costs
 from bench.common import Bench, Figure, percentile
 from taskscheduler.v1 import task_service_pb2 as pb
 
@@ -28,7 +28,8 @@ def measure(bench: Bench) -> list[Figure]:
     probes = 20 if bench.quick else 200
     processes = bench.stack.config.worker_concurrency
     baseline.create_table(bench.database_url)
-    service_rate = asyncio.run(service_throughput(bench, tasks))
+    with costs.measured(bench, tasks) as spent:
+        service_rate = asyncio.run(service_throughput(bench, tasks))
     service_latencies = asyncio.run(service_start_latencies(bench, probes))
     worker = baseline.start_worker(bench.stack.environment(), processes)
     try:
@@ -60,6 +61,7 @@ def measure(bench: Bench) -> list[Figure]:
                 goal_is="ratio<=",
             )
         )
+    figures += spent.figures("end to end")
     return figures
 
 
