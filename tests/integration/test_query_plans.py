@@ -4,6 +4,7 @@ disabled, so that the small test table does not hide a missing index)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,12 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
-from taskscheduler.adapters.postgres.due_tasks import _claimable, _next_by_key, _next_in_order
+from taskscheduler.adapters.postgres.due_tasks import (
+    _chosen,
+    _claimable,
+    _next_by_key,
+    _next_in_order,
+)
 from taskscheduler.adapters.postgres.schema import (
     FINISHED,
     IN_FLIGHT,
@@ -182,3 +188,43 @@ def test_hot_query_uses_its_index(populated: psycopg.Connection[Any], name: str)
     explained = plan(db, statement)
     assert index in explained, explained
     assert "Seq Scan" not in explained, explained
+
+
+def test_a_dispatch_reads_the_ready_index_only_for_the_tasks_it_takes(
+    db: psycopg.Connection[Any],
+) -> None:
+    """The taken rows are found again by primary key: a readiness condition beside the ids had
+    the planner read every entry of the ready index (a bitmap) on each pass, as here: a burst of
+    ready tasks into one queue."""
+    db.execute(
+        "INSERT INTO tasks (id, tenant, queue, status, kind, payload, max_attempts,"
+        " initial_backoff_seconds, max_backoff_seconds, backoff_multiplier, jitter, run_at)"
+        " SELECT gen_random_uuid(), %s, 'emails', 'PENDING', 'k', '{}', 3, 1, 300, 2, true, now()"
+        " FROM generate_series(1, 3000)",
+        (TENANT,),
+    )
+    db.execute(
+        "INSERT INTO tasks (id, tenant, queue, status, kind, payload, max_attempts,"
+        " initial_backoff_seconds, max_backoff_seconds, backoff_multiplier, jitter, run_at,"
+        " finished_at, dispatched_at)"
+        " SELECT gen_random_uuid(), 'other', 'default', 'SUCCESS', 'k', '{}', 3, 1, 300, 2, true,"
+        " now(), now(), now() FROM generate_series(1, 3000)"
+    )
+    db.execute("ANALYZE tasks")
+    statement = tasks.update().where(_chosen(OF_QUEUE, 100)).values(dispatched_at=sa.func.now())
+    compiled = statement.compile(dialect=DIALECT, compile_kwargs={"literal_binds": True})
+    with db.transaction(force_rollback=True):
+        row = db.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + sql.SQL(str(compiled)))
+        [[document]] = row.fetchall()
+    read = sum(
+        node["Actual Rows"]
+        for node in _nodes(document[0]["Plan"])
+        if node.get("Index Name") == "ix_tasks_ready"
+    )
+    assert 100 <= read <= 110, document
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)

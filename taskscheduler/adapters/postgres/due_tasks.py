@@ -61,6 +61,8 @@ class QueuePass:
     dispatched: int
     held_back_by: str = ""
     """"rate" or "concurrency" when the queue had ready tasks it could not let through."""
+    unclaimed: int = 0
+    """Tasks of the queue already with the broker, not yet claimed, before this pass."""
 
 
 @dataclass(frozen=True)
@@ -132,11 +134,13 @@ class PostgresDueTasks:
                 for queue in (await conn.execute(_OPEN_QUEUES)).mappings().all():
                     if len(messages) >= limit:
                         break
-                    taken, capped_by, wait = await self._dispatch_queue(
+                    taken, capped_by, wait, unclaimed = await self._dispatch_queue(
                         conn, queue, limit - len(messages)
                     )
                     messages += taken
-                    passes.append(QueuePass(queue["tenant"], queue["name"], len(taken), capped_by))
+                    passes.append(
+                        QueuePass(queue["tenant"], queue["name"], len(taken), capped_by, unclaimed)
+                    )
                     if wait is not None:
                         next_token_in = wait if next_token_in is None else min(next_token_in, wait)
         caps = frozenset(queue_pass.held_back_by for queue_pass in passes) - {"", "rate"}
@@ -145,13 +149,13 @@ class PostgresDueTasks:
 
     async def _dispatch_queue(
         self, conn: AsyncConnection, queue: sa.RowMapping, limit: int
-    ) -> tuple[list[TaskMessage], str, float | None]:
+    ) -> tuple[list[TaskMessage], str, float | None, int]:
         of_queue = (tasks.c.tenant == queue["tenant"], tasks.c.queue == queue["name"])
         budget = limit
         tokens = _tokens(queue)
         if tokens is not None:
             if tokens < 1:
-                return [], "rate", (1 - tokens) / queue["rate_per_second"]
+                return [], "rate", (1 - tokens) / queue["rate_per_second"], 0
             budget = min(budget, int(tokens))
         in_flight = sa.select(
             sa.func.count(),
@@ -164,12 +168,13 @@ class PostgresDueTasks:
         if queue["max_concurrent"] and queue["max_concurrent"] - holding < budget:
             budget, capped_by = queue["max_concurrent"] - holding, "concurrency"
         if budget <= 0:
-            return [], capped_by, None
+            return [], capped_by, None, unclaimed
         per_key = queue["max_concurrent_per_key"]
-        chosen = _next_by_key(of_queue, per_key) if per_key else _next_in_order(of_queue)
         statement = (
             tasks.update()
-            .where(tasks.c.id.in_(chosen.limit(budget).scalar_subquery()), READY)
+            .where(
+                _chosen_by_key(of_queue, per_key, budget) if per_key else _chosen(of_queue, budget)
+            )
             .values(
                 dispatched_at=sa.func.now(),
                 republish_at=sa.func.now() + self._republish_after,
@@ -190,14 +195,14 @@ class PostgresDueTasks:
         if per_key and len(taken) < budget:
             more_ready = sa.select(sa.exists().where(*of_queue, READY))
             if (await conn.execute(more_ready)).scalar():
-                return taken, "concurrency", None
+                return taken, "concurrency", None, unclaimed
         if len(taken) < budget:
-            return taken, "", None
+            return taken, "", None, unclaimed
         if capped_by:
-            return taken, capped_by, None
+            return taken, capped_by, None, unclaimed
         if tokens is not None and int(tokens) == budget:  # the bucket ran dry, not the queue
-            return taken, "rate", (1 - (tokens - len(taken))) / queue["rate_per_second"]
-        return taken, "", None
+            return taken, "rate", (1 - (tokens - len(taken))) / queue["rate_per_second"], unclaimed
+        return taken, "", None, unclaimed
 
     async def republish_lost(self, limit: int) -> list[TaskMessage]:
         """PENDING rows that no worker claimed by their republish time: their message may be
@@ -293,6 +298,23 @@ _DISPATCH_ORDER = (tasks.c.priority.desc(), tasks.c.run_at, tasks.c.created_at)
 def _next_in_order(of_queue: tuple[sa.ColumnElement[bool], ...]) -> sa.Select[Any]:
     """Ready tasks of the queue by priority, then due time, then age (the ready index)."""
     return sa.select(tasks.c.id).where(*of_queue, READY).order_by(*_DISPATCH_ORDER)
+
+
+def _chosen(of_queue: tuple[sa.ColumnElement[bool], ...], budget: int) -> sa.ColumnElement[bool]:
+    """The first `budget` ready tasks of the queue, locked (SKIP LOCKED rechecks that each is
+    still ready), matched by primary key: a condition on readiness beside it would have the
+    planner read every entry of the ready index on each pass."""
+    locked = _next_in_order(of_queue).limit(budget).with_for_update(skip_locked=True)
+    return tasks.c.id == sa.any_(sa.func.array(locked.scalar_subquery()))
+
+
+def _chosen_by_key(
+    of_queue: tuple[sa.ColumnElement[bool], ...], per_key: int, budget: int
+) -> sa.ColumnElement[bool]:
+    """The round robin reads every ready task of the queue anyway (its ranks), and cannot lock
+    them (window functions): readiness is checked again on the rows it picks."""
+    picked = _next_by_key(of_queue, per_key).limit(budget).scalar_subquery()
+    return sa.and_(tasks.c.id.in_(picked), READY)
 
 
 def _next_by_key(of_queue: tuple[sa.ColumnElement[bool], ...], per_key: int) -> sa.Select[Any]:
