@@ -3,14 +3,16 @@ outcome; and the recovery of attempts whose lease expired (killed worker, hard t
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
+import logging
 import math
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -20,6 +22,8 @@ from taskscheduler.core.errors import DomainError, StorageUnavailable
 from taskscheduler.core.kinds import KindRegistry, NonRetryableError, TaskCancelled, TaskContext
 from taskscheduler.core.model import JSON, RetryPolicy
 from taskscheduler.core.payloads import check_json
+
+log = logging.getLogger("taskscheduler.worker")
 
 MAX_TRACEBACK_CHARS = 16_000
 MAX_MESSAGE_CHARS = 4_000
@@ -164,78 +168,120 @@ class StopReason(enum.Enum):
     TIMED_OUT = "timed out"
 
 
-class _Watchdog:
-    """Runs beside the handler: renews the lease, and stops the handler when it must.
+class _Watch:
+    """One running attempt as the watchdog sees it: its deadlines and how far it was stopped."""
+
+    def __init__(
+        self, claimed: ClaimedAttempt, lease: LeaseSettings, cancel_event: threading.Event
+    ) -> None:
+        start = time.monotonic()
+        self.claimed = claimed
+        self.cancel_event = cancel_event
+        self.next_renew = start + lease.renew_every
+        self.timeout_at = start + claimed.timeout.total_seconds() if claimed.timeout else math.inf
+        self.escalate_at = math.inf
+        self.stop_reason: StopReason | None = None
+        self.interrupted = False
+
+    @property
+    def due_at(self) -> float:
+        return min(self.next_renew, self.timeout_at, self.escalate_at)
+
+    def begin_stop(self, reason: StopReason) -> None:
+        self.stop_reason = reason
+        self.cancel_event.set()  # a handler may check context.cancel_requested
+
+
+class Watchdog:
+    """One thread per process beside the handlers: renews the lease of each running attempt,
+    and stops a handler when it must.
 
     On a cancel (or a lost lease) it sets the context's cancel event, interrupts the handler
     after the grace period, and kills the process after another. At the attempt's timeout it
-    interrupts at once, then kills after the grace period.
+    interrupts at once, then kills after the grace period. An attempt that ends before its
+    first renewal costs it nothing but a set insertion and removal: the thread sleeps until the
+    earliest deadline of the attempts it knows, and is woken only for an earlier one.
     """
 
-    def __init__(
-        self,
-        store: AttemptStore,
-        claimed: ClaimedAttempt,
-        lease: LeaseSettings,
-        interrupts: Interrupts,
-        cancel_event: threading.Event,
-    ) -> None:
+    def __init__(self, store: AttemptStore, lease: LeaseSettings, interrupts: Interrupts) -> None:
         self._store = store
-        self._claimed = claimed
         self._lease = lease
         self._interrupts = interrupts
-        self._cancel_event = cancel_event
-        self.stop_reason: StopReason | None = None
-        self.interrupted = False
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="attempt-watchdog", daemon=True)
+        self._changed = threading.Condition()
+        self._watches: set[_Watch] = set()
+        self._planned_wake = math.inf
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> _Watchdog:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._done.set()
-        self._thread.join()
+    @contextlib.contextmanager
+    def watching(self, claimed: ClaimedAttempt, cancel_event: threading.Event) -> Iterator[_Watch]:
+        watch = _Watch(claimed, self._lease, cancel_event)
+        with self._changed:
+            self._watches.add(watch)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="attempt-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif watch.due_at < self._planned_wake:
+                self._changed.notify()
+        try:
+            yield watch
+        finally:
+            with self._changed:
+                self._watches.discard(watch)
 
     def _run(self) -> None:
-        grace = self._lease.stop_grace.total_seconds()
-        timeout = self._claimed.timeout
-        start = time.monotonic()
-        next_renew = start + self._lease.renew_every
-        timeout_at = start + timeout.total_seconds() if timeout else math.inf
-        escalate_at = math.inf
-        while not self._done.wait(
-            max(0.0, min(next_renew, timeout_at, escalate_at) - time.monotonic())
-        ):
+        while True:
+            with self._changed:
+                due = self._wait_for_due()
+            for watch in due:
+                try:
+                    self._step(watch, time.monotonic())
+                except Exception:  # the thread serves every later attempt: it must live on
+                    log.exception("watchdog step failed for task %s", watch.claimed.task_id)
+
+    def _wait_for_due(self) -> list[_Watch]:
+        """Sleeps until an attempt has a deadline due; called with the condition held."""
+        while True:
             now = time.monotonic()
-            if now >= next_renew:
-                next_renew = now + self._lease.renew_every
-                if self._must_stop() and self.stop_reason is None:
-                    self._begin_stop(StopReason.CANCELLED)
-                    escalate_at = now + grace
-            if now >= timeout_at and self.stop_reason is None:
-                self._begin_stop(StopReason.TIMED_OUT)
-                escalate_at = now  # no grace before the interrupt: the time is up
-            if now < escalate_at:
-                continue
-            if self.interrupted:
+            due = [watch for watch in self._watches if watch.due_at <= now]
+            if due:
+                self._planned_wake = math.inf
+                return due
+            self._planned_wake = min((watch.due_at for watch in self._watches), default=math.inf)
+            wait = None if self._planned_wake == math.inf else self._planned_wake - now
+            self._changed.wait(wait)
+
+    def _step(self, watch: _Watch, now: float) -> None:
+        grace = self._lease.stop_grace.total_seconds()
+        if now >= watch.next_renew:
+            watch.next_renew = now + self._lease.renew_every
+            if self._must_stop(watch) and watch.stop_reason is None:
+                watch.begin_stop(StopReason.CANCELLED)
+                watch.escalate_at = now + grace
+        if now >= watch.timeout_at:
+            watch.timeout_at = math.inf
+            if watch.stop_reason is None:
+                watch.begin_stop(StopReason.TIMED_OUT)
+                watch.escalate_at = now  # no grace before the interrupt: the time is up
+        if now < watch.escalate_at:
+            return
+        with self._changed:
+            if watch not in self._watches:
+                return  # the handler ended meanwhile: nothing to stop
+            if watch.interrupted:
+                watch.escalate_at = math.inf
                 self._interrupts.kill()
                 return
-            self.interrupted = True
+            watch.interrupted = True
             self._interrupts.interrupt()
-            escalate_at = now + grace
+            watch.escalate_at = now + grace
 
-    def _begin_stop(self, reason: StopReason) -> None:
-        self.stop_reason = reason
-        self._cancel_event.set()  # a handler may check context.cancel_requested
-
-    def _must_stop(self) -> bool:
+    def _must_stop(self, watch: _Watch) -> bool:
         """Renews the lease; True when a cancel was asked for or the lease is no longer ours."""
+        claimed = watch.claimed
         try:
-            lease = self._store.renew(
-                self._claimed.task_id, self._claimed.attempt, self._lease.duration
-            )
+            lease = self._store.renew(claimed.task_id, claimed.attempt, self._lease.duration)
         except DomainError:
             return False  # the database is away; the lease may still be ours when it returns
         return lease.cancel_requested or not lease.held
@@ -258,7 +304,7 @@ class TaskExecutor:
         self._kinds = kinds
         self._worker_name = worker_name
         self._lease = lease
-        self._interrupts = interrupts
+        self._watchdog = Watchdog(store, lease, interrupts)
 
     def execute(self, task_id: uuid.UUID) -> Outcome:
         claimed = self._store.claim(task_id, self._worker_name, self._lease.duration)
@@ -272,15 +318,15 @@ class TaskExecutor:
 
     def _run(self, claimed: ClaimedAttempt) -> Outcome:
         cancel_event = threading.Event()
-        watchdog = _Watchdog(self._store, claimed, self._lease, self._interrupts, cancel_event)
+        watch: _Watch | None = None
         try:
-            with watchdog:
+            with self._watchdog.watching(claimed, cancel_event) as watch:
                 result = self._run_handler(claimed, cancel_event)
         except Exception as exc:
-            error = self._error_of(exc, claimed, watchdog.stop_reason)
+            stop_reason = None if watch is None else watch.stop_reason
+            error = self._error_of(exc, claimed, stop_reason)
             outcome = self._record_failure(claimed, error, exc)
-            cancelled = watchdog.stop_reason is StopReason.CANCELLED
-            return Outcome.CANCELLED if cancelled else outcome
+            return Outcome.CANCELLED if stop_reason is StopReason.CANCELLED else outcome
         self._persist(lambda: self._store.succeed(claimed.task_id, claimed.attempt, result))
         return Outcome.SUCCEEDED
 
