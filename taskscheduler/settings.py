@@ -166,6 +166,19 @@ class Settings(BaseSettings):
         description="Most tasks of one queue with the broker and not yet claimed: the backlog "
         "beyond waits in PostgreSQL, where priorities, pause and purge apply to it",
     )
+    ids_per_message: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Most task ids one broker message carries when a pass lets many tasks of a "
+        "queue through (1: one message per task); a lone task always goes alone",
+    )
+    message_time_budget_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="A worker runs the ids of one message one after another for at most this "
+        "long; the ids left then go back to the broker, for any worker to take",
+    )
     worker_queues: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="The queues this worker serves; empty: every queue, new ones included",

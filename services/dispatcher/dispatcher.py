@@ -139,7 +139,10 @@ class Dispatcher:
             )
         self._next_token_in = dispatch.next_token_in
         self._held_back_by = dispatch.held_back_by
-        await self._publish(dispatch.messages)
+        backlog: dict[str, int] = {}
+        for queue in dispatch.queues:
+            backlog[queue.queue] = backlog.get(queue.queue, 0) + queue.unclaimed
+        await self._publish(dispatch.messages, backlog)
         times = await self._due_tasks.next_times()
         self._next_timer, self._next_fire, self._buffered_fires = times
         self._times_known = True
@@ -161,8 +164,10 @@ class Dispatcher:
     async def republish_lost(self) -> int:
         return await self._publish(await self._due_tasks.republish_lost(self._batch_size))
 
-    async def _publish(self, messages: list[TaskMessage]) -> int:
-        await self._publisher.publish_many(messages)
+    async def _publish(
+        self, messages: list[TaskMessage], backlog: dict[str, int] | None = None
+    ) -> int:
+        await self._publisher.publish_many(messages, backlog)
         return len(messages)
 
     async def run(self, stopping: asyncio.Event) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from taskscheduler.core.ports import TaskMessage, TaskPublisher
@@ -22,13 +23,15 @@ class CrashBeforePublish:
         self._publisher = publisher
         self._trigger = trigger
 
-    async def publish_many(self, messages: list[TaskMessage]) -> None:
+    async def publish_many(
+        self, messages: list[TaskMessage], backlog: Mapping[str, int] | None = None
+    ) -> None:
         if messages and self._take_trigger():
             log.error(
                 "fault injection: exiting between commit and publish of %d tasks", len(messages)
             )
             os._exit(CRASH_EXIT_CODE)
-        await self._publisher.publish_many(messages)
+        await self._publisher.publish_many(messages, backlog)
 
     def _take_trigger(self) -> bool:
         """True for the one dispatcher that deletes the file, however many see it."""

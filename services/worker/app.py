@@ -6,13 +6,17 @@ claim in PostgreSQL decides whether this delivery runs anything.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject
@@ -20,11 +24,11 @@ from celery.signals import setup_logging, worker_init, worker_process_init
 from prometheus_client import values as prometheus_values
 
 from services.worker.queues import serve_queues
-from taskscheduler.adapters.broker import EXECUTE_TASK, make_celery_app
+from taskscheduler.adapters.broker import EXECUTE_TASK, Delivery, make_celery_app, send_execute
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.engine import make_sync_engine
 from taskscheduler.core.errors import StorageUnavailable
-from taskscheduler.core.execution import ClaimedAttempt, Interrupts, TaskExecutor
+from taskscheduler.core.execution import ClaimedAttempt, Interrupts, Outcome, TaskExecutor
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.settings import get_settings
 
@@ -122,19 +126,70 @@ def executor() -> TaskExecutor:
 
 
 @app.task(name=EXECUTE_TASK, bind=True)
-def execute(self: Task, task_id: str, attempt: int) -> str:
-    """Claims and runs one attempt of task_id; `attempt` is for logs and tracing only."""
-    traceparent = getattr(self.request, "traceparent", None)
+def execute(self: Task, task_id: str, attempt: int, then: list[list[Any]] | None = None) -> str:
+    """Claims and runs one attempt of task_id, then of each task in `then` ([task id, attempt,
+    traceparent]); the attempt numbers are for logs and tracing only."""
+    first = Delivery(task_id, attempt, getattr(self.request, "traceparent", None) or "")
+    if not then:
+        return _run_one(first).value
+    backlog = Backlog(self, [Delivery(str(i), int(a), str(t)) for i, a, t in then])
+    with backlog.handed_back_after(settings.message_time_budget_seconds):
+        outcome = _run_one(first)
+        while (delivery := backlog.next()) is not None:
+            _run_one(delivery)
+    return outcome.value
+
+
+class Backlog:
+    """The ids a message carries after its first, run in order; those still waiting when the
+    time budget runs out go back to the broker as a message of their own, so that no task waits
+    long behind a slow one while another worker is free (and a warm shutdown ends soon)."""
+
+    def __init__(self, task: Task, deliveries: list[Delivery]) -> None:
+        # Read now: the request is the consuming thread's, and the hand-back runs on another.
+        self._celery_queue = task.request.delivery_info["routing_key"]
+        self._time_limit = (task.request.timelimit or (None, None))[0]
+        self._waiting = deliveries
+        self._lock = threading.Lock()
+
+    def next(self) -> Delivery | None:
+        with self._lock:
+            return self._waiting.pop(0) if self._waiting else None
+
+    def hand_back(self) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        try:
+            send_execute(app, self._celery_queue, waiting, self._time_limit)
+        except Exception:  # the dispatcher's repair loop publishes them again
+            log.exception("handing back %d task ids failed", len(waiting))
+
+    @contextlib.contextmanager
+    def handed_back_after(self, seconds: float) -> Iterator[None]:
+        timer = threading.Timer(seconds, self.hand_back)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+
+def _run_one(delivery: Delivery) -> Outcome:
+    task_id, attempt = delivery.task_id, delivery.attempt
     with (
         logs.bound(task_id=task_id, attempt=attempt),
-        tracing.span(EXECUTE_TASK, traceparent, task_id=task_id, attempt=attempt),
+        tracing.span(EXECUTE_TASK, delivery.traceparent or None, task_id=task_id, attempt=attempt),
     ):
         try:
             outcome = executor().execute(uuid.UUID(task_id))
         except StorageUnavailable:
-            # Hand the message back rather than lose it; the database may be restarting.
+            # Hand the message back rather than lose it; the database may be restarting. Its
+            # ids already done are skipped when it comes again.
             log.warning("database unavailable; requeueing task %s", task_id)
             time.sleep(STORAGE_RETRY_DELAY_SECONDS)
             raise Reject("database unavailable", requeue=True) from None
         log.info("task %s attempt %s: %s", task_id, attempt, outcome.value)
-    return outcome.value
+    return outcome

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery
 
@@ -19,7 +22,65 @@ log = logging.getLogger("taskscheduler.broker")
 PUBLISH_RETRY_DELAYS = (0.1, 0.2, 0.4, 0.8)  # seconds between tries of one batch
 
 EXECUTE_TASK = "taskscheduler.execute"
-"""The one Celery task: its message carries a task id and attempt number, never state."""
+"""The one Celery task: its message carries a task id and attempt number, never state; with a
+deep backlog, the ids and attempts of the tasks to run after it too (`then`)."""
+
+SPREAD = 16
+"""A pass's tasks of one queue go out in at least this many messages (fewer only for fewer
+tasks), so that as many idle workers start on them at once; above that, several ids share one
+message, up to the ids_per_message setting."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One task id of a broker message, with the attempt it is meant for (logs and traces)."""
+
+    task_id: str
+    attempt: int
+    traceparent: str = ""
+
+
+def pack(
+    messages: Sequence[TaskMessage], most: int, backlog: Mapping[str, int]
+) -> list[list[TaskMessage]]:
+    """Groups tasks into broker messages: per queue, in their order, each of ceil(n / SPREAD)
+    ids up to `most`, where n counts the queue's tasks already with the broker (`backlog`) too.
+    A task alone on an idle queue is a message of its own."""
+    by_queue: dict[str, list[TaskMessage]] = {}
+    for message in messages:
+        by_queue.setdefault(message.queue, []).append(message)
+    packs: list[list[TaskMessage]] = []
+    for queue, group in by_queue.items():
+        depth = len(group) + backlog.get(queue, 0)
+        size = max(1, min(most, -(-depth // SPREAD)))
+        packs += [group[first : first + size] for first in range(0, len(group), size)]
+    return packs
+
+
+def send_execute(
+    app: Celery,
+    celery_queue: str,
+    deliveries: Sequence[Delivery],
+    time_limit: float | None,
+    producer: Any = None,
+) -> None:
+    """Publishes one message that runs `deliveries` in order: the first as the task's plain
+    arguments (task id, attempt), the others after it."""
+    first, then = deliveries[0], deliveries[1:]
+    args: list[Any] = [first.task_id, first.attempt]
+    if then:
+        args.append([[d.task_id, d.attempt, d.traceparent] for d in then])
+    app.send_task(
+        EXECUTE_TASK,
+        args=args,
+        producer=producer,
+        queue=celery_queue,
+        headers={"traceparent": first.traceparent} if first.traceparent else None,
+        # Celery would build these with saferepr, a cost per message that its logs alone use.
+        argsrepr=f"{first.task_id} (+{len(then)})" if then else first.task_id,
+        kwargsrepr="{}",
+        **({} if time_limit is None else {"time_limit": time_limit}),
+    )
 
 
 def celery_queue_name(settings: Settings, queue: str) -> str:
@@ -77,18 +138,20 @@ class CeleryPublisher:
             producer.connection.ensure_connection(max_retries=1)
             producer.maybe_declare(self._app.amqp.queues[self._app.conf.task_default_queue])
 
-    def _limits(self, timeout: timedelta | None) -> dict[str, float]:
-        if timeout is None:
-            return {}
-        return {"time_limit": (timeout + self._backstop).total_seconds()}
+    def _time_limit(self, messages: Sequence[TaskMessage]) -> float | None:
+        """The hard limit of a message: every task's timeout and its backstop, added up; none
+        when one of its tasks has no timeout."""
+        if any(message.timeout is None for message in messages):
+            return None
+        return sum((m.timeout + self._backstop).total_seconds() for m in messages if m.timeout)
 
-    def _publish_sync(self, messages: list[TaskMessage]) -> None:
+    def _publish_sync(self, messages: list[TaskMessage], backlog: Mapping[str, int]) -> None:
         """Sends a batch, again and again for about 1.5 s if the broker fails (kombu does not
         retry a batch): a Redis restart is ridden out. Sending again may duplicate a message,
         which the guarded claim makes harmless."""
         for delay in (*PUBLISH_RETRY_DELAYS, None):
             try:
-                self._send_batch(messages)
+                self._send_batch(messages, backlog)
                 return
             except Exception as exc:  # kombu and redis-py raise several types; all are retried
                 if delay is None:
@@ -96,23 +159,24 @@ class CeleryPublisher:
                 log.warning("publishing failed (%s); again in %.1f s", exc, delay)
                 time.sleep(delay)
 
-    def _send_batch(self, messages: list[TaskMessage]) -> None:
+    def _send_batch(self, messages: list[TaskMessage], backlog: Mapping[str, int]) -> None:
         """One producer, its messages pipelined to Redis (kombu's publish batch): one round
         trip per batch instead of one per message."""
         with self._app.producer_or_acquire() as producer, producer.batch():
-            for message in messages:
-                self._app.send_task(
-                    EXECUTE_TASK,
-                    args=[str(message.task_id), message.attempt],
+            for packed in pack(messages, self._settings.ids_per_message, backlog):
+                send_execute(
+                    self._app,
+                    celery_queue_name(self._settings, packed[0].queue),
+                    [Delivery(str(m.task_id), m.attempt, m.traceparent) for m in packed],
+                    self._time_limit(packed),
                     producer=producer,
-                    queue=celery_queue_name(self._settings, message.queue),
-                    headers={"traceparent": message.traceparent} if message.traceparent else None,
-                    **self._limits(message.timeout),
                 )
 
-    async def publish_many(self, messages: list[TaskMessage]) -> None:
+    async def publish_many(
+        self, messages: list[TaskMessage], backlog: Mapping[str, int] | None = None
+    ) -> None:
         if messages:
-            await asyncio.to_thread(self._publish_sync, messages)
+            await asyncio.to_thread(self._publish_sync, messages, backlog or {})
 
 
 def make_publisher(settings: Settings) -> CeleryPublisher:

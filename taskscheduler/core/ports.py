@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -111,8 +111,12 @@ class TaskMessage:
 class TaskPublisher(Protocol):
     """Hands tasks to the workers of their queues."""
 
-    async def publish_many(self, messages: list[TaskMessage]) -> None:
-        """Publishes several tasks over one broker connection, pipelined."""
+    async def publish_many(
+        self, messages: list[TaskMessage], backlog: Mapping[str, int] | None = None
+    ) -> None:
+        """Publishes several tasks over one broker connection, pipelined. `backlog`: per queue
+        name, the tasks already with the broker and unclaimed; the deeper it is, the more task
+        ids one message may carry."""
         ...
 
 

@@ -46,3 +46,23 @@ async def test_a_message_carries_the_task_id_and_attempt_only(settings: Settings
     assert args == [str(task_id), 2]
     assert kwargs == {}
     assert message["headers"]["timelimit"][0] > 5, "the hard time limit is past the timeout"
+
+
+async def test_a_deep_backlog_packs_ids_and_attempts_only(settings: Settings) -> None:
+    own = settings.model_copy(
+        update={"celery_queue": f"test-broker-{uuid.uuid4().hex[:8]}", "ids_per_message": 10}
+    )
+    sent = [TaskMessage(uuid.uuid4(), 1, timedelta(seconds=5), "reports") for _ in range(20)]
+    await make_publisher(own).publish_many(sent, backlog={"reports": 200})
+
+    client = redis.Redis.from_url(own.redis_url)
+    carried: list[tuple[str, int]] = []
+    while isinstance(raw := client.rpop(celery_queue_name(own, "reports")), bytes):
+        message = json.loads(raw)
+        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        task_id, attempt, then = args
+        assert kwargs == {}
+        carried.append((task_id, attempt))
+        carried += [(other_id, other_attempt) for other_id, other_attempt, _ in then]
+        assert message["headers"]["timelimit"][0] > 5 * (1 + len(then))
+    assert carried == [(str(m.task_id), 1) for m in sent]

@@ -10,7 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from taskscheduler.adapters.broker import make_publisher
+from taskscheduler.adapters.broker import (
+    Delivery,
+    celery_queue_name,
+    make_celery_app,
+    make_publisher,
+    send_execute,
+)
 from taskscheduler.core.ports import TaskMessage
 from taskscheduler.settings import Settings
 from taskscheduler.v1 import queue_pb2, task_pb2
@@ -109,3 +115,65 @@ async def test_many_concurrent_streams_all_reach_the_end(stub: TaskServiceStub) 
     tasks = [await schedule(stub, request("demo.sleep", {"seconds": 0.1})) for _ in range(20)]
     results = await asyncio.gather(*(follow(stub, task.id) for task in tasks))
     assert all(events[-1].status == S.TASK_STATUS_SUCCESS for events in results)
+
+
+async def _dispatched_without_message(
+    stub: TaskServiceStub,
+    db: psycopg.Connection[tuple[object, ...]],
+    kinds: list[pb.ScheduleTaskRequest],
+) -> list[task_pb2.Task]:
+    """Tasks in a paused queue, marked as let through by their queue (as just before a pause),
+    so that the test alone publishes their messages."""
+    queue = f"held-{uuid.uuid4().hex[:8]}"
+    await stub.CreateQueue(pb.CreateQueueRequest(queue=queue_pb2.Queue(name=queue)))
+    await stub.PauseQueue(pb.PauseQueueRequest(name=queue))
+    tasks = []
+    for message in kinds:
+        message.queue = queue
+        tasks.append(await schedule(stub, message))
+    db.execute(
+        "UPDATE tasks SET dispatched_at = now() WHERE id = ANY(%s)",
+        ([uuid.UUID(task.id) for task in tasks],),
+    )
+    return tasks
+
+
+def _send_one_message(settings: Settings, tasks: list[task_pb2.Task]) -> None:
+    app = make_celery_app(settings)
+    deliveries = [Delivery(task.id, 1) for task in tasks]
+    send_execute(app, celery_queue_name(settings, tasks[0].queue), deliveries, time_limit=None)
+
+
+async def test_one_message_runs_each_of_its_tasks_once_in_order(
+    stub: TaskServiceStub, settings: Settings, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    tasks = await _dispatched_without_message(
+        stub, db, [request("demo.echo", {"n": n}) for n in range(5)]
+    )
+    _send_one_message(settings, tasks)
+    finals = [(await follow(stub, task.id))[-1].task for task in tasks]
+    assert [task.status for task in finals] == [S.TASK_STATUS_SUCCESS] * 5
+    assert [task.result.struct_value["n"] for task in finals] == [0, 1, 2, 3, 4]
+    assert all(len(task.attempts) == 1 for task in finals)
+    workers = {task.attempts[0].worker for task in finals}
+    assert len(workers) == 1, "one delivery ran them all, in one pool process"
+    starts = [task.start_time.ToDatetime() for task in finals]
+    assert starts == sorted(starts)
+
+
+async def test_the_ids_behind_a_slow_task_go_to_another_worker_after_the_budget(
+    stub: TaskServiceStub, settings: Settings, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """The message time budget is 1 s: the echoes do not wait 3 s for the sleeper."""
+    slow = request("demo.sleep", {"seconds": 3})
+    tasks = await _dispatched_without_message(
+        stub, db, [slow, request("demo.echo", {}), request("demo.echo", {})]
+    )
+    _send_one_message(settings, tasks)
+    finals = [(await follow(stub, task.id))[-1].task for task in tasks]
+    assert [task.status for task in finals] == [S.TASK_STATUS_SUCCESS] * 3
+    assert all(len(task.attempts) == 1 for task in finals)
+    sleeper, *echoes = finals
+    for echo in echoes:
+        assert echo.finish_time.ToDatetime() < sleeper.finish_time.ToDatetime()
+        assert echo.attempts[0].worker != sleeper.attempts[0].worker
