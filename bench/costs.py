@@ -125,9 +125,12 @@ class Costs:
         return sum(self.cpu_ms.values())
 
     def figures(self, label: str) -> list[Figure]:
+        """Every measured cost, less those that came to nothing (the gateway when the run goes
+        by gRPC, rows deleted when nothing is): a zero (to two decimals) is no figure."""
         figures = [
             Figure(f"{label}: CPU per task, {name}", "ms", value)
             for name, value in self.cpu_ms.items()
+            if round(value, 2) > 0
         ]
         figures.append(
             Figure(
@@ -139,6 +142,8 @@ class Costs:
             )
         )
         for name, value in self.database.items():
+            if round(value, 2) <= 0:
+                continue
             if name == "WAL bytes":
                 figures.append(
                     Figure(

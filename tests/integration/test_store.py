@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.execution import AttemptError, ClaimedAttempt
 from taskscheduler.core.model import NewTask, RetryPolicy, TaskFilter
 from taskscheduler.core.model import TaskStatus as S
@@ -360,3 +362,26 @@ async def test_finished_tasks_past_retention_are_deleted_in_small_batches(
     assert remaining == {recent.id, live.id}
     orphans = db.execute("SELECT count(*) FROM task_attempts WHERE task_id = ANY(%s)", (old,))
     assert orphans.fetchone() == (0,)
+
+
+async def test_concurrent_inserts_share_commits_and_keep_their_own_outcomes(
+    repository: PostgresTaskRepository, db: psycopg.Connection[Any]
+) -> None:
+    """A group commit stores calls of several tenants together; a call naming a missing queue
+    fails alone, a reused key answers with its first task, every other call is stored once."""
+    keyed = new_task(request_id="same-key", request_fingerprint="f")
+    again = new_task(request_id="same-key", request_fingerprint="f")
+    lost = new_task(queue="no-such-queue")
+    plain = [new_task(tenant=f"tenant-{n % 3}") for n in range(30)]
+    outcomes = await asyncio.gather(
+        *(repository.insert(new) for new in [keyed, *plain, lost, again]),
+        return_exceptions=True,
+    )
+    first, *stored, missing, second = outcomes
+    assert isinstance(missing, InvalidArgument) and missing.field == "queue"
+    assert isinstance(first, tuple) and isinstance(second, tuple)
+    assert first[0].id == second[0].id and [first[1], second[1]] == [True, False]
+    assert all(isinstance(o, tuple) and o[1] for o in stored)
+    assert {o[0].id for o in stored if isinstance(o, tuple)} == {new.id for new in plain}
+    [(count,)] = db.execute("SELECT count(*) FROM tasks").fetchall()
+    assert count == 31

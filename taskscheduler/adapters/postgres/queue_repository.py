@@ -208,14 +208,28 @@ async def hold_queues(
     """Keeps the named queues from being deleted until the transaction commits (a deletion
     checks for tasks and schedules first); InvalidArgument naming `field` for a missing one.
     The default queue is never deleted."""
-    names = names - {DEFAULT_QUEUE}
-    if not names:
-        return
-    held = sa.select(queues.c.name).where(queues.c.tenant == tenant, queues.c.name.in_(names))
-    found = set((await conn.execute(held.with_for_update(key_share=True, read=True))).scalars())
-    missing = sorted(names - found)
+    missing = sorted(await missing_queues(conn, {(tenant, name) for name in names}))
     if missing:
-        raise InvalidArgument(field, f"no queue named {missing[0]!r}; create it first")
+        raise unknown_queue(field, missing[0][1])
+
+
+async def missing_queues(
+    conn: AsyncConnection, named: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Holds the queues named by (tenant, name) as hold_queues does, and returns those that do
+    not exist."""
+    named = {(tenant, name) for tenant, name in named if name != DEFAULT_QUEUE}
+    if not named:
+        return set()
+    held = sa.select(queues.c.tenant, queues.c.name).where(
+        sa.tuple_(queues.c.tenant, queues.c.name).in_(sorted(named))
+    )
+    rows = await conn.execute(held.with_for_update(key_share=True, read=True))
+    return named - {(tenant, name) for tenant, name in rows}
+
+
+def unknown_queue(field: str, name: str) -> InvalidArgument:
+    return InvalidArgument(field, f"no queue named {name!r}; create it first")
 
 
 def _recall_dispatched(tenant: str, name: str) -> sa.Update:

@@ -10,13 +10,21 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskscheduler.adapters.postgres.engine import storage_errors
-from taskscheduler.adapters.postgres.queue_repository import hold_queues
+from taskscheduler.adapters.postgres.group_commit import GroupCommit
+from taskscheduler.adapters.postgres.queue_repository import (
+    hold_queues,
+    missing_queues,
+    unknown_queue,
+)
 from taskscheduler.adapters.postgres.rows import insert_values, task_from_row
 from taskscheduler.adapters.postgres.schema import task_attempts, tasks
-from taskscheduler.core.errors import IdempotencyConflict
+from taskscheduler.core.errors import IdempotencyConflict, StorageUnavailable
 from taskscheduler.core.model import NewTask, PageCursor, Task, TaskFilter, TaskPage, TaskStatus
 from taskscheduler.core.states import CANCELLABLE
 from taskscheduler.settings import Settings
+
+GROUP_MOST = 500
+"""Most ScheduleTask calls one group commit stores."""
 
 _CANCELLABLE = sorted(status.value for status in CANCELLABLE)
 _RUNNING = tasks.c.status == TaskStatus.RUNNING.value
@@ -39,26 +47,57 @@ class PostgresTaskRepository:
     def __init__(self, engine: AsyncEngine, idempotency_window: timedelta) -> None:
         self._engine = engine
         self._idempotency_window = idempotency_window
+        self._group = GroupCommit(self._insert_group, most=GROUP_MOST, outage=StorageUnavailable)
 
     @classmethod
     def from_settings(cls, engine: AsyncEngine, settings: Settings) -> PostgresTaskRepository:
         return cls(engine, timedelta(seconds=settings.idempotency_window_seconds))
 
     async def insert(self, new: NewTask) -> tuple[Task, bool]:
-        values = insert_values(new)
+        """Stored by the next group commit: the calls of this process that arrive while one
+        commits share the next transaction (see GroupCommit)."""
+        return await self._group.submit(new)
+
+    async def _insert_group(self, news: list[NewTask]) -> list[tuple[Task, bool] | Exception]:
+        """One transaction for calls of any tenants: their queues held, expired keys freed, one
+        multi-row INSERT, then the tasks that earlier calls stored under the same keys."""
+        results: list[tuple[Task, bool] | Exception] = []
         with storage_errors():
             async with self._engine.begin() as conn:
-                await hold_queues(conn, new.tenant, {new.queue})
-                row = (await conn.execute(_INSERT, values)).mappings().first()
-                if row is None and await self._release_expired_key(conn, new):
-                    row = (await conn.execute(_INSERT, values)).mappings().first()
-                if row is not None:
-                    return task_from_row(row), True
-                same_key = sa.select(tasks).where(
-                    tasks.c.tenant == new.tenant, tasks.c.request_id == new.request_id
+                missing = await missing_queues(conn, {(new.tenant, new.queue) for new in news})
+                storable = [new for new in news if (new.tenant, new.queue) not in missing]
+                keys = {(new.tenant, new.request_id) for new in storable if new.request_id}
+                if keys:
+                    await conn.execute(self._release_expired_keys(keys))
+                inserted: dict[uuid.UUID, Task] = {}
+                if storable:
+                    rows = await conn.execute(_INSERT, [insert_values(new) for new in storable])
+                    inserted = {row["id"]: task_from_row(row) for row in rows.mappings()}
+                existing = await self._with_keys(
+                    conn, {(n.tenant, n.request_id) for n in storable if n.id not in inserted}
                 )
-                existing = (await conn.execute(same_key)).mappings().one()
-                return await self._with_attempts(conn, existing), False
+        for new in news:
+            if (new.tenant, new.queue) in missing:
+                results.append(unknown_queue("queue", new.queue))
+            elif new.id in inserted:
+                results.append((inserted[new.id], True))
+            else:
+                results.append((existing[(new.tenant, new.request_id)], False))
+        return results
+
+    async def _with_keys(
+        self, conn: AsyncConnection, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], Task]:
+        """The tasks stored under these (tenant, request_id) keys, with their attempts."""
+        if not keys:
+            return {}
+        query = sa.select(tasks).where(
+            sa.tuple_(tasks.c.tenant, tasks.c.request_id).in_(sorted(keys))
+        )
+        found = {}
+        for row in (await conn.execute(query)).mappings().all():
+            found[(row["tenant"], row["request_id"])] = await self._with_attempts(conn, row)
+        return found
 
     async def insert_many(self, news: list[NewTask]) -> list[tuple[Task, bool]]:
         if not news:
@@ -70,7 +109,7 @@ class PostgresTaskRepository:
             async with self._engine.begin() as conn:
                 await hold_queues(conn, tenant, {new.queue for new in news})
                 if keys:
-                    await conn.execute(self._release_expired_keys(tenant, keys))
+                    await conn.execute(self._release_expired_keys({(tenant, k) for k in keys}))
                 result = await conn.execute(_INSERT, rows)
                 inserted = {row["id"]: task_from_row(row) for row in result.mappings()}
                 missing = [new.request_id for new in news if new.id not in inserted]
@@ -84,21 +123,17 @@ class PostgresTaskRepository:
                 # Raising inside the transaction rolls the whole batch back: all or none.
                 return [_stored_or_existing(new, inserted, existing) for new in news]
 
-    def _release_expired_keys(self, tenant: str, keys: list[str]) -> sa.Update:
-        """Frees idempotency keys older than the window, so that they can name new tasks."""
+    def _release_expired_keys(self, keys: set[tuple[str, str]]) -> sa.Update:
+        """Frees idempotency keys, (tenant, request_id), older than the window, so that they can
+        name new tasks."""
         return (
             tasks.update()
             .where(
-                tasks.c.tenant == tenant,
-                tasks.c.request_id.in_(keys),
+                sa.tuple_(tasks.c.tenant, tasks.c.request_id).in_(sorted(keys)),
                 tasks.c.created_at < sa.func.now() - self._idempotency_window,
             )
             .values(request_id=None, request_fingerprint=None)
         )
-
-    async def _release_expired_key(self, conn: AsyncConnection, new: NewTask) -> bool:
-        release = self._release_expired_keys(new.tenant, [new.request_id])
-        return (await conn.execute(release)).rowcount > 0
 
     async def get(
         self, tenant: str, task_id: uuid.UUID, *, with_attempts: bool = True
