@@ -4,9 +4,8 @@ queues and schedules in their own modules)."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway import dashboard, queues, schedules, schemas
 from gateway.bodylimit import BodyLimit
 from gateway.calls import call_metadata, task_service
+from gateway.observation import RequestObservation
 from gateway.problems import (
     grpc_error_handler,
     http_error_handler,
@@ -30,8 +30,6 @@ from gateway.problems import (
     too_deep_handler,
     validation_error_handler,
 )
-from taskscheduler import tracing
-from taskscheduler.adapters.metrics import observe_http
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
@@ -55,10 +53,6 @@ def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
         private_key=key.read_bytes() if key else None,
         certificate_chain=cert.read_bytes() if cert else None,
     )
-
-
-NextCall = Callable[[Request], Awaitable[Response]]
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -95,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RecursionError, too_deep_handler)
     # A body the api's message limit would refuse is refused here, before it is held whole.
     app.add_middleware(BodyLimit, max_bytes=settings.grpc_max_message_bytes)
+    app.add_middleware(RequestObservation)
 
     # Declares the bearer scheme (Swagger's Authorize button); the api verifies the tokens.
     routes = APIRouter(dependencies=[Depends(HTTPBearer(auto_error=False))])
@@ -279,23 +274,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def metrics_endpoint() -> Response:
         """Prometheus metrics of this gateway (requests by route and status, durations)."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: NextCall) -> Response:
-        started = time.perf_counter()
-        status = 500  # what the client gets when a handler raises
-        incoming = request.headers.get("traceparent")
-        try:
-            with tracing.span(f"{request.method} {request.url.path}", incoming):
-                response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            # The route's template, never the raw path (task ids would make a series each),
-            # and a method outside HTTP's own as OTHER: labels a caller cannot multiply.
-            template = getattr(request.scope.get("route"), "path", "unmatched")
-            method = request.method if request.method in HTTP_METHODS else "OTHER"
-            observe_http(method, template, status, started)
 
     app.include_router(routes)
     app.include_router(dashboard.router)

@@ -101,6 +101,16 @@ class Settings(BaseSettings):
     dispatcher_metrics_port: int = Field(default=9103, ge=0, le=65535, description="0: no metrics")
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 50051
+    api_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="api processes serving the one gRPC port (SO_REUSEPORT), each with its own "
+        "event loop and database pool: one per core the api may use",
+    )
+    gateway_processes: int = Field(
+        default=1, ge=1, le=64, description="Gateway processes serving the one REST port"
+    )
     grpc_max_message_bytes: int = 4 * 1024 * 1024
     grpc_shutdown_grace_seconds: float = 10.0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from dataclasses import dataclass
 
 import grpc
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.api.auth import TokenVerifier
 from services.api.observation import CallObservation
+from services.api.processes import run_processes
 from services.api.servicer import TaskServicer, add_task_service
 from taskscheduler import logs, tracing
 from taskscheduler.adapters import metrics
@@ -89,6 +91,7 @@ async def start_api(settings: Settings) -> RunningApi:
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
+            ("grpc.so_reuseport", 1),  # api processes side by side on one port
         ],
     )
     limiter = None
@@ -148,6 +151,8 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     logs.configure(settings.log_format, settings.log_level)
+    if settings.api_processes > 1:
+        sys.exit(run_processes(settings))
     tracing.configure("taskscheduler-api")
     if settings.event_loop == "uvloop":
         import uvloop

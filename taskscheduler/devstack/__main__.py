@@ -25,9 +25,9 @@ def config_from_env() -> StackConfig:
         database_url=os.environ.get("DATABASE_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
     )
-    for port in PORTS:
-        if value := os.environ.get(port_variable(port)):
-            setattr(config, port, int(value))
+    for number in (*PORTS, "api_processes", "gateway_processes"):
+        if value := os.environ.get(port_variable(number)):
+            setattr(config, number, int(value))
     return config
 
 

@@ -46,6 +46,9 @@ class StackConfig:
     worker_metrics_port: int = 9102
     dispatcher_metrics_port: int = 9103
     worker_concurrency: int = 2
+    # Each of these on its one port, to use the cores of the machine (one process: 1).
+    api_processes: int = 2
+    gateway_processes: int = 2
     database_url: str | None = None  # None: start the embedded PostgreSQL
     redis_url: str | None = None  # None: start the embedded Redis
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -113,6 +116,8 @@ class Stack:
             TASKSCHED_GRPC_PORT=str(self.config.grpc_port),
             TASKSCHED_GATEWAY_PORT=str(self.config.gateway_port),
             TASKSCHED_API_ADDRESS=f"127.0.0.1:{self.config.grpc_port}",
+            TASKSCHED_API_PROCESSES=str(self.config.api_processes),
+            TASKSCHED_GATEWAY_PROCESSES=str(self.config.gateway_processes),
             TASKSCHED_JWT_SECRET=self.jwt_secret,
             PYTHONUNBUFFERED="1",
         )
