@@ -20,6 +20,7 @@ from services.api.processes import run_processes
 from services.api.servicer import TaskServicer, add_task_service
 from taskscheduler import logs, tracing
 from taskscheduler.adapters import metrics
+from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.engine import make_async_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
@@ -76,8 +77,10 @@ async def start_api(settings: Settings) -> RunningApi:
     listener = StatusListener(settings.libpq_url)
     await listener.start()
     queue_repository = PostgresQueueRepository(engine)
+    publisher = make_publisher(settings)
+    await publisher.connect()
     manager = TaskManager(
-        repository=PostgresTaskRepository.from_settings(engine, settings),
+        repository=PostgresTaskRepository.from_settings(engine, settings, publisher),
         queues=QueueDefaults(queue_repository),
         events=listener,
         kinds=kinds,

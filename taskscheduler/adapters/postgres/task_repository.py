@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -17,11 +21,22 @@ from taskscheduler.adapters.postgres.queue_repository import (
     unknown_queue,
 )
 from taskscheduler.adapters.postgres.rows import insert_values, task_from_row
-from taskscheduler.adapters.postgres.schema import task_attempts, tasks
+from taskscheduler.adapters.postgres.schema import READY, queues, task_attempts, tasks
 from taskscheduler.core.errors import IdempotencyConflict, StorageUnavailable
-from taskscheduler.core.model import NewTask, PageCursor, Task, TaskFilter, TaskPage, TaskStatus
+from taskscheduler.core.model import (
+    NewTask,
+    PageCursor,
+    QueueState,
+    Task,
+    TaskFilter,
+    TaskPage,
+    TaskStatus,
+)
+from taskscheduler.core.ports import TaskMessage, TaskPublisher
 from taskscheduler.core.states import CANCELLABLE
 from taskscheduler.settings import Settings
+
+log = logging.getLogger("taskscheduler.store")
 
 GROUP_MOST = 500
 """Most ScheduleTask calls one group commit stores."""
@@ -39,19 +54,90 @@ _INSERT = (
     )
     .returning(*tasks.c)
 )
+# Stored let through its queue (see PostgresTaskRepository), by the database's clock.
+_INSERT_LET_THROUGH = _INSERT.values(
+    dispatched_at=sa.func.now(),
+    republish_at=sa.func.now() + sa.bindparam("republish_after", type_=sa.Interval()),
+)
+
+
+@dataclass(frozen=True)
+class _LetThrough:
+    """Tasks stored already let through their queue: to publish after the commit."""
+
+    messages: list[TaskMessage]
+    backlog: dict[str, int]
+
+
+def _open_queues(pairs: list[tuple[str, str]]) -> sa.Select[Any]:
+    """The queues among `pairs` that hold nothing back, with their tasks at the broker and
+    unclaimed, each row FOR SHARE."""
+    of_queue = (tasks.c.tenant == queues.c.tenant, tasks.c.queue == queues.c.name)
+    unclaimed = (
+        sa.select(sa.func.count())
+        .where(
+            *of_queue, tasks.c.status == TaskStatus.PENDING.value, tasks.c.dispatched_at.isnot(None)
+        )
+        .scalar_subquery()
+    )
+    return (
+        sa.select(queues.c.tenant, queues.c.name, unclaimed)
+        .where(
+            sa.tuple_(queues.c.tenant, queues.c.name).in_(pairs),
+            queues.c.state == QueueState.RUNNING.value,
+            queues.c.rate_per_second.is_(None),
+            queues.c.max_concurrent.is_(None),
+            queues.c.max_concurrent_per_key.is_(None),
+            sa.not_(sa.exists().where(*of_queue, READY)),
+        )
+        .with_for_update(of=queues, read=True)
+    )
+
+
+def _message(new: NewTask) -> TaskMessage:
+    """The first attempt of a task just stored."""
+    return TaskMessage(new.id, 1, new.timeout, new.queue, new.traceparent)
 
 
 class PostgresTaskRepository:
-    """Implements core.ports.TaskRepository on an async SQLAlchemy engine."""
+    """Implements core.ports.TaskRepository on an async SQLAlchemy engine.
 
-    def __init__(self, engine: AsyncEngine, idempotency_window: timedelta) -> None:
+    With a publisher, a task stored ready into a queue that nothing holds back (running, no
+    rate limit, no caps, no ready task before it, fewer than dispatch_ahead with the broker) is
+    let through in the same transaction and published after the commit: no dispatcher pass
+    between the commit and the broker. Its queue row is read under FOR SHARE, which a pause or
+    a change of limits waits for (and the other way round), so that such a change either sees
+    the task let through (a pause takes it back) or keeps it back. A publish that fails is the
+    repair loop's, as for the dispatcher's.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        idempotency_window: timedelta,
+        publisher: TaskPublisher | None = None,
+        dispatch_ahead: int = 0,
+        republish_after: timedelta = timedelta(seconds=30),
+    ) -> None:
         self._engine = engine
         self._idempotency_window = idempotency_window
+        self._publisher = publisher
+        self._dispatch_ahead = dispatch_ahead if publisher is not None else 0
+        self._republish_after = republish_after
         self._group = GroupCommit(self._insert_group, most=GROUP_MOST, outage=StorageUnavailable)
+        self._publishing: set[asyncio.Task[None]] = set()
 
     @classmethod
-    def from_settings(cls, engine: AsyncEngine, settings: Settings) -> PostgresTaskRepository:
-        return cls(engine, timedelta(seconds=settings.idempotency_window_seconds))
+    def from_settings(
+        cls, engine: AsyncEngine, settings: Settings, publisher: TaskPublisher | None = None
+    ) -> PostgresTaskRepository:
+        return cls(
+            engine,
+            timedelta(seconds=settings.idempotency_window_seconds),
+            publisher,
+            settings.dispatch_ahead,
+            timedelta(seconds=settings.republish_after_seconds),
+        )
 
     async def insert(self, new: NewTask) -> tuple[Task, bool]:
         """Stored by the next group commit: the calls of this process that arrive while one
@@ -69,13 +155,11 @@ class PostgresTaskRepository:
                 keys = {(new.tenant, new.request_id) for new in storable if new.request_id}
                 if keys:
                     await conn.execute(self._release_expired_keys(keys))
-                inserted: dict[uuid.UUID, Task] = {}
-                if storable:
-                    rows = await conn.execute(_INSERT, [insert_values(new) for new in storable])
-                    inserted = {row["id"]: task_from_row(row) for row in rows.mappings()}
+                inserted, through = await self._store(conn, storable)
                 existing = await self._with_keys(
                     conn, {(n.tenant, n.request_id) for n in storable if n.id not in inserted}
                 )
+        self._publish_soon(through)  # the callers have their answer without waiting for it
         for new in news:
             if (new.tenant, new.queue) in missing:
                 results.append(unknown_queue("queue", new.queue))
@@ -84,6 +168,64 @@ class PostgresTaskRepository:
             else:
                 results.append((existing[(new.tenant, new.request_id)], False))
         return results
+
+    async def _store(
+        self, conn: AsyncConnection, news: list[NewTask]
+    ) -> tuple[dict[uuid.UUID, Task], _LetThrough]:
+        """Inserts the tasks (those whose key is taken are skipped), letting through what may
+        go straight to the broker; returns the tasks stored and what to publish."""
+        if not news:
+            return {}, _LetThrough([], {})
+        room, backlog = await self._room_at_broker(conn, news)
+        direct = []
+        for new in news:
+            pair = (new.tenant, new.queue)
+            if new.status is TaskStatus.PENDING and room.get(pair, 0) > 0:
+                room[pair] -= 1
+                direct.append(new)
+        waiting = [new for new in news if new not in direct]
+        inserted: dict[uuid.UUID, Task] = {}
+        for statement, group, extra in (
+            (_INSERT, waiting, {}),
+            (_INSERT_LET_THROUGH, direct, {"republish_after": self._republish_after}),
+        ):
+            if group:
+                rows = await conn.execute(statement, [insert_values(n) | extra for n in group])
+                inserted |= {row["id"]: task_from_row(row) for row in rows.mappings()}
+        messages = [_message(new) for new in direct if new.id in inserted]
+        return inserted, _LetThrough(messages, backlog)
+
+    async def _room_at_broker(
+        self, conn: AsyncConnection, news: list[NewTask]
+    ) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+        """For each queue of these tasks that nothing holds back, how many more may go to the
+        broker now (dispatch_ahead less those already there and unclaimed), its row held FOR
+        SHARE until the commit; and per queue name, those already there."""
+        pairs = sorted({(n.tenant, n.queue) for n in news if n.status is TaskStatus.PENDING})
+        if not self._dispatch_ahead or not pairs:
+            return {}, {}
+        room: dict[tuple[str, str], int] = {}
+        backlog: dict[str, int] = {}
+        for tenant, name, unclaimed in await conn.execute(_open_queues(pairs)):
+            room[(tenant, name)] = self._dispatch_ahead - unclaimed
+            backlog[name] = backlog.get(name, 0) + unclaimed
+        return room, backlog
+
+    def _publish_soon(self, through: _LetThrough) -> None:
+        if self._publisher is None or not through.messages:
+            return
+        publishing = asyncio.get_running_loop().create_task(self._publish(through))
+        self._publishing.add(publishing)  # held until done: the loop keeps weak references only
+        publishing.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, through: _LetThrough) -> None:
+        assert self._publisher is not None
+        try:
+            await self._publisher.publish_many(through.messages, through.backlog)
+        except Exception as exc:  # stored and let through: the repair loop publishes them
+            log.warning(
+                "publishing %d tasks failed (%s); the repair loop will", len(through.messages), exc
+            )
 
     async def _with_keys(
         self, conn: AsyncConnection, keys: set[tuple[str, str]]
@@ -102,7 +244,6 @@ class PostgresTaskRepository:
     async def insert_many(self, news: list[NewTask]) -> list[tuple[Task, bool]]:
         if not news:
             return []
-        rows = [insert_values(new) for new in news]
         keys = [new.request_id for new in news if new.request_id]
         tenant = news[0].tenant
         with storage_errors():
@@ -110,8 +251,7 @@ class PostgresTaskRepository:
                 await hold_queues(conn, tenant, {new.queue for new in news})
                 if keys:
                     await conn.execute(self._release_expired_keys({(tenant, k) for k in keys}))
-                result = await conn.execute(_INSERT, rows)
-                inserted = {row["id"]: task_from_row(row) for row in result.mappings()}
+                inserted, through = await self._store(conn, news)
                 missing = [new.request_id for new in news if new.id not in inserted]
                 existing: dict[str, Task] = {}
                 if missing:
@@ -121,7 +261,9 @@ class PostgresTaskRepository:
                     for row in (await conn.execute(same_keys)).mappings():
                         existing[row["request_id"]] = task_from_row(row)
                 # Raising inside the transaction rolls the whole batch back: all or none.
-                return [_stored_or_existing(new, inserted, existing) for new in news]
+                stored = [_stored_or_existing(new, inserted, existing) for new in news]
+        self._publish_soon(through)
+        return stored
 
     def _release_expired_keys(self, keys: set[tuple[str, str]]) -> sa.Update:
         """Frees idempotency keys, (tenant, request_id), older than the window, so that they can
