@@ -126,8 +126,15 @@ tasks = sa.Table(
         postgresql_include=["status"],
         postgresql_where=IN_FLIGHT,
     ),
-    # Exactly one task per fire of a schedule, however many dispatchers fire it.
-    sa.Index("uq_tasks_schedule_id_fire_time", "schedule_id", "fire_time", unique=True),
+    # Exactly one task per fire of a schedule, however many dispatchers fire it; only the tasks
+    # of schedules have an entry (the others' would be rewritten with each row version).
+    sa.Index(
+        "uq_tasks_schedule_id_fire_time",
+        "schedule_id",
+        "fire_time",
+        unique=True,
+        postgresql_where=sa.text("schedule_id IS NOT NULL"),
+    ),
     # A schedule's unfinished tasks (its overlap policy looks for them).
     sa.Index(
         "ix_tasks_schedule_live",
