@@ -1,6 +1,7 @@
 """Several api processes on one port: a parent starts them (SO_REUSEPORT lets each bind the
 gRPC port, the kernel spreads connections over them), serves their summed metrics, passes
-SIGTERM on, and ends them all when one of them dies, for its supervisor to start it again."""
+SIGTERM on, and ends them all when one of them dies, for its supervisor to start it again; killed
+itself, its children die with it."""
 
 from __future__ import annotations
 
@@ -59,11 +60,12 @@ def run_processes(settings: Settings) -> int:
 
 
 def _end_with_parent() -> None:
-    """Runs in each child before exec: SIGTERM to it when this process dies, even by SIGKILL,
-    so that no orphan keeps serving the port (Linux's PR_SET_PDEATHSIG; elsewhere, nothing)."""
+    """Runs in each child before exec: SIGKILL to it when this process dies without passing a
+    signal on (killed itself), so that no orphan keeps serving the port and the api ends as one
+    process would (Linux's PR_SET_PDEATHSIG; elsewhere, nothing)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
 

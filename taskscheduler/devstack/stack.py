@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,6 +60,21 @@ def on_free_ports(data_dir: Path, **settings: Any) -> StackConfig:
     """A stack beside any other on this machine: every port picked free (tests, benchmarks)."""
     ports = {name: free_port() for name in PORTS}
     return StackConfig(data_dir=data_dir, **(ports | settings))
+
+
+def _kill_group(popen: subprocess.Popen[str], timeout: float = 10) -> None:
+    """SIGKILLs a process and everything it started (its group), and returns once none of them
+    is left: a child that still held a port would take the connections meant for the next."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(popen.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
 
 
 @dataclass
@@ -157,9 +173,8 @@ class Stack:
         """Starts the named process again (after it exited or was killed)."""
         for index, process in enumerate(self.processes):
             if process.name == name:
-                if process.popen is not None and process.popen.poll() is None:
-                    os.killpg(process.popen.pid, signal.SIGKILL)
-                    process.popen.wait()
+                if process.popen is not None:
+                    _kill_group(process.popen)
                 self._spawn(process, index)
 
     def pid_of(self, name: str) -> int:

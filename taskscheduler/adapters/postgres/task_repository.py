@@ -108,7 +108,9 @@ class PostgresTaskRepository:
     between the commit and the broker. Its queue row is read under FOR SHARE, which a pause or
     a change of limits waits for (and the other way round), so that such a change either sees
     the task let through (a pause takes it back) or keeps it back. A publish that fails is the
-    repair loop's, as for the dispatcher's.
+    repair loop's, as for the dispatcher's. The queue row is shared, not held alone as a
+    dispatcher holds it: api processes storing into one queue at the same instant may together
+    go past dispatch_ahead by what each lets through then (the bound is on each of them).
     """
 
     def __init__(
@@ -177,22 +179,23 @@ class PostgresTaskRepository:
         if not news:
             return {}, _LetThrough([], {})
         room, backlog = await self._room_at_broker(conn, news)
-        direct = []
-        for new in news:
+        direct: set[uuid.UUID] = set()
+        for new in sorted(news, key=lambda new: -new.priority):  # the room to the first
             pair = (new.tenant, new.queue)
             if new.status is TaskStatus.PENDING and room.get(pair, 0) > 0:
                 room[pair] -= 1
-                direct.append(new)
-        waiting = [new for new in news if new not in direct]
+                direct.add(new.id)
+        waiting = [new for new in news if new.id not in direct]
+        let_through = [new for new in news if new.id in direct]
         inserted: dict[uuid.UUID, Task] = {}
         for statement, group, extra in (
             (_INSERT, waiting, {}),
-            (_INSERT_LET_THROUGH, direct, {"republish_after": self._republish_after}),
+            (_INSERT_LET_THROUGH, let_through, {"republish_after": self._republish_after}),
         ):
             if group:
                 rows = await conn.execute(statement, [insert_values(n) | extra for n in group])
                 inserted |= {row["id"]: task_from_row(row) for row in rows.mappings()}
-        messages = [_message(new) for new in direct if new.id in inserted]
+        messages = [_message(new) for new in let_through if new.id in inserted]
         return inserted, _LetThrough(messages, backlog)
 
     async def _room_at_broker(
