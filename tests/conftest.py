@@ -63,12 +63,16 @@ def settings(servers: Servers) -> Settings:
 
 
 @pytest.fixture
-def clean_db(settings: Settings) -> Iterator[None]:
-    with psycopg.connect(with_driver(settings.database_url, "postgresql"), autocommit=True) as conn:
-        conn.execute("TRUNCATE tasks CASCADE")
+async def clean_db(settings: Settings) -> AsyncIterator[None]:
+    """Async, so that the event loop runs while it waits for its locks: the in-process api
+    shares that loop, and a call of a test before (a stream still answering an event) may hold
+    a transaction on `tasks` until the loop lets it finish."""
+    url = with_driver(settings.database_url, "postgresql")
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("TRUNCATE tasks CASCADE")
         # A tenant's default queue is never deleted (the api remembers it exists): reset it.
-        conn.execute("DELETE FROM queues WHERE name <> 'default'")
-        conn.execute(
+        await conn.execute("DELETE FROM queues WHERE name <> 'default'")
+        await conn.execute(
             "UPDATE queues SET state = 'RUNNING', rate_per_second = NULL, rate_burst = NULL, "
             "max_concurrent = NULL, max_concurrent_per_key = NULL"
         )

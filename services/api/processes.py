@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,8 +35,9 @@ def run_processes(settings: Settings) -> int:
         PROMETHEUS_MULTIPROC_DIR=metrics_dir,
     )
     command = [sys.executable, "-m", "services.api"]
+    parent = os.getpid()
     children = [
-        subprocess.Popen(command, env=environment, preexec_fn=_end_with_parent)
+        subprocess.Popen(command, env=environment, preexec_fn=lambda: _end_with_parent(parent))
         for _ in range(settings.api_processes)
     ]
     _serve_metrics(settings, metrics_dir)
@@ -55,11 +57,21 @@ def run_processes(settings: Settings) -> int:
         ended = next(child for child in children if child.poll() is not None)
         log.error("an api process exited with code %s; stopping the others", ended.returncode)
         stop(signal.SIGTERM, None)
-    codes = [child.wait() for child in children]
-    return 0 if stopping and not any(codes) else next((c for c in codes if c), 1)
+    codes = [_ended(child, settings.grpc_shutdown_grace_seconds + 5) for child in children]
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0 if stopping and not any(codes) else 1
 
 
-def _end_with_parent() -> None:
+def _ended(child: subprocess.Popen[bytes], timeout: float) -> int:
+    """Its exit code, once it has drained its calls; killed if it takes longer than that."""
+    try:
+        return child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return child.wait()
+
+
+def _end_with_parent(parent: int) -> None:
     """Runs in each child before exec: SIGKILL to it when this process dies without passing a
     signal on (killed itself), so that no orphan keeps serving the port and the api ends as one
     process would (Linux's PR_SET_PDEATHSIG; elsewhere, nothing)."""
@@ -67,7 +79,9 @@ def _end_with_parent() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
-        pass
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
 
 
 def _serve_metrics(settings: Settings, metrics_dir: str) -> None:

@@ -16,10 +16,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Reject
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.signals import setup_logging, worker_init, worker_process_init
 from prometheus_client import values as prometheus_values
 
@@ -57,8 +58,15 @@ _executor: TaskExecutor | None = None
 
 
 def _interrupt_handler() -> None:
-    """Raises SoftTimeLimitExceeded in the running handler (billiard's SIGUSR1 handler)."""
+    """Raises SoftTimeLimitExceeded in the running handler, through SIGUSR1 (_on_interrupt)."""
     os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def _on_interrupt(signum: int, frame: FrameType | None) -> None:
+    """The pool process's SIGUSR1 (instead of billiard's, which raises whatever runs): raises
+    only while the handler the watchdog means to stop still runs."""
+    if _executor is not None and _executor.interrupt_wanted():
+        raise SoftTimeLimitExceeded()
 
 
 def _kill_process() -> None:
@@ -115,6 +123,7 @@ def _init_child_process(**_: object) -> None:
     not cross a fork."""
     global _executor
     _executor = _build_executor()
+    signal.signal(signal.SIGUSR1, _on_interrupt)
     tracing.configure("taskscheduler-worker")
 
 
@@ -134,9 +143,15 @@ def execute(self: Task, task_id: str, attempt: int, then: list[list[Any]] | None
         return _run_one(first).value
     backlog = Backlog(self, [Delivery(str(i), int(a), str(t)) for i, a, t in then])
     with backlog.handed_back_after(settings.message_time_budget_seconds):
-        outcome = _run_one(first)
-        while (delivery := backlog.next()) is not None:
-            _run_one(delivery)
+        try:
+            outcome = _run_one(first)
+            while (delivery := backlog.next()) is not None:
+                _run_one(delivery)
+        except Reject:
+            raise  # the whole message comes again; the ids done by then are skipped
+        except BaseException:
+            backlog.hand_back()  # this delivery ends here: the ids after it go on elsewhere
+            raise
     return outcome.value
 
 

@@ -147,7 +147,8 @@ def retry_delay(policy: RetryPolicy, failed_attempt: int, retryable: bool) -> ti
 @dataclass(frozen=True)
 class Interrupts:
     """How the transport stops a handler that must stop: `interrupt` raises an exception inside
-    it (Celery: SoftTimeLimitExceeded); `kill` ends the process when that did not help."""
+    it (Celery: SoftTimeLimitExceeded, from a signal whose handler asks interrupt_wanted first);
+    `kill` ends the process when that did not help."""
 
     interrupt: Callable[[], None]
     kill: Callable[[], None]
@@ -182,6 +183,7 @@ class _Watch:
         self.escalate_at = math.inf
         self.stop_reason: StopReason | None = None
         self.interrupted = False
+        self.active = True  # False from the moment the handler has returned
 
     @property
     def due_at(self) -> float:
@@ -227,8 +229,17 @@ class Watchdog:
         try:
             yield watch
         finally:
+            # Before any lock: an interrupt that arrives from here on must find nothing to stop
+            # (see interrupt_wanted).
+            watch.active = False
             with self._changed:
                 self._watches.discard(watch)
+
+    def interrupt_wanted(self) -> bool:
+        """Whether an interrupt signal that arrives now is meant for a running handler: the
+        transport's signal handler raises only then, so that a signal that lands just after the
+        handler returned (in this module's own bookkeeping) changes nothing."""
+        return any(watch.active and watch.interrupted for watch in list(self._watches))
 
     def _run(self) -> None:
         while True:
@@ -264,18 +275,17 @@ class Watchdog:
             if watch.stop_reason is None:
                 watch.begin_stop(StopReason.TIMED_OUT)
                 watch.escalate_at = now  # no grace before the interrupt: the time is up
-        if now < watch.escalate_at:
+        if now < watch.escalate_at or not watch.active:
+            return  # not yet, or the handler ended meanwhile: nothing to stop
+        if watch.interrupted:
+            watch.escalate_at = math.inf
+            self._interrupts.kill()
             return
-        with self._changed:
-            if watch not in self._watches:
-                return  # the handler ended meanwhile: nothing to stop
-            if watch.interrupted:
-                watch.escalate_at = math.inf
-                self._interrupts.kill()
-                return
-            watch.interrupted = True
-            self._interrupts.interrupt()
-            watch.escalate_at = now + grace
+        # Never under the lock: the handler's thread takes it when the handler returns, and a
+        # signal raised there would leave the lock taken.
+        watch.interrupted = True
+        watch.escalate_at = now + grace
+        self._interrupts.interrupt()
 
     def _must_stop(self, watch: _Watch) -> bool:
         """Renews the lease; True when a cancel was asked for or the lease is no longer ours."""
@@ -305,6 +315,9 @@ class TaskExecutor:
         self._worker_name = worker_name
         self._lease = lease
         self._watchdog = Watchdog(store, lease, interrupts)
+
+    def interrupt_wanted(self) -> bool:
+        return self._watchdog.interrupt_wanted()
 
     def execute(self, task_id: uuid.UUID) -> Outcome:
         claimed = self._store.claim(task_id, self._worker_name, self._lease.duration)

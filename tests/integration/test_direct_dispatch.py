@@ -16,7 +16,9 @@ from tests.helpers import follow, request, schedule
 
 S = task_pb2
 
-pytestmark = pytest.mark.usefixtures("worker")  # and no dispatcher
+# No dispatcher; and no task left by other modules ready in a queue, which new ones would wait
+# behind.
+pytestmark = pytest.mark.usefixtures("clean_db", "worker")
 
 
 async def test_a_task_into_an_idle_queue_runs_without_a_dispatcher(stub: TaskServiceStub) -> None:

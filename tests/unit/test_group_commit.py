@@ -97,14 +97,16 @@ async def test_groups_hold_at_most_the_limit() -> None:
 
 
 @pytest.mark.parametrize("count", [1, 3])
-async def test_a_caller_that_gives_up_leaves_the_others_their_results(count: int) -> None:
+async def test_a_caller_that_gives_up_before_its_flush_stores_nothing(count: int) -> None:
     store = Store()
     group = committer(store)
+    first = asyncio.ensure_future(group.submit(0))
+    await asyncio.sleep(0.001)  # the first flush is under way; the next callers wait for it
     impatient = asyncio.ensure_future(group.submit(99))
-    others = [asyncio.ensure_future(group.submit(n)) for n in range(count)]
-    await asyncio.sleep(0)  # every call waits for its flush
+    others = [asyncio.ensure_future(group.submit(n)) for n in range(1, count + 1)]
+    await asyncio.sleep(0)
     impatient.cancel()
-    assert await asyncio.gather(*others) == [f"stored {n}" for n in range(count)]
-    assert 99 in store.groups[0]  # stored all the same
+    assert await asyncio.gather(first, *others) == [f"stored {n}" for n in range(count + 1)]
+    assert all(99 not in flushed for flushed in store.groups)
     with pytest.raises(asyncio.CancelledError):
         await impatient

@@ -44,7 +44,9 @@ _OPEN_QUEUES = (
     )
     .order_by(queues.c.tokens_at)
     .limit(QUEUES_PER_PASS)
-    # NO KEY UPDATE: a pause waits for the pass, a task being stored into the queue does not.
+    # NO KEY UPDATE: a pause waits for the pass, a task being stored into the queue does not
+    # (KEY SHARE); while the api lets a task through the queue (FOR SHARE) the pass skips the
+    # queue, and the commit's NOTIFY brings the next pass.
     .with_for_update(of=queues, skip_locked=True, key_share=True)
 )
 """Queues that are not paused and have ready tasks, the longest unserved first, each held by one

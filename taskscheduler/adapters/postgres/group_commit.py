@@ -26,35 +26,37 @@ class GroupCommit(Generic[Item, Result]):
         self._most = most
         self._outage = outage
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._draining = False
+        self._drainer: asyncio.Task[None] | None = None  # held: the loop keeps weak references
 
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if not self._draining:
-            self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
         try:
             while self._waiting:
                 group, self._waiting = self._waiting[: self._most], self._waiting[self._most :]
-                await self._store(group)
+                # A caller that gave up (its deadline) before its flush began stores nothing.
+                group = [(item, future) for item, future in group if not future.done()]
+                if group:
+                    await self._store(group)
         except asyncio.CancelledError:  # the loop is closing: no caller may wait forever
             for _, future in self._waiting:
                 future.cancel()
             self._waiting = []
             raise
         finally:
-            self._draining = False
+            self._drainer = None
 
     async def _store(self, group: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
             results = await self._flush([item for item, _ in group])
         except asyncio.CancelledError:
             for _, future in group:
-                future.cancel()
+                future.cancel()  # those already settled stay as they are
             raise
         except self._outage as exc:
             _settle(group, [exc] * len(group))
@@ -62,8 +64,13 @@ class GroupCommit(Generic[Item, Result]):
             if len(group) == 1:
                 _settle(group, [exc])
                 return
-            for one in group:
-                await self._store([one])
+            for index, one in enumerate(group):
+                try:
+                    await self._store([one])
+                except asyncio.CancelledError:
+                    for _, future in group[index:]:
+                        future.cancel()
+                    raise
         else:
             _settle(group, results)
 

@@ -45,20 +45,31 @@ _CANCELLABLE = sorted(status.value for status in CANCELLABLE)
 _RUNNING = tasks.c.status == TaskStatus.RUNNING.value
 
 # One statement for one task and for a batch (executed with many parameter sets, which
-# SQLAlchemy sends as multi-row INSERTs): compiled once, cached.
+# SQLAlchemy sends as multi-row INSERTs): compiled once, cached. A row let through its queue
+# (see PostgresTaskRepository) is dispatched by the database's clock.
+_LET_THROUGH = sa.bindparam("let_through", type_=sa.Boolean())
 _INSERT = (
     pg_insert(tasks)
+    .values(
+        dispatched_at=sa.case((_LET_THROUGH, sa.func.now()), else_=sa.null()),
+        republish_at=sa.case(
+            (_LET_THROUGH, sa.func.now() + sa.bindparam("republish_after", type_=sa.Interval())),
+            else_=sa.null(),
+        ),
+    )
     .on_conflict_do_nothing(
         index_elements=[tasks.c.tenant, tasks.c.request_id],
         index_where=tasks.c.request_id.isnot(None),
     )
     .returning(*tasks.c)
 )
-# Stored let through its queue (see PostgresTaskRepository), by the database's clock.
-_INSERT_LET_THROUGH = _INSERT.values(
-    dispatched_at=sa.func.now(),
-    republish_at=sa.func.now() + sa.bindparam("republish_after", type_=sa.Interval()),
-)
+
+
+def _in_key_order(news: list[NewTask]) -> list[NewTask]:
+    """Rows in the order of their idempotency keys: two transactions inserting the same keys
+    then wait for each other in one order, never in a cycle (a deadlock). A stable sort: of two
+    calls with one key, the first to arrive stores the task."""
+    return sorted(news, key=lambda new: (new.tenant, new.request_id))
 
 
 @dataclass(frozen=True)
@@ -167,8 +178,10 @@ class PostgresTaskRepository:
                 results.append(unknown_queue("queue", new.queue))
             elif new.id in inserted:
                 results.append((inserted[new.id], True))
-            else:
-                results.append((existing[(new.tenant, new.request_id)], False))
+            elif (key := (new.tenant, new.request_id)) in existing:
+                results.append((existing[key], False))
+            else:  # the task of that key was deleted, or its key freed, since the INSERT
+                results.append(StorageUnavailable("the request_id changed hands; call again"))
         return results
 
     async def _store(
@@ -185,16 +198,14 @@ class PostgresTaskRepository:
             if new.status is TaskStatus.PENDING and room.get(pair, 0) > 0:
                 room[pair] -= 1
                 direct.add(new.id)
-        waiting = [new for new in news if new.id not in direct]
         let_through = [new for new in news if new.id in direct]
-        inserted: dict[uuid.UUID, Task] = {}
-        for statement, group, extra in (
-            (_INSERT, waiting, {}),
-            (_INSERT_LET_THROUGH, let_through, {"republish_after": self._republish_after}),
-        ):
-            if group:
-                rows = await conn.execute(statement, [insert_values(n) | extra for n in group])
-                inserted |= {row["id"]: task_from_row(row) for row in rows.mappings()}
+        extra = {"republish_after": self._republish_after}
+        rows = [
+            insert_values(new) | extra | {"let_through": new.id in direct}
+            for new in _in_key_order(news)
+        ]
+        result = await conn.execute(_INSERT, rows)
+        inserted = {row["id"]: task_from_row(row) for row in result.mappings()}
         messages = [_message(new) for new in let_through if new.id in inserted]
         return inserted, _LetThrough(messages, backlog)
 

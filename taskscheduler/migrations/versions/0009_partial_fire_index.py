@@ -9,7 +9,6 @@ Create Date: 2026-12-03
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
@@ -19,14 +18,18 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.drop_index("uq_tasks_schedule_id_fire_time", table_name="tasks")
-    op.create_index(
-        "uq_tasks_schedule_id_fire_time",
-        "tasks",
-        ["schedule_id", "fire_time"],
-        unique=True,
-        postgresql_where=sa.text("schedule_id IS NOT NULL"),
-    )
+    # Built beside the old index and swapped (CONCURRENTLY, outside a transaction): a plain
+    # DROP and CREATE would hold every reader and writer of `tasks` for the whole build.
+    with op.get_context().autocommit_block():
+        op.execute(
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS uq_tasks_schedule_id_fire_time_new "
+            "ON tasks (schedule_id, fire_time) WHERE schedule_id IS NOT NULL"
+        )
+        op.execute("DROP INDEX CONCURRENTLY IF EXISTS uq_tasks_schedule_id_fire_time")
+        op.execute(
+            "ALTER INDEX uq_tasks_schedule_id_fire_time_new "
+            "RENAME TO uq_tasks_schedule_id_fire_time"
+        )
 
 
 def downgrade() -> None:
