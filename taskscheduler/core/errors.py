@@ -29,6 +29,11 @@ class InvalidArgument(DomainError):
         return InvalidArgument(f"{prefix}.{self.field}", self.detail, self.reason)
 
 
+def unknown_queue(field: str, name: str) -> InvalidArgument:
+    """A request names a queue the tenant does not have."""
+    return InvalidArgument(field, f"no queue named {name!r}; create it first")
+
+
 class TaskNotFound(DomainError):
     reason = "TASK_NOT_FOUND"
 

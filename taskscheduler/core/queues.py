@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, replace
 
 from taskscheduler.core import paging, retry
-from taskscheduler.core.errors import InvalidArgument, QueueInUse, QueueNotFound
+from taskscheduler.core.errors import InvalidArgument, QueueInUse, QueueNotFound, unknown_queue
 from taskscheduler.core.model import (
     DEFAULT_QUEUE,
     READ_SCOPE,
@@ -165,7 +165,7 @@ class QueueDefaults:
             return cached[1]
         queue = await self._repository.get_for_tasks(tenant, name)
         if queue is None:
-            raise InvalidArgument("queue", f"no queue named {name!r}; create it first")
+            raise unknown_queue("queue", name)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (now + self._ttl, queue.settings)

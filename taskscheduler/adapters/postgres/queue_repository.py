@@ -20,7 +20,12 @@ from taskscheduler.adapters.postgres.schema import (
     schedules,
     tasks,
 )
-from taskscheduler.core.errors import InvalidArgument, QueueExists, QueueInUse, QueueNotFound
+from taskscheduler.core.errors import (
+    QueueExists,
+    QueueInUse,
+    QueueNotFound,
+    unknown_queue,
+)
 from taskscheduler.core.model import Queue, QueueSettings, QueueState, TaskStatus
 
 _OF_QUEUE = (tasks.c.tenant == queues.c.tenant, tasks.c.queue == queues.c.name)
@@ -226,10 +231,6 @@ async def missing_queues(
     )
     rows = await conn.execute(held.with_for_update(key_share=True, read=True))
     return named - {(tenant, name) for tenant, name in rows}
-
-
-def unknown_queue(field: str, name: str) -> InvalidArgument:
-    return InvalidArgument(field, f"no queue named {name!r}; create it first")
 
 
 def _recall_dispatched(tenant: str, name: str) -> sa.Update:

@@ -15,14 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskscheduler.adapters.postgres.engine import storage_errors
 from taskscheduler.adapters.postgres.group_commit import GroupCommit
-from taskscheduler.adapters.postgres.queue_repository import (
-    hold_queues,
-    missing_queues,
-    unknown_queue,
-)
+from taskscheduler.adapters.postgres.queue_repository import hold_queues, missing_queues
 from taskscheduler.adapters.postgres.rows import insert_values, task_from_row
 from taskscheduler.adapters.postgres.schema import READY, queues, task_attempts, tasks
-from taskscheduler.core.errors import IdempotencyConflict, StorageUnavailable
+from taskscheduler.core.errors import IdempotencyConflict, StorageUnavailable, unknown_queue
 from taskscheduler.core.model import (
     NewTask,
     PageCursor,
