@@ -108,6 +108,31 @@ def expired_from_row(row: Row) -> ExpiredAttempt:
     )
 
 
+INSERTED_COLUMNS = (
+    "id",
+    "tenant",
+    "kind",
+    "payload",
+    "status",
+    "max_attempts",
+    "initial_backoff_seconds",
+    "max_backoff_seconds",
+    "backoff_multiplier",
+    "jitter",
+    "timeout_seconds",
+    "run_at",
+    "request_id",
+    "request_fingerprint",
+    "queue",
+    "priority",
+    "concurrency_key",
+    "traceparent",
+    "schedule_id",
+    "fire_time",
+)
+"""The columns of a task that its insert sets (insert_values' keys); the others have defaults."""
+
+
 def insert_values(new: NewTask) -> dict[str, Any]:
     policy = new.retry_policy
     return {

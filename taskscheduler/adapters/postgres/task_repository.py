@@ -10,13 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskscheduler.adapters.postgres.engine import storage_errors
 from taskscheduler.adapters.postgres.group_commit import GroupCommit
 from taskscheduler.adapters.postgres.queue_repository import hold_queues, missing_queues
-from taskscheduler.adapters.postgres.rows import insert_values, task_from_row
+from taskscheduler.adapters.postgres.rows import INSERTED_COLUMNS, insert_values, task_from_row
 from taskscheduler.adapters.postgres.schema import READY, queues, task_attempts, tasks
 from taskscheduler.core.errors import IdempotencyConflict, StorageUnavailable, unknown_queue
 from taskscheduler.core.model import (
@@ -40,17 +41,35 @@ GROUP_MOST = 500
 _CANCELLABLE = sorted(status.value for status in CANCELLABLE)
 _RUNNING = tasks.c.status == TaskStatus.RUNNING.value
 
-# One statement for one task and for a batch (executed with many parameter sets, which
-# SQLAlchemy sends as multi-row INSERTs): compiled once, cached. A row let through its queue
-# (see PostgresTaskRepository) is dispatched by the database's clock.
-_LET_THROUGH = sa.bindparam("let_through", type_=sa.Boolean())
+# One statement for one task and for a batch of any size: the rows travel as one array per
+# column and unnest into an INSERT ... SELECT, so that its text is the same for every batch
+# (parsed and planned once per connection, not rebuilt from thousands of parameters). A row
+# let through its queue (see PostgresTaskRepository) is dispatched by the database's clock.
+_INSERTED = [tasks.c[name] for name in INSERTED_COLUMNS]
+_NEW_ROWS = (
+    sa.func.unnest(
+        *(sa.bindparam(column.name, type_=ARRAY(column.type)) for column in _INSERTED),
+        sa.bindparam("let_through", type_=ARRAY(sa.Boolean())),
+    )
+    .table_valued(*(column.name for column in _INSERTED), "let_through")
+    .render_derived(with_types=False)
+    .alias("new_rows")
+)
+_LET_THROUGH = _NEW_ROWS.c.let_through
 _INSERT = (
     pg_insert(tasks)
-    .values(
-        dispatched_at=sa.case((_LET_THROUGH, sa.func.now()), else_=sa.null()),
-        republish_at=sa.case(
-            (_LET_THROUGH, sa.func.now() + sa.bindparam("republish_after", type_=sa.Interval())),
-            else_=sa.null(),
+    .from_select(
+        [*(column.name for column in _INSERTED), "dispatched_at", "republish_at"],
+        sa.select(
+            *(_NEW_ROWS.c[column.name] for column in _INSERTED),
+            sa.case((_LET_THROUGH, sa.func.now()), else_=sa.null()),
+            sa.case(
+                (
+                    _LET_THROUGH,
+                    sa.func.now() + sa.bindparam("republish_after", type_=sa.Interval()),
+                ),
+                else_=sa.null(),
+            ),
         ),
     )
     .on_conflict_do_nothing(
@@ -59,6 +78,11 @@ _INSERT = (
     )
     .returning(*tasks.c)
 )
+
+
+def _as_arrays(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows as one list per column of _NEW_ROWS, in the rows' order."""
+    return {name: [row[name] for row in rows] for name in (*INSERTED_COLUMNS, "let_through")}
 
 
 def _in_key_order(news: list[NewTask]) -> list[NewTask]:
@@ -195,12 +219,11 @@ class PostgresTaskRepository:
                 room[pair] -= 1
                 direct.add(new.id)
         let_through = [new for new in news if new.id in direct]
-        extra = {"republish_after": self._republish_after}
         rows = [
-            insert_values(new) | extra | {"let_through": new.id in direct}
-            for new in _in_key_order(news)
+            insert_values(new) | {"let_through": new.id in direct} for new in _in_key_order(news)
         ]
-        result = await conn.execute(_INSERT, rows)
+        parameters = _as_arrays(rows) | {"republish_after": self._republish_after}
+        result = await conn.execute(_INSERT, parameters)
         inserted = {row["id"]: task_from_row(row) for row in result.mappings()}
         messages = [_message(new) for new in let_through if new.id in inserted]
         return inserted, _LetThrough(messages, backlog)
