@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
+from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
 from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.execution import AttemptError, ClaimedAttempt
@@ -244,6 +245,33 @@ async def test_every_status_change_is_notified_in_commit_order(
         seen = [n.payload for n in listener.notifies(timeout=2, stop_after=3)]
     statuses = [p.split('"status" : "')[1].split('"')[0] for p in seen]
     assert statuses == ["PENDING", "RUNNING", "SUCCESS"]
+
+
+async def test_a_stream_only_listener_delivers_to_each_subscription_in_turn(
+    repository: PostgresTaskRepository, attempts: PostgresAttemptStore, settings: Settings
+) -> None:
+    """A process without observers (the api) LISTENs only while someone subscribes: each
+    subscription, the first and one after the last has left, sees the changes committed once
+    it has begun."""
+    listener = StatusListener(settings.libpq_url)
+    await listener.start()
+    try:
+        first, _ = await repository.insert(new_task())
+        async with listener.subscribe(first.id) as events:
+            attempts.claim(first.id, "w1", LEASE)
+            running = await asyncio.wait_for(anext(events), 5)
+        assert running is not None and running.status is S.RUNNING
+        attempts.succeed(first.id, 1, None)  # nobody subscribes: the listener stops listening
+        async with asyncio.timeout(5):
+            while listener.listening_to_status:
+                await asyncio.sleep(0.01)
+        second, _ = await repository.insert(new_task())
+        async with listener.subscribe(second.id) as events:
+            attempts.claim(second.id, "w1", LEASE)
+            again = await asyncio.wait_for(anext(events), 5)
+        assert again is not None and (again.task_id, again.status) == (second.id, S.RUNNING)
+    finally:
+        await listener.stop()
 
 
 async def test_list_pages_with_keyset_tokens_and_filters(

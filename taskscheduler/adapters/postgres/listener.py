@@ -1,5 +1,9 @@
 """One LISTEN connection per process, fanning status changes out to in-memory subscribers."""
 
+# A process that only serves streams (the api) LISTENs to status changes only while one of its
+# callers streams: every status change of every task would otherwise wake each such process
+# (three a task), which cost the api most of its CPU in an end-to-end run.
+
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +15,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import psycopg
 
@@ -47,6 +52,8 @@ class StatusListener:
         self._wake_observers: list[Callable[[], None]] = []
         self._runner: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._status_listening = asyncio.Event()
+        self._channels_changed = asyncio.Event()
 
     async def start(self, wait_seconds: float = 5.0) -> None:
         """Starts listening; waits a little for the first LISTEN, then goes on regardless."""
@@ -60,6 +67,11 @@ class StatusListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
 
+    @property
+    def listening_to_status(self) -> bool:
+        """Whether status changes reach this process now."""
+        return self._status_listening.is_set()
+
     def observe(self, callback: Callable[[StatusEvent | None, datetime | None], None]) -> None:
         """Calls back on every event of every task (and with None on RESYNC)."""
         self._observers.append(callback)
@@ -70,10 +82,17 @@ class StatusListener:
 
     @asynccontextmanager
     async def subscribe(
-        self, task_id: uuid.UUID
+        self, task_id: uuid.UUID, wait_seconds: float = 5.0
     ) -> AsyncIterator[AsyncIterator[StatusEvent | None]]:
+        """Yields once the connection LISTENs (or after `wait_seconds` without it: the caller's
+        next read then fails, or a RESYNC follows the reconnection), so that every change
+        committed after the caller reads the task's state reaches it."""
         queue: asyncio.Queue[StatusEvent | None] = asyncio.Queue()
         self._subscribers[task_id].add(queue)
+        if not self._status_listening.is_set():
+            self._channels_changed.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_listening.wait(), wait_seconds)
         try:
             yield _drain(queue)
         finally:
@@ -83,6 +102,14 @@ class StatusListener:
                 if not subscribers:
                     del self._subscribers[task_id]
 
+    def _channels(self) -> set[str]:
+        """The channels to LISTEN to now: status changes while anyone wants them. Only a process
+        without observers (one that serves streams) ever has none, and then waits for its
+        first subscriber instead of for notifications."""
+        if self._wake_observers:
+            return {STATUS_CHANNEL, WAKE_CHANNEL}
+        return {STATUS_CHANNEL} if self._observers or self._subscribers else set()
+
     async def _run(self) -> None:
         connected_before = False
         while True:
@@ -90,23 +117,47 @@ class StatusListener:
                 async with await psycopg.AsyncConnection.connect(
                     self._url, autocommit=True
                 ) as conn:
-                    await conn.execute(f"LISTEN {STATUS_CHANNEL}")
-                    if self._wake_observers:
-                        await conn.execute(f"LISTEN {WAKE_CHANNEL}")
-                    self._listening.set()
-                    if connected_before:
-                        self._broadcast_resync()
-                    connected_before = True
-                    async for notify in conn.notifies():
-                        if notify.channel == WAKE_CHANNEL:
-                            for callback in self._wake_observers:
-                                callback()
-                        else:
-                            self._deliver(notify.payload)
+                    await self._serve(conn, resync=connected_before)
             except psycopg.Error as exc:
                 self._listening.clear()
+                self._status_listening.clear()
                 log.warning("status listener lost its connection (%s); reconnecting", exc)
                 await asyncio.sleep(self._reconnect_delay)
+            connected_before = True
+
+    async def _serve(self, conn: psycopg.AsyncConnection[Any], resync: bool) -> None:
+        """LISTENs to what is wanted and delivers what arrives; when the wanted channels
+        change, LISTENs or UNLISTENs, and goes on."""
+        listening: set[str] = set()
+        while True:
+            # No await between reading the wanted channels and saying whether status changes
+            # are listened to: a subscriber either counts here or sees that it must wait.
+            self._channels_changed.clear()
+            wanted = self._channels()
+            if STATUS_CHANNEL not in wanted:
+                self._status_listening.clear()
+            for channel in sorted(wanted - listening):
+                await conn.execute(f"LISTEN {channel}")
+            for channel in sorted(listening - wanted):
+                await conn.execute(f"UNLISTEN {channel}")
+            listening = wanted
+            if STATUS_CHANNEL in listening:
+                self._status_listening.set()
+            if not self._listening.is_set():
+                self._listening.set()
+                if resync:
+                    self._broadcast_resync()
+            if not listening:  # nothing can arrive: wait for a subscriber
+                await self._channels_changed.wait()
+                continue
+            async for notify in conn.notifies():
+                if notify.channel == WAKE_CHANNEL:
+                    for callback in self._wake_observers:
+                        callback()
+                else:
+                    self._deliver(notify.payload)
+                if self._channels() != listening:  # the last subscriber left
+                    break
 
     def _deliver(self, payload: str) -> None:
         try:
