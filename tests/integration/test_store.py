@@ -23,6 +23,7 @@ from taskscheduler.core.execution import AttemptError, ClaimedAttempt
 from taskscheduler.core.model import NewTask, RetryPolicy, TaskFilter
 from taskscheduler.core.model import TaskStatus as S
 from taskscheduler.settings import Settings
+from tests.helpers import wait_until
 
 ERROR = AttemptError("builtins.ValueError", "boom", "Traceback ...")
 LEASE = timedelta(seconds=30)
@@ -262,9 +263,7 @@ async def test_a_stream_only_listener_delivers_to_each_subscription_in_turn(
             running = await asyncio.wait_for(anext(events), 5)
         assert running is not None and running.status is S.RUNNING
         attempts.succeed(first.id, 1, None)  # nobody subscribes: the listener stops listening
-        async with asyncio.timeout(5):
-            while listener.listening_to_status:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: not listener.listening_to_status, within=5)
         second, _ = await repository.insert(new_task())
         async with listener.subscribe(second.id) as events:
             attempts.claim(second.id, "w1", LEASE)
