@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from taskscheduler.adapters.postgres.queue_repository import QUEUE_DEPTHS
 from taskscheduler.core.execution import ClaimedAttempt, Outcome
 from taskscheduler.core.model import Task, TaskStatus
 
@@ -131,14 +132,6 @@ class QueueDepths(Collector):
     not), with the queue's state, so that the tasks held by a pause show as such; and
     `taskscheduler_queue_running{tenant,queue}`."""
 
-    _QUERY = sa.text(
-        "SELECT q.tenant, q.name, q.state, "
-        "(SELECT count(*) FROM tasks t WHERE t.tenant = q.tenant AND t.queue = q.name "
-        "AND t.status IN ('SCHEDULED', 'PENDING', 'RETRYING')), "
-        "(SELECT count(*) FROM tasks t WHERE t.tenant = q.tenant AND t.queue = q.name "
-        "AND t.status = 'RUNNING') FROM queues q"
-    )
-
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
 
@@ -153,7 +146,7 @@ class QueueDepths(Collector):
         )
         try:
             with self._engine.connect() as conn:
-                rows = conn.execute(self._QUERY).all()
+                rows = conn.execute(QUEUE_DEPTHS).all()
         except sa.exc.SQLAlchemyError as exc:  # a scrape must answer even with no database
             log.warning("queue depths not read: %s", exc)
             return

@@ -290,6 +290,31 @@ async def test_list_pages_with_keyset_tokens_and_filters(
     assert only_failed.tasks == []
 
 
+async def test_tasks_in_flight_are_listed_and_counted_with_the_settled_ones(
+    repository: PostgresTaskRepository, attempts: PostgresAttemptStore
+) -> None:
+    """The listing indexes hold settled tasks only: those let through or running are read
+    beside them, in one newest-first order, page after page."""
+    ids = [(await repository.insert(new_task()))[0].id for _ in range(7)]
+    for task_id in (ids[1], ids[4]):
+        assert attempts.claim(task_id, "w1", LEASE) is not None
+    seen: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        page = await repository.list(T, TaskFilter(), 2, cursor)
+        seen += [task.id for task in page.tasks]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == list(reversed(ids))
+    running = await repository.list(T, TaskFilter(statuses=frozenset({S.RUNNING})), 10, None)
+    assert [task.id for task in running.tasks] == [ids[4], ids[1]]
+    live = TaskFilter(statuses=frozenset({S.RUNNING, S.PENDING}))
+    assert len((await repository.list(T, live, 10, None)).tasks) == 7
+    counts = await repository.count(T, timedelta(hours=1))
+    assert (counts[S.RUNNING], counts[S.PENDING]) == (2, 5)
+
+
 async def test_idempotent_insert_returns_the_first_task(repository: PostgresTaskRepository) -> None:
     first, created = await repository.insert(new_task(request_id="key-1", request_fingerprint="a"))
     again, created_again = await repository.insert(

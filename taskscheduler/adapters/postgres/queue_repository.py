@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from taskscheduler.adapters.postgres import settled
 from taskscheduler.adapters.postgres.engine import storage_errors
 from taskscheduler.adapters.postgres.rows import (
     QUEUE_FIELD_COLUMNS,
@@ -31,18 +32,16 @@ from taskscheduler.core.model import Queue, QueueSettings, QueueState, TaskStatu
 _OF_QUEUE = (tasks.c.tenant == queues.c.tenant, tasks.c.queue == queues.c.name)
 
 
-def _counted(*statuses: str) -> sa.ScalarSelect[int]:
-    return (
-        sa.select(sa.func.count()).where(*_OF_QUEUE, tasks.c.status.in_(statuses)).scalar_subquery()
-    )
+def _counted(*statuses: str) -> sa.ColumnElement[int]:
+    return settled.count(*_OF_QUEUE, statuses=statuses)
 
 
-# A queue with its depth: the tasks that wait in it, and those that run.
-_WITH_COUNTS = sa.select(
-    queues,
-    _counted(*WAITING).label("waiting"),
-    _counted(TaskStatus.RUNNING.value).label("running"),
-)
+# A queue's depth: the tasks that wait in it, and those that run.
+_WAITING = _counted(*WAITING).label("waiting")
+_RUNNING = _counted(TaskStatus.RUNNING.value).label("running")
+_WITH_COUNTS = sa.select(queues, _WAITING, _RUNNING)
+QUEUE_DEPTHS = sa.select(queues.c.tenant, queues.c.name, queues.c.state, _WAITING, _RUNNING)
+"""Every queue's tenant, name, state and depth (the metrics read it at each scrape)."""
 
 
 class PostgresQueueRepository:
@@ -133,10 +132,10 @@ class PostgresQueueRepository:
                 if (await conn.execute(locked)).first() is None:
                     raise QueueNotFound(name)
                 live = sa.select(
-                    sa.exists().where(
+                    settled.exists(
                         tasks.c.tenant == tenant,
                         tasks.c.queue == name,
-                        tasks.c.status.in_([*WAITING, TaskStatus.RUNNING.value]),
+                        statuses=[*WAITING, TaskStatus.RUNNING.value],
                     )
                 )
                 if (await conn.execute(live)).scalar():

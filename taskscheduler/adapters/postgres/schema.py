@@ -29,6 +29,10 @@ QUEUE_STATES = ("RUNNING", "PAUSED")
 # their queue's concurrency slots.
 READY = sa.text("status = 'PENDING' AND dispatched_at IS NULL")
 IN_FLIGHT = sa.text("status IN ('PENDING', 'RUNNING') AND dispatched_at IS NOT NULL")
+# Every other task is settled. The listing indexes hold settled tasks only: a task in flight
+# moves (let through, claimed) without writing into them, and is listed from ix_tasks_in_flight
+# (see settled.py).
+SETTLED = sa.text("NOT (status IN ('PENDING', 'RUNNING') AND dispatched_at IS NOT NULL)")
 
 tasks = sa.Table(
     "tasks",
@@ -84,7 +88,11 @@ tasks = sa.Table(
     sa.CheckConstraint("attempt >= 0 AND attempt <= max_attempts", name="attempt_in_range"),
     sa.CheckConstraint("priority BETWEEN 0 AND 9", name="priority_in_range"),
     sa.Index(
-        "ix_tasks_tenant_created_at_id", "tenant", sa.text("created_at DESC"), sa.text("id DESC")
+        "ix_tasks_tenant_created_at_id",
+        "tenant",
+        sa.text("created_at DESC"),
+        sa.text("id DESC"),
+        postgresql_where=SETTLED,
     ),
     sa.Index(
         "ix_tasks_tenant_status_created_at_id",
@@ -92,6 +100,7 @@ tasks = sa.Table(
         "status",
         sa.text("created_at DESC"),
         sa.text("id DESC"),
+        postgresql_where=SETTLED,
     ),
     sa.Index(
         "ix_tasks_tenant_kind_created_at_id",
@@ -99,6 +108,7 @@ tasks = sa.Table(
         "kind",
         sa.text("created_at DESC"),
         sa.text("id DESC"),
+        postgresql_where=SETTLED,
     ),
     sa.Index(
         "ix_tasks_tenant_queue_created_at_id",
@@ -106,6 +116,7 @@ tasks = sa.Table(
         "queue",
         sa.text("created_at DESC"),
         sa.text("id DESC"),
+        postgresql_where=SETTLED,
     ),
     # The dispatch order of a queue's ready tasks (per concurrency key where the queue caps keys).
     sa.Index(

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from taskscheduler.adapters.postgres import settled
 from taskscheduler.adapters.postgres.engine import storage_errors
 from taskscheduler.adapters.postgres.group_commit import GroupCommit
 from taskscheduler.adapters.postgres.queue_repository import hold_queues, missing_queues
@@ -326,13 +327,7 @@ class PostgresTaskRepository:
     async def list(
         self, tenant: str, task_filter: TaskFilter, page_size: int, after: PageCursor | None
     ) -> TaskPage:
-        query = (
-            sa.select(tasks)
-            .where(tasks.c.tenant == tenant)
-            .order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
-        )
-        if task_filter.statuses:
-            query = query.where(tasks.c.status.in_(sorted(task_filter.statuses)))
+        query = sa.select(tasks).where(tasks.c.tenant == tenant)
         if task_filter.kind:
             query = query.where(tasks.c.kind == task_filter.kind)
         if task_filter.queue:
@@ -343,9 +338,11 @@ class PostgresTaskRepository:
             query = query.where(
                 sa.tuple_(tasks.c.created_at, tasks.c.id) < (after.create_time, after.task_id)
             )
+        statuses = sorted(status.value for status in task_filter.statuses)
+        query = settled.newest_first(query, statuses, page_size + 1)
         with storage_errors():
             async with self._engine.connect() as conn:
-                rows = (await conn.execute(query.limit(page_size + 1))).mappings().all()
+                rows = (await conn.execute(query)).mappings().all()
         page = [task_from_row(row) for row in rows[:page_size]]
         has_more = len(rows) > page_size
         cursor = PageCursor(page[-1].create_time, page[-1].id) if has_more else None
@@ -353,15 +350,20 @@ class PostgresTaskRepository:
 
     async def count(self, tenant: str, finished_within: timedelta) -> dict[TaskStatus, int]:
         """One statement of scalar counts: each live status is read from the tenant's index by
-        status, each finished one from the index of finish times, within the window (what it
-        reads is bounded by the window, whatever the history)."""
+        status (those in flight from the in-flight index), each finished one from the index of
+        finish times, within the window (what it reads is bounded by the window, whatever the
+        history)."""
         since = sa.func.now() - finished_within
 
-        def counted(status: TaskStatus) -> sa.ScalarSelect[int]:
-            where = [tasks.c.status == status.value, tasks.c.tenant == tenant]
+        def counted(status: TaskStatus) -> sa.ColumnElement[int]:
+            of_tenant = tasks.c.tenant == tenant
             if status.is_terminal:
-                where.append(tasks.c.finished_at >= since)
-            return sa.select(sa.func.count()).where(*where).scalar_subquery()
+                return (
+                    sa.select(sa.func.count())
+                    .where(of_tenant, tasks.c.status == status.value, tasks.c.finished_at >= since)
+                    .scalar_subquery()
+                )
+            return settled.count(of_tenant, statuses=[status.value])
 
         statuses = list(TaskStatus)
         with storage_errors():
