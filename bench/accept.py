@@ -10,7 +10,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
+import aiohttp
 from psycopg.types.json import Jsonb
 
 from bench import baseline
@@ -80,16 +80,26 @@ async def grpc_accept_rate(bench: Bench, count: int) -> float:
 
 
 async def rest_accept_rate(bench: Bench, count: int) -> float:
+    """aiohttp, whose CPU per call is about grpcio's (0.3 ms against 0.2 ms here; httpx spends
+    2 ms per call and was the bottleneck), so that the ratio measures the gateway."""
     headers = {"Authorization": bench.bearer(TENANT)}
-    limits = httpx.Limits(max_connections=CLIENTS)
-    async with httpx.AsyncClient(base_url=bench.gateway_url, limits=limits, timeout=30) as http:
+    connector = aiohttp.TCPConnector(limit=CLIENTS)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(
+        base_url=bench.gateway_url, connector=connector, timeout=timeout, raise_for_status=True
+    ) as http:
         body = {"kind": KIND, "payload": {}}
-        (await http.post("/v1/tasks", json=body, headers=headers)).raise_for_status()
+
+        async def post() -> None:
+            async with http.post("/v1/tasks", json=body, headers=headers) as response:
+                await response.read()
+
+        await post()
         remaining = iter(range(count))
 
         async def client() -> None:
             for _ in remaining:
-                (await http.post("/v1/tasks", json=body, headers=headers)).raise_for_status()
+                await post()
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(CLIENTS)))
