@@ -20,7 +20,7 @@ from google.protobuf.struct_pb2 import Struct
 from bench.common import Bench, Figure, percentile
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
-from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
+from taskscheduler.adapters.postgres.engine import make_async_engine
 from taskscheduler.core.model import PageCursor, TaskFilter
 from taskscheduler.core.paging import encode_page_token
 from taskscheduler.settings import Settings
@@ -91,8 +91,7 @@ class Operations:
         self.stub = bench.stub(channel)
         self.metadata = bench.metadata(TENANT)
         self.sql = sql
-        self.sync_engine = make_sync_engine(settings)
-        self.store = PostgresAttemptStore(self.sync_engine)
+        self.store = PostgresAttemptStore.from_settings(settings)
         self.lease = settings.lease.duration
         self.worker = f"{socket.gethostname()}:bench-scale"
         self.async_engine = make_async_engine(settings)
@@ -271,7 +270,7 @@ async def run(bench: Bench, size: Size) -> list[Figure]:
                     history = size.rows if filled else 0
                     fill_times.append(await measure_phase(ops, size, history, samples))
             finally:
-                ops.sync_engine.dispose()
+                ops.store.close()
                 await ops.async_engine.dispose()
         sql.execute(
             "UPDATE tasks SET status = 'CANCELLED', finished_at = now(), updated_at = now()"

@@ -34,6 +34,7 @@ log = logging.getLogger("taskscheduler.dispatcher")
 async def run(settings: Settings) -> None:
     engine = make_async_engine(settings, pre_ping=False)
     sync_engine = make_sync_engine(settings)
+    attempts = PostgresAttemptStore.from_settings(settings)
     listener = StatusListener(settings.libpq_url)
     celery_publisher = make_publisher(settings)
     await celery_publisher.connect()
@@ -52,7 +53,7 @@ async def run(settings: Settings) -> None:
     dispatcher = Dispatcher(
         PostgresDueTasks.from_settings(engine, settings),
         ScheduleFirer(PostgresScheduleRepository(engine), tasks),
-        PostgresAttemptStore(sync_engine),
+        attempts,
         publisher,
         listener,
         settings.dispatcher_batch_size,
@@ -74,6 +75,7 @@ async def run(settings: Settings) -> None:
     await listener.stop()
     await engine.dispose()
     sync_engine.dispose()
+    attempts.close()
 
 
 settings = get_settings()

@@ -27,7 +27,6 @@ from prometheus_client import values as prometheus_values
 from services.worker.queues import serve_queues
 from taskscheduler.adapters.broker import EXECUTE_TASK, Delivery, make_celery_app, send_execute
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
-from taskscheduler.adapters.postgres.engine import make_sync_engine
 from taskscheduler.core.errors import StorageUnavailable
 from taskscheduler.core.execution import ClaimedAttempt, Interrupts, Outcome, TaskExecutor
 from taskscheduler.core.kinds import load_handler_modules
@@ -79,10 +78,9 @@ INTERRUPTS = Interrupts(interrupt=_interrupt_handler, kill=_kill_process)
 
 
 def _build_executor() -> TaskExecutor:
-    engine = make_sync_engine(settings)
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
     return TaskExecutor(
-        PostgresAttemptStore(engine),
+        PostgresAttemptStore.from_settings(settings),
         kinds,
         worker_name,
         settings.lease,

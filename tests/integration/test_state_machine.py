@@ -37,7 +37,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
-from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
+from taskscheduler.adapters.postgres.engine import make_async_engine
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
 from taskscheduler.core.execution import (
     CANCELLED_ERROR,
@@ -149,20 +149,20 @@ class Store:
 def opened_store(app_settings: Settings) -> Iterator[Store]:
     loop = asyncio.new_event_loop()
     engine = make_async_engine(app_settings)
-    sync_engine = make_sync_engine(app_settings)
+    attempts = PostgresAttemptStore.from_settings(app_settings)
     sql = psycopg.connect(app_settings.libpq_url, autocommit=True)
     try:
         yield Store(
             loop,
             PostgresTaskRepository.from_settings(engine, app_settings),
             PostgresDueTasks.from_settings(engine, app_settings),
-            PostgresAttemptStore(sync_engine),
+            attempts,
             sql,
         )
     finally:
         sql.close()
         loop.run_until_complete(engine.dispose())
-        sync_engine.dispose()
+        attempts.close()
         loop.close()
 
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
+from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore, connection_pool
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
 from taskscheduler.adapters.postgres.listener import StatusListener
@@ -55,8 +55,8 @@ class DispatchedAttemptStore(PostgresAttemptStore):
     """Claims as a worker does with a message the dispatcher published: the task was let
     through its queue first."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        super().__init__(engine)
+    def __init__(self, settings: Settings, engine: sa.Engine) -> None:
+        super().__init__(connection_pool(settings, size=10))
         self.engine = engine
 
     def claim(self, task_id: uuid.UUID, worker: str, lease: timedelta) -> ClaimedAttempt | None:
@@ -73,7 +73,9 @@ class DispatchedAttemptStore(PostgresAttemptStore):
 @pytest.fixture
 def attempts(settings: Settings) -> Iterator[PostgresAttemptStore]:
     engine = make_sync_engine(settings, pool_size=10)
-    yield DispatchedAttemptStore(engine)
+    store = DispatchedAttemptStore(settings, engine)
+    yield store
+    store.close()
     engine.dispose()
 
 
@@ -82,11 +84,11 @@ async def test_a_task_not_dispatched_is_not_claimed(
 ) -> None:
     """A message of a task its queue holds back (paused, limited) runs nothing."""
     task, _ = await repository.insert(new_task())
-    engine = make_sync_engine(settings)
+    store = PostgresAttemptStore.from_settings(settings)
     try:
-        assert PostgresAttemptStore(engine).claim(task.id, "w1", LEASE) is None
+        assert store.claim(task.id, "w1", LEASE) is None
     finally:
-        engine.dispose()
+        store.close()
 
 
 async def test_insert_and_get_round_trip(repository: PostgresTaskRepository) -> None:
@@ -145,9 +147,10 @@ async def test_a_lease_still_held_is_not_recorded_as_lost(
     running = await repository.get(T, task.id)
     assert running is not None and running.status is S.RUNNING
     attempts.claim(task.id, "w1", LEASE)  # nothing: still RUNNING
-    short = timedelta(milliseconds=1)
-    assert attempts.renew(task.id, 1, short).held
-    assert attempts.fail(task.id, 1, ERROR, None, only_if_lease_expired=True)  # now expired
+    # A lease renewed to end at once has ended by the next statement (each reads the database's
+    # clock anew; a lease of 1 ms could still hold when the next statement came within it).
+    assert attempts.renew(task.id, 1, timedelta(0)).held
+    assert attempts.fail(task.id, 1, ERROR, None, only_if_lease_expired=True)
 
 
 async def test_a_failure_with_attempts_left_waits_for_its_retry_time(

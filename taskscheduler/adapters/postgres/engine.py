@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -12,10 +14,18 @@ from taskscheduler.core.errors import StorageUnavailable
 from taskscheduler.settings import Settings
 
 # Errors that mean "the database is unreachable or went away", as opposed to a bug.
-CONNECTION_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
+CONNECTION_ERRORS = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+    psycopg.OperationalError,  # the attempt store's own connections (and their pool's timeout)
+    psycopg.InterfaceError,
+    OSError,
+)
 
 
-def _connect_args(settings: Settings) -> dict[str, object]:
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """libpq options of every connection of the service."""
     lock_timeout_ms = int(settings.db_lock_timeout_seconds * 1000)
     return {
         "connect_timeout": max(1, int(settings.db_connect_timeout_seconds)),
@@ -33,7 +43,7 @@ def make_async_engine(settings: Settings, pre_ping: bool = True) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         pool_pre_ping=pre_ping,
         pool_timeout=settings.db_connect_timeout_seconds,
-        connect_args=_connect_args(settings),
+        connect_args=connection_options(settings),
     )
 
 
@@ -42,7 +52,7 @@ def make_sync_engine(settings: Settings, pool_size: int = 2) -> sa.Engine:
         settings.sqlalchemy_url,
         pool_size=pool_size,
         pool_timeout=settings.db_connect_timeout_seconds,
-        connect_args=_connect_args(settings),
+        connect_args=connection_options(settings),
     )
 
 
