@@ -101,9 +101,9 @@ class _LetThrough:
     backlog: dict[str, int]
 
 
-def _open_queues(pairs: list[tuple[str, str]]) -> sa.Select[Any]:
-    """The queues among `pairs` that hold nothing back, with their tasks at the broker and
-    unclaimed, each row FOR SHARE."""
+def _open_queues() -> sa.Select[Any]:
+    """The queues among the `pairs` parameter, (tenant, name), that hold nothing back, with
+    their tasks at the broker and unclaimed, each row FOR SHARE."""
     of_queue = (tasks.c.tenant == queues.c.tenant, tasks.c.queue == queues.c.name)
     unclaimed = (
         sa.select(sa.func.count())
@@ -115,7 +115,7 @@ def _open_queues(pairs: list[tuple[str, str]]) -> sa.Select[Any]:
     return (
         sa.select(queues.c.tenant, queues.c.name, unclaimed)
         .where(
-            sa.tuple_(queues.c.tenant, queues.c.name).in_(pairs),
+            sa.tuple_(queues.c.tenant, queues.c.name).in_(sa.bindparam("pairs", expanding=True)),
             queues.c.state == QueueState.RUNNING.value,
             queues.c.rate_per_second.is_(None),
             queues.c.max_concurrent.is_(None),
@@ -124,6 +124,19 @@ def _open_queues(pairs: list[tuple[str, str]]) -> sa.Select[Any]:
         )
         .with_for_update(of=queues, read=True)
     )
+
+
+# Built once, as the other statements of every call: SQLAlchemy then finds their compiled form
+# by identity instead of building and hashing a new statement per call.
+_OPEN_QUEUES = _open_queues()
+_GET = sa.select(tasks).where(
+    tasks.c.id == sa.bindparam("task_id"), tasks.c.tenant == sa.bindparam("tenant")
+)
+_ATTEMPTS = (
+    sa.select(task_attempts)
+    .where(task_attempts.c.task_id == sa.bindparam("task_id"))
+    .order_by(task_attempts.c.number)
+)
 
 
 def _message(new: NewTask) -> TaskMessage:
@@ -240,7 +253,7 @@ class PostgresTaskRepository:
             return {}, {}
         room: dict[tuple[str, str], int] = {}
         backlog: dict[str, int] = {}
-        for tenant, name, unclaimed in await conn.execute(_open_queues(pairs)):
+        for tenant, name, unclaimed in await conn.execute(_OPEN_QUEUES, {"pairs": pairs}):
             room[(tenant, name)] = self._dispatch_ahead - unclaimed
             backlog[name] = backlog.get(name, 0) + unclaimed
         return room, backlog
@@ -314,10 +327,10 @@ class PostgresTaskRepository:
     async def get(
         self, tenant: str, task_id: uuid.UUID, *, with_attempts: bool = True
     ) -> Task | None:
-        query = sa.select(tasks).where(tasks.c.id == task_id, tasks.c.tenant == tenant)
         with storage_errors():
             async with self._engine.connect() as conn:
-                row = (await conn.execute(query)).mappings().first()
+                found = await conn.execute(_GET, {"task_id": task_id, "tenant": tenant})
+                row = found.mappings().first()
                 if row is None:
                     return None
                 if not with_attempts:
@@ -397,17 +410,7 @@ class PostgresTaskRepository:
 
     @staticmethod
     async def _with_attempts(conn: AsyncConnection, row: sa.RowMapping) -> Task:
-        attempts = (
-            (
-                await conn.execute(
-                    sa.select(task_attempts)
-                    .where(task_attempts.c.task_id == row["id"])
-                    .order_by(task_attempts.c.number)
-                )
-            )
-            .mappings()
-            .all()
-        )
+        attempts = (await conn.execute(_ATTEMPTS, {"task_id": row["id"]})).mappings().all()
         return task_from_row(row, attempts)
 
 
