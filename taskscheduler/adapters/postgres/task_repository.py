@@ -19,7 +19,13 @@ from taskscheduler.adapters.postgres.engine import storage_errors
 from taskscheduler.adapters.postgres.group_commit import GroupCommit
 from taskscheduler.adapters.postgres.queue_repository import hold_queues, missing_queues
 from taskscheduler.adapters.postgres.rows import INSERTED_COLUMNS, insert_values, task_from_row
-from taskscheduler.adapters.postgres.schema import READY, queues, task_attempts, tasks
+from taskscheduler.adapters.postgres.schema import (
+    DEFAULT_QUEUE,
+    READY,
+    queues,
+    task_attempts,
+    tasks,
+)
 from taskscheduler.core.errors import IdempotencyConflict, StorageUnavailable, unknown_queue
 from taskscheduler.core.model import (
     NewTask,
@@ -42,48 +48,120 @@ GROUP_MOST = 500
 _CANCELLABLE = sorted(status.value for status in CANCELLABLE)
 _RUNNING = tasks.c.status == TaskStatus.RUNNING.value
 
-# One statement for one task and for a batch of any size: the rows travel as one array per
-# column and unnest into an INSERT ... SELECT, so that its text is the same for every batch
-# (parsed and planned once per connection, not rebuilt from thousands of parameters). A row
-# let through its queue (see PostgresTaskRepository) is dispatched by the database's clock.
+# One statement for one task and for a batch of any size, the rows sent as one array per
+# column: its text is the same for every batch (parsed and planned once per connection, not
+# rebuilt from thousands of parameters), and it is the whole transaction of a group commit
+# (autocommit: no BEGIN and COMMIT round trips). It holds the named queues (FOR KEY SHARE: a
+# deletion waits for it) and skips the rows of queues that do not exist; with direct dispatch
+# (see PostgresTaskRepository) it reads the queues that hold nothing back FOR SHARE and lets
+# through, by the database's clock, as many of each queue's PENDING rows as it has room for at
+# the broker, by priority then order.
 _INSERTED = [tasks.c[name] for name in INSERTED_COLUMNS]
 _NEW_ROWS = (
-    sa.func.unnest(
-        *(sa.bindparam(column.name, type_=ARRAY(column.type)) for column in _INSERTED),
-        sa.bindparam("let_through", type_=ARRAY(sa.Boolean())),
-    )
-    .table_valued(*(column.name for column in _INSERTED), "let_through")
+    sa.func.unnest(*(sa.bindparam(column.name, type_=ARRAY(column.type)) for column in _INSERTED))
+    .table_valued(*(column.name for column in _INSERTED), with_ordinality="position")
     .render_derived(with_types=False)
     .alias("new_rows")
 )
-_LET_THROUGH = _NEW_ROWS.c.let_through
-_INSERT = (
-    pg_insert(tasks)
-    .from_select(
-        [*(column.name for column in _INSERTED), "dispatched_at", "republish_at"],
-        sa.select(
-            *(_NEW_ROWS.c[column.name] for column in _INSERTED),
-            sa.case((_LET_THROUGH, sa.func.now()), else_=sa.null()),
-            sa.case(
-                (
-                    _LET_THROUGH,
-                    sa.func.now() + sa.bindparam("republish_after", type_=sa.Interval()),
-                ),
-                else_=sa.null(),
-            ),
-        ),
+_RANKED = sa.select(
+    _NEW_ROWS,
+    sa.func.row_number()
+    .over(
+        partition_by=[_NEW_ROWS.c.tenant, _NEW_ROWS.c.queue, _NEW_ROWS.c.status],
+        order_by=[_NEW_ROWS.c.priority.desc(), _NEW_ROWS.c.position],
     )
-    .on_conflict_do_nothing(
-        index_elements=[tasks.c.tenant, tasks.c.request_id],
-        index_where=tasks.c.request_id.isnot(None),
-    )
-    .returning(*tasks.c)
+    .label("nth"),
+).cte("ranked")
+_NAMED = sa.tuple_(queues.c.tenant, queues.c.name).in_(sa.select(_RANKED.c.tenant, _RANKED.c.queue))
+_HELD = (
+    sa.select(queues.c.tenant, queues.c.name)
+    .where(_NAMED)
+    .with_for_update(key_share=True, read=True)
+    .cte("held")
 )
+
+
+def _open_queues() -> sa.CTE:
+    """The named queues that hold nothing back, with their room at the broker (the `ahead`
+    parameter less their tasks there and unclaimed), each row FOR SHARE."""
+    of_queue = (tasks.c.tenant == queues.c.tenant, tasks.c.queue == queues.c.name)
+    unclaimed = (
+        sa.select(sa.func.count())
+        .where(
+            *of_queue, tasks.c.status == TaskStatus.PENDING.value, tasks.c.dispatched_at.isnot(None)
+        )
+        .scalar_subquery()
+    )
+    return (
+        sa.select(queues.c.tenant, queues.c.name, unclaimed.label("unclaimed"))
+        .where(
+            _NAMED,
+            queues.c.state == QueueState.RUNNING.value,
+            queues.c.rate_per_second.is_(None),
+            queues.c.max_concurrent.is_(None),
+            queues.c.max_concurrent_per_key.is_(None),
+            sa.not_(sa.exists().where(*of_queue, READY)),
+        )
+        .with_for_update(of=queues, read=True)
+        .cte("open_queues")
+    )
+
+
+def _insert_statement(direct: bool) -> sa.Insert:
+    """The insert, with direct dispatch or without it."""
+    rows = _RANKED
+    exists = sa.or_(
+        rows.c.queue == DEFAULT_QUEUE,
+        sa.exists().where(_HELD.c.tenant == rows.c.tenant, _HELD.c.name == rows.c.queue),
+    )
+    source: sa.FromClause = rows
+    let_through: sa.ColumnElement[bool] = sa.false()
+    unclaimed: sa.ColumnElement[Any] = sa.null()
+    ctes: list[sa.CTE] = [_RANKED, _HELD]
+    if direct:
+        open_queues = _open_queues()
+        ctes.append(open_queues)
+        of_row = sa.and_(open_queues.c.tenant == rows.c.tenant, open_queues.c.name == rows.c.queue)
+        source = rows.outerjoin(open_queues, of_row)
+        room = sa.bindparam("ahead", type_=sa.Integer()) - open_queues.c.unclaimed
+        let_through = sa.and_(rows.c.status == TaskStatus.PENDING.value, rows.c.nth <= room)
+        # Written out: SQLAlchemy adds `tasks` to the FROM of a subquery in RETURNING.
+        unclaimed = sa.literal_column(
+            "(SELECT open_queues.unclaimed FROM open_queues"
+            " WHERE open_queues.tenant = tasks.tenant AND open_queues.name = tasks.queue)"
+        )
+    republish = sa.func.now() + sa.bindparam("republish_after", type_=sa.Interval())
+    chosen = (
+        sa.select(
+            *(rows.c[column.name] for column in _INSERTED),
+            sa.case((let_through, sa.func.now()), else_=sa.null()),
+            sa.case((let_through, republish), else_=sa.null()),
+        )
+        .select_from(source)
+        .where(exists)
+        .order_by(rows.c.position)
+    )
+    return (
+        pg_insert(tasks)
+        .from_select(
+            [*(column.name for column in _INSERTED), "dispatched_at", "republish_at"], chosen
+        )
+        .on_conflict_do_nothing(
+            index_elements=[tasks.c.tenant, tasks.c.request_id],
+            index_where=tasks.c.request_id.isnot(None),
+        )
+        .returning(*tasks.c, unclaimed.label("unclaimed"))
+        .add_cte(*ctes)
+    )
+
+
+_INSERT = _insert_statement(direct=False)
+_INSERT_DIRECT = _insert_statement(direct=True)
 
 
 def _as_arrays(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Rows as one list per column of _NEW_ROWS, in the rows' order."""
-    return {name: [row[name] for row in rows] for name in (*INSERTED_COLUMNS, "let_through")}
+    return {name: [row[name] for row in rows] for name in INSERTED_COLUMNS}
 
 
 def _in_key_order(news: list[NewTask]) -> list[NewTask]:
@@ -101,34 +179,8 @@ class _LetThrough:
     backlog: dict[str, int]
 
 
-def _open_queues() -> sa.Select[Any]:
-    """The queues among the `pairs` parameter, (tenant, name), that hold nothing back, with
-    their tasks at the broker and unclaimed, each row FOR SHARE."""
-    of_queue = (tasks.c.tenant == queues.c.tenant, tasks.c.queue == queues.c.name)
-    unclaimed = (
-        sa.select(sa.func.count())
-        .where(
-            *of_queue, tasks.c.status == TaskStatus.PENDING.value, tasks.c.dispatched_at.isnot(None)
-        )
-        .scalar_subquery()
-    )
-    return (
-        sa.select(queues.c.tenant, queues.c.name, unclaimed)
-        .where(
-            sa.tuple_(queues.c.tenant, queues.c.name).in_(sa.bindparam("pairs", expanding=True)),
-            queues.c.state == QueueState.RUNNING.value,
-            queues.c.rate_per_second.is_(None),
-            queues.c.max_concurrent.is_(None),
-            queues.c.max_concurrent_per_key.is_(None),
-            sa.not_(sa.exists().where(*of_queue, READY)),
-        )
-        .with_for_update(of=queues, read=True)
-    )
-
-
 # Built once, as the other statements of every call: SQLAlchemy then finds their compiled form
 # by identity instead of building and hashing a new statement per call.
-_OPEN_QUEUES = _open_queues()
 _GET = sa.select(tasks).where(
     tasks.c.id == sa.bindparam("task_id"), tasks.c.tenant == sa.bindparam("tenant")
 )
@@ -167,6 +219,7 @@ class PostgresTaskRepository:
         republish_after: timedelta = timedelta(seconds=30),
     ) -> None:
         self._engine = engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._idempotency_window = idempotency_window
         self._publisher = publisher
         self._dispatch_ahead = dispatch_ahead if publisher is not None else 0
@@ -192,19 +245,25 @@ class PostgresTaskRepository:
         return await self._group.submit(new)
 
     async def _insert_group(self, news: list[NewTask]) -> list[tuple[Task, bool] | Exception]:
-        """One transaction for calls of any tenants: their queues held, expired keys freed, one
-        multi-row INSERT, then the tasks that earlier calls stored under the same keys."""
+        """Calls of any tenants, stored by one statement in autocommit (expired keys freed
+        before it); then, for the calls it did not store, whether their queue is missing or
+        which task an earlier call stored under their key."""
         results: list[tuple[Task, bool] | Exception] = []
         with storage_errors():
-            async with self._engine.begin() as conn:
-                missing = await missing_queues(conn, {(new.tenant, new.queue) for new in news})
-                storable = [new for new in news if (new.tenant, new.queue) not in missing]
-                keys = {(new.tenant, new.request_id) for new in storable if new.request_id}
+            async with self._autocommit.connect() as conn:
+                keys = {(new.tenant, new.request_id) for new in news if new.request_id}
                 if keys:
                     await conn.execute(self._release_expired_keys(keys))
-                inserted, through = await self._store(conn, storable)
+                inserted, through = await self._store(conn, news)
+                rest = [new for new in news if new.id not in inserted]
+                missing = await missing_queues(conn, {(new.tenant, new.queue) for new in rest})
                 existing = await self._with_keys(
-                    conn, {(n.tenant, n.request_id) for n in storable if n.id not in inserted}
+                    conn,
+                    {
+                        (new.tenant, new.request_id)
+                        for new in rest
+                        if new.request_id and (new.tenant, new.queue) not in missing
+                    },
                 )
         self._publish_soon(through)  # the callers have their answer without waiting for it
         for new in news:
@@ -221,42 +280,30 @@ class PostgresTaskRepository:
     async def _store(
         self, conn: AsyncConnection, news: list[NewTask]
     ) -> tuple[dict[uuid.UUID, Task], _LetThrough]:
-        """Inserts the tasks (those whose key is taken are skipped), letting through what may
-        go straight to the broker; returns the tasks stored and what to publish."""
+        """Inserts the tasks (those whose key is taken or whose queue is missing are skipped),
+        letting through what may go straight to the broker; returns the tasks stored and what
+        to publish."""
         if not news:
             return {}, _LetThrough([], {})
-        room, backlog = await self._room_at_broker(conn, news)
-        direct: set[uuid.UUID] = set()
-        for new in sorted(news, key=lambda new: -new.priority):  # the room to the first
-            pair = (new.tenant, new.queue)
-            if new.status is TaskStatus.PENDING and room.get(pair, 0) > 0:
-                room[pair] -= 1
-                direct.add(new.id)
-        let_through = [new for new in news if new.id in direct]
-        rows = [
-            insert_values(new) | {"let_through": new.id in direct} for new in _in_key_order(news)
-        ]
-        parameters = _as_arrays(rows) | {"republish_after": self._republish_after}
-        result = await conn.execute(_INSERT, parameters)
-        inserted = {row["id"]: task_from_row(row) for row in result.mappings()}
-        messages = [_message(new) for new in let_through if new.id in inserted]
-        return inserted, _LetThrough(messages, backlog)
-
-    async def _room_at_broker(
-        self, conn: AsyncConnection, news: list[NewTask]
-    ) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
-        """For each queue of these tasks that nothing holds back, how many more may go to the
-        broker now (dispatch_ahead less those already there and unclaimed), its row held FOR
-        SHARE until the commit; and per queue name, those already there."""
-        pairs = sorted({(n.tenant, n.queue) for n in news if n.status is TaskStatus.PENDING})
-        if not self._dispatch_ahead or not pairs:
-            return {}, {}
-        room: dict[tuple[str, str], int] = {}
+        parameters = _as_arrays([insert_values(new) for new in _in_key_order(news)]) | {
+            "republish_after": self._republish_after,
+            "ahead": self._dispatch_ahead,
+        }
+        statement = _INSERT_DIRECT if self._dispatch_ahead else _INSERT
+        result = await conn.execute(statement, parameters)
+        by_id = {new.id: new for new in news}
+        inserted: dict[uuid.UUID, Task] = {}
+        messages: list[TaskMessage] = []
+        unclaimed: dict[tuple[str, str], int] = {}
+        for row in result.mappings():
+            inserted[row["id"]] = task_from_row(row)
+            if row["dispatched_at"] is not None:
+                messages.append(_message(by_id[row["id"]]))
+                unclaimed[(row["tenant"], row["queue"])] = row["unclaimed"]
         backlog: dict[str, int] = {}
-        for tenant, name, unclaimed in await conn.execute(_OPEN_QUEUES, {"pairs": pairs}):
-            room[(tenant, name)] = self._dispatch_ahead - unclaimed
-            backlog[name] = backlog.get(name, 0) + unclaimed
-        return room, backlog
+        for (_, name), count in unclaimed.items():
+            backlog[name] = backlog.get(name, 0) + count
+        return inserted, _LetThrough(messages, backlog)
 
     def _publish_soon(self, through: _LetThrough) -> None:
         if self._publisher is None or not through.messages:
