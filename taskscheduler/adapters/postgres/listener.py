@@ -129,6 +129,7 @@ class StatusListener:
         """LISTENs to what is wanted and delivers what arrives; when the wanted channels
         change, LISTENs or UNLISTENs, and goes on."""
         listening: set[str] = set()
+        conn.add_notify_handler(self._on_notify)  # those that arrive during LISTEN, UNLISTEN
         while True:
             # No await between reading the wanted channels and saying whether status changes
             # are listened to: a subscriber either counts here or sees that it must wait.
@@ -150,14 +151,40 @@ class StatusListener:
             if not listening:  # nothing can arrive: wait for a subscriber
                 await self._channels_changed.wait()
                 continue
-            async for notify in conn.notifies():
-                if notify.channel == WAKE_CHANNEL:
-                    for callback in self._wake_observers:
-                        callback()
-                else:
-                    self._deliver(notify.payload)
-                if self._channels() != listening:  # the last subscriber left
-                    break
+            await self._deliver_until_changed(conn, listening)
+
+    async def _deliver_until_changed(
+        self, conn: psycopg.AsyncConnection[Any], listening: set[str]
+    ) -> None:
+        """Delivers what arrives, every notification read at once, until the last subscriber
+        has left. The socket stays registered with the loop throughout: psycopg's notifies()
+        registered and unregistered it for every wait, which cost the dispatcher a third of
+        its time (three notifications a task)."""
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        socket = conn.pgconn.socket
+        loop.add_reader(socket, readable.set)
+        try:
+            encoding = conn.info.encoding
+            while True:
+                conn.pgconn.consume_input()  # psycopg.OperationalError once the link is gone
+                while (received := conn.pgconn.notifies()) is not None:
+                    channel = received.relname.decode(encoding)
+                    payload = received.extra.decode(encoding)
+                    self._on_notify(psycopg.Notify(channel, payload, received.be_pid))
+                if self._channels() != listening:
+                    return
+                await readable.wait()
+                readable.clear()
+        finally:
+            loop.remove_reader(socket)
+
+    def _on_notify(self, notify: psycopg.Notify) -> None:
+        if notify.channel == WAKE_CHANNEL:
+            for callback in self._wake_observers:
+                callback()
+        else:
+            self._deliver(notify.payload)
 
     def _deliver(self, payload: str) -> None:
         try:
