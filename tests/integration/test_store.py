@@ -276,19 +276,23 @@ async def test_a_stream_only_listener_delivers_to_each_subscription_in_turn(
         await listener.stop()
 
 
+async def every_page(repository: PostgresTaskRepository, size: int) -> list[uuid.UUID]:
+    """The ids of every task listed, page after page of `size`."""
+    seen: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        page = await repository.list(T, TaskFilter(), size, cursor)
+        seen += [task.id for task in page.tasks]
+        if page.next_cursor is None:
+            return seen
+        cursor = page.next_cursor
+
+
 async def test_list_pages_with_keyset_tokens_and_filters(
     repository: PostgresTaskRepository,
 ) -> None:
     ids = [(await repository.insert(new_task()))[0].id for _ in range(7)]
-    seen: list[uuid.UUID] = []
-    cursor = None
-    while True:
-        page = await repository.list(T, TaskFilter(), 3, cursor)
-        seen += [task.id for task in page.tasks]
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    assert seen == list(reversed(ids))  # newest first, each exactly once
+    assert await every_page(repository, 3) == list(reversed(ids))  # newest first, each exactly once
     only_failed = await repository.list(T, TaskFilter(statuses=frozenset({S.FAILED})), 10, None)
     assert only_failed.tasks == []
 
@@ -301,15 +305,7 @@ async def test_tasks_in_flight_are_listed_and_counted_with_the_settled_ones(
     ids = [(await repository.insert(new_task()))[0].id for _ in range(7)]
     for task_id in (ids[1], ids[4]):
         assert attempts.claim(task_id, "w1", LEASE) is not None
-    seen: list[uuid.UUID] = []
-    cursor = None
-    while True:
-        page = await repository.list(T, TaskFilter(), 2, cursor)
-        seen += [task.id for task in page.tasks]
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    assert seen == list(reversed(ids))
+    assert await every_page(repository, 2) == list(reversed(ids))
     running = await repository.list(T, TaskFilter(statuses=frozenset({S.RUNNING})), 10, None)
     assert [task.id for task in running.tasks] == [ids[4], ids[1]]
     live = TaskFilter(statuses=frozenset({S.RUNNING, S.PENDING}))
