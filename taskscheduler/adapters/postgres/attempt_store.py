@@ -7,6 +7,7 @@ the statements' round trips (py-spy, 72% of its Python time in an end-to-end run
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -160,15 +161,10 @@ _EXPIRED = (
     .order_by(tasks.c.lease_expires_at)
     .limit(sa.bindparam("most", type_=sa.Integer()))
 )
-_COMPILED = {
-    name: _Compiled.of(statement)
-    for name, statement in (
-        ("claim", _CLAIM),
-        ("succeed", _SUCCEED),
-        ("renew", _RENEW),
-        ("expired", _EXPIRED),
-    )
-}
+_CLAIM_SQL = _Compiled.of(_CLAIM)
+_SUCCEED_SQL = _Compiled.of(_SUCCEED)
+_RENEW_SQL = _Compiled.of(_RENEW)
+_EXPIRED_SQL = _Compiled.of(_EXPIRED)
 
 
 def connection_pool(settings: Settings, size: int = 2) -> ConnectionPool:
@@ -191,7 +187,6 @@ class PostgresAttemptStore:
 
     def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
-        self._failing: dict[tuple[bool, bool], _Compiled] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, size: int = 2) -> PostgresAttemptStore:
@@ -202,16 +197,16 @@ class PostgresAttemptStore:
 
     def claim(self, task_id: uuid.UUID, worker: str, lease: timedelta) -> ClaimedAttempt | None:
         parameters = {"the_task": task_id, "claim_worker": worker, "lease": lease}
-        row = self._execute(_COMPILED["claim"], parameters)
+        row = self._execute(_CLAIM_SQL, parameters)
         return None if row is None else claimed_from_row(row)
 
     def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool:
         parameters = {"the_task": task_id, "the_attempt": attempt, "result_value": Jsonb(result)}
-        return self._execute(_COMPILED["succeed"], parameters | _NO_ERROR) is not None
+        return self._execute(_SUCCEED_SQL, parameters | _NO_ERROR) is not None
 
     def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease:
         parameters = {"the_task": task_id, "the_attempt": attempt, "lease": lease}
-        row = self._execute(_COMPILED["renew"], parameters)
+        row = self._execute(_RENEW_SQL, parameters)
         if row is None:
             return Lease(held=False, cancel_requested=False)
         return Lease(held=True, cancel_requested=row["cancel_requested_at"] is not None)
@@ -219,7 +214,7 @@ class PostgresAttemptStore:
     def expired_leases(self, limit: int) -> list[ExpiredAttempt]:
         # No lock needed: fail(only_if_lease_expired=True) is guarded, so of two dispatchers
         # reading the same row only one records the loss.
-        compiled = _COMPILED["expired"]
+        compiled = _EXPIRED_SQL
         parameters = compiled.literals | {"most": limit}
         with storage_errors(), self._pool.connection() as conn:
             rows = conn.cursor(row_factory=dict_row).execute(compiled.text, parameters).fetchall()
@@ -244,10 +239,8 @@ class PostgresAttemptStore:
         }
         if retry_in is not None:
             parameters["retry_in"] = retry_in
-        variant = (retry_in is not None, only_if_lease_expired)
-        if variant not in self._failing:
-            self._failing[variant] = _Compiled.of(_fail_statement(*variant))
-        return self._execute(self._failing[variant], parameters) is not None
+        compiled = _fail_sql(retry_in is not None, only_if_lease_expired)
+        return self._execute(compiled, parameters) is not None
 
     def _execute(self, compiled: _Compiled, parameters: dict[str, Any]) -> dict[str, Any] | None:
         with storage_errors(), self._pool.connection() as conn:
@@ -255,8 +248,10 @@ class PostgresAttemptStore:
             return cursor.execute(compiled.text, compiled.literals | parameters).fetchone()
 
 
-def _fail_statement(retrying_wanted: bool, only_if_lease_expired: bool) -> sa.Update:
-    """RUNNING -> RETRYING, FAILED or CANCELLED for exactly this attempt."""
+@functools.cache
+def _fail_sql(retrying_wanted: bool, only_if_lease_expired: bool) -> _Compiled:
+    """RUNNING -> RETRYING, FAILED or CANCELLED for exactly this attempt (four variants, each
+    compiled on first use)."""
     # The row has the last word: no retry past max_attempts, whatever the caller computed
     # (a RETRYING task with no attempt left could never be claimed again).
     retrying = sa.and_(sa.literal(retrying_wanted), tasks.c.attempt < tasks.c.max_attempts)
@@ -280,4 +275,4 @@ def _fail_statement(retrying_wanted: bool, only_if_lease_expired: bool) -> sa.Up
             (sa.and_(retrying, sa.not_(_CANCEL_REQUESTED)), due), else_=tasks.c.run_at
         )
     guards = [tasks.c.lease_expires_at < sa.func.now()] if only_if_lease_expired else []
-    return _finish_statement(values, guards)
+    return _Compiled.of(_finish_statement(values, guards))

@@ -28,11 +28,12 @@ QUEUE_STATES = ("RUNNING", "PAUSED")
 # it through) or dispatched (its message is with the broker). Dispatched and RUNNING tasks hold
 # their queue's concurrency slots.
 READY = sa.text("status = 'PENDING' AND dispatched_at IS NULL")
-IN_FLIGHT = sa.text("status IN ('PENDING', 'RUNNING') AND dispatched_at IS NOT NULL")
+_IN_FLIGHT_SQL = "status IN ('PENDING', 'RUNNING') AND dispatched_at IS NOT NULL"
+IN_FLIGHT = sa.text(_IN_FLIGHT_SQL)
 # Every other task is settled. The listing indexes hold settled tasks only: a task in flight
 # moves (let through, claimed) without writing into them, and is listed from ix_tasks_in_flight
 # (see settled.py).
-SETTLED = sa.text("NOT (status IN ('PENDING', 'RUNNING') AND dispatched_at IS NOT NULL)")
+SETTLED = sa.text(f"NOT ({_IN_FLIGHT_SQL})")
 
 tasks = sa.Table(
     "tasks",
