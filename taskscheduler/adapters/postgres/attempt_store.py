@@ -1,15 +1,14 @@
 """The worker's storage (sync): claim an attempt and record its outcome, fenced by attempt.
 
-Each statement is written with SQLAlchemy Core and compiled once to SQL text, then run on a
-psycopg connection of its own pool in autocommit: a Connection of SQLAlchemy's per statement
-(checkout, isolation level set and reset, result metadata) cost the pool process more CPU than
-the statements' round trips (py-spy, 72% of its Python time in an end-to-end run)."""
+Each statement is compiled once (see compiled.py) and run on a psycopg connection of its own
+pool in autocommit: a Connection of SQLAlchemy's per statement (checkout, isolation level set
+and reset, result metadata) cost the pool process more CPU than the statements' round trips
+(py-spy, 72% of its Python time in an end-to-end run)."""
 
 from __future__ import annotations
 
 import functools
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,8 +16,8 @@ import sqlalchemy as sa
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
-from sqlalchemy.dialects import postgresql
 
+from taskscheduler.adapters.postgres.compiled import Compiled
 from taskscheduler.adapters.postgres.engine import connection_options, storage_errors
 from taskscheduler.adapters.postgres.rows import claimed_from_row, expired_from_row
 from taskscheduler.adapters.postgres.schema import task_attempts, tasks
@@ -113,28 +112,6 @@ def _finish_statement(values: dict[str, Any], guards: list[sa.ColumnElement[bool
     )
 
 
-_DIALECT = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    """A statement as psycopg runs it: its text, and the values of the literals it holds."""
-
-    text: str
-    literals: dict[str, Any]
-
-    @classmethod
-    def of(cls, statement: sa.Executable) -> _Compiled:
-        compiled = statement.compile(dialect=_DIALECT)  # type: ignore[attr-defined]
-        assert "POSTCOMPILE" not in str(compiled), "an IN list needs SQLAlchemy at run time"
-        literals = {
-            name: value
-            for name, value in compiled.params.items()
-            if not compiled.binds[name].required
-        }
-        return cls(str(compiled), literals)
-
-
 _CLAIM = _claim_statement()
 _SUCCEED = _finish_statement(
     {
@@ -161,10 +138,10 @@ _EXPIRED = (
     .order_by(tasks.c.lease_expires_at)
     .limit(sa.bindparam("most", type_=sa.Integer()))
 )
-_CLAIM_SQL = _Compiled.of(_CLAIM)
-_SUCCEED_SQL = _Compiled.of(_SUCCEED)
-_RENEW_SQL = _Compiled.of(_RENEW)
-_EXPIRED_SQL = _Compiled.of(_EXPIRED)
+_CLAIM_SQL = Compiled.of(_CLAIM)
+_SUCCEED_SQL = Compiled.of(_SUCCEED)
+_RENEW_SQL = Compiled.of(_RENEW)
+_EXPIRED_SQL = Compiled.of(_EXPIRED)
 
 
 def connection_pool(settings: Settings, size: int = 2) -> ConnectionPool:
@@ -215,7 +192,7 @@ class PostgresAttemptStore:
         # No lock needed: fail(only_if_lease_expired=True) is guarded, so of two dispatchers
         # reading the same row only one records the loss.
         compiled = _EXPIRED_SQL
-        parameters = compiled.literals | {"most": limit}
+        parameters = compiled.parameters({"most": limit})
         with storage_errors(), self._pool.connection() as conn:
             rows = conn.cursor(row_factory=dict_row).execute(compiled.text, parameters).fetchall()
         return [expired_from_row(row) for row in rows]
@@ -242,14 +219,14 @@ class PostgresAttemptStore:
         compiled = _fail_sql(retry_in is not None, only_if_lease_expired)
         return self._execute(compiled, parameters) is not None
 
-    def _execute(self, compiled: _Compiled, parameters: dict[str, Any]) -> dict[str, Any] | None:
+    def _execute(self, compiled: Compiled, parameters: dict[str, Any]) -> dict[str, Any] | None:
         with storage_errors(), self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=dict_row)
-            return cursor.execute(compiled.text, compiled.literals | parameters).fetchone()
+            return cursor.execute(compiled.text, compiled.parameters(parameters)).fetchone()
 
 
 @functools.cache
-def _fail_sql(retrying_wanted: bool, only_if_lease_expired: bool) -> _Compiled:
+def _fail_sql(retrying_wanted: bool, only_if_lease_expired: bool) -> Compiled:
     """RUNNING -> RETRYING, FAILED or CANCELLED for exactly this attempt (four variants, each
     compiled on first use)."""
     # The row has the last word: no retry past max_attempts, whatever the caller computed
@@ -275,4 +252,4 @@ def _fail_sql(retrying_wanted: bool, only_if_lease_expired: bool) -> _Compiled:
             (sa.and_(retrying, sa.not_(_CANCEL_REQUESTED)), due), else_=tasks.c.run_at
         )
     guards = [tasks.c.lease_expires_at < sa.func.now()] if only_if_lease_expired else []
-    return _Compiled.of(_finish_statement(values, guards))
+    return Compiled.of(_finish_statement(values, guards))
