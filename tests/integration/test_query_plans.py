@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql
 
 from taskscheduler.adapters.postgres import settled
 from taskscheduler.adapters.postgres.due_tasks import (
+    UNCLAIMED_TOO_LONG,
     _chosen,
     _claimable,
     _next_by_key,
@@ -162,11 +163,7 @@ HOT_QUERIES: dict[str, tuple[Any, str | tuple[str, ...]]] = {
         "ix_schedules_next_fire_at",
     ),
     "lost messages": (
-        _claimable(
-            sa.and_(tasks.c.status == "PENDING", tasks.c.republish_at <= sa.func.now()),
-            tasks.c.republish_at,
-            100,
-        ),
+        _claimable(UNCLAIMED_TOO_LONG, tasks.c.republish_at, 100),
         "ix_tasks_republish_at",
     ),
 }

@@ -209,15 +209,7 @@ class PostgresDueTasks:
     async def republish_lost(self, limit: int) -> list[TaskMessage]:
         """PENDING rows that no worker claimed by their republish time: their message may be
         lost, so they go out again, each time after twice the wait (up to republish_max)."""
-        lost = _claimable(
-            sa.and_(
-                tasks.c.status == TaskStatus.PENDING.value,
-                tasks.c.republish_at <= sa.func.now(),
-                tasks.c.dispatched_at.isnot(None),
-            ),
-            tasks.c.republish_at,
-            limit,
-        )
+        lost = _claimable(UNCLAIMED_TOO_LONG, tasks.c.republish_at, limit)
         backoff_seconds = sa.func.least(
             self._republish_after.total_seconds() * sa.func.power(2, tasks.c.publish_count + 1),
             self._republish_max.total_seconds(),
@@ -293,6 +285,13 @@ def _tokens(queue: sa.RowMapping) -> float | None:
     refill = rate * (queue["now"] - queue["tokens_at"]).total_seconds()
     return float(min(queue["rate_burst"], queue["tokens"] + refill))
 
+
+# Dispatched, and no worker has claimed it by its republish time (ix_tasks_republish_at).
+UNCLAIMED_TOO_LONG = sa.and_(
+    tasks.c.status == TaskStatus.PENDING.value,
+    tasks.c.dispatched_at.isnot(None),
+    tasks.c.republish_at <= sa.func.now(),
+)
 
 _DISPATCH_ORDER = (tasks.c.priority.desc(), tasks.c.run_at, tasks.c.created_at)
 

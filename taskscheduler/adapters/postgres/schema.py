@@ -170,10 +170,11 @@ tasks = sa.Table(
         "finished_at",
         postgresql_where=sa.text("status IN ('SUCCESS', 'FAILED', 'CANCELLED')"),
     ),
+    # Dispatched tasks only: a ready one has no republish time yet.
     sa.Index(
         "ix_tasks_republish_at",
         "republish_at",
-        postgresql_where=sa.text("status = 'PENDING'"),
+        postgresql_where=sa.text("status = 'PENDING' AND dispatched_at IS NOT NULL"),
     ),
     sa.Index(
         "uq_tasks_tenant_request_id",
