@@ -57,9 +57,13 @@ chaos: $(INSTALLED)
 flower: $(INSTALLED)
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:56379/0} $(BIN)/celery -A services.worker.app flower --address=127.0.0.1 --port=5555
 
-## lint: buf lint, ruff and mypy
+## lint: buf lint, buf breaking against the main branch's protos, ruff and mypy
+BREAKING_AGAINST ?= .git\#branch=main
 lint: $(INSTALLED)
 	$(BIN)/buf lint
+	@if git rev-parse --verify -q main >/dev/null; then \
+	  echo "buf breaking --against '$(BREAKING_AGAINST)'"; $(BIN)/buf breaking --against '$(BREAKING_AGAINST)'; \
+	else echo "no main branch here: buf breaking has nothing to compare against"; fi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
