@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Celery
 
+from taskscheduler.adapters import redis_transport
 from taskscheduler.core.errors import BrokerUnavailable
 from taskscheduler.core.model import DEFAULT_QUEUE
 from taskscheduler.core.ports import TaskMessage
@@ -92,6 +93,7 @@ def celery_queue_name(settings: Settings, queue: str) -> str:
 def make_celery_app(settings: Settings) -> Celery:
     app = Celery("taskscheduler", broker=settings.redis_url, set_as_current=False)
     app.conf.update(
+        broker_transport=redis_transport.TRANSPORT,
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,

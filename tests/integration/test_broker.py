@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import timedelta
 
+import pytest
 import redis
 
 from taskscheduler.adapters.broker import (
@@ -66,3 +67,21 @@ async def test_a_deep_backlog_packs_ids_and_attempts_only(settings: Settings) ->
         carried += [(other_id, other_attempt) for other_id, other_attempt, _ in then]
         assert message["headers"]["timelimit"][0] > 5 * (1 + len(then))
     assert carried == [(str(m.task_id), 1) for m in sent]
+
+
+def test_a_collected_connection_fails_its_channels_with_a_connection_error(
+    settings: Settings,
+) -> None:
+    """Celery's consumer collects a broken broker connection, then closes it; a channel whose
+    first close was cut short requeues its unacknowledged messages then. That must fail as a
+    connection error (which the teardown ignores, so the worker reconnects), not as an
+    AttributeError (which made the worker exit)."""
+    app = make_celery_app(settings)
+    connection = app.connection_for_read()
+    errors = connection.connection_errors
+    channel = connection.default_channel
+    assert channel.client.ping()
+    connection.collect()
+
+    with pytest.raises(errors), channel.conn_or_acquire():
+        pass
