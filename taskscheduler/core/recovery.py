@@ -3,6 +3,7 @@ back under its retry policy, its loss recorded."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from taskscheduler.core.execution import (
@@ -25,11 +26,14 @@ def lost_attempt_error(expired: ExpiredAttempt, now: datetime) -> AttemptError:
     )
 
 
-def recover_expired_leases(store: AttemptStore, limit: int) -> int:
-    """Puts attempts whose lease expired back under their retry policy; returns how many."""
+def recover_expired_leases(
+    store: AttemptStore, limit: int, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> int:
+    """Puts attempts whose lease expired back under their retry policy; returns how many.
+    `clock` tells whether an attempt outlived its timeout (a test passes its store's)."""
     recovered = 0
     for expired in store.expired_leases(limit):
-        error = lost_attempt_error(expired, datetime.now(UTC))
+        error = lost_attempt_error(expired, clock())
         retry_in = retry_delay(expired.retry_policy, expired.attempt, retryable=True)
         if store.fail(
             expired.task_id, expired.attempt, error, retry_in, only_if_lease_expired=True
