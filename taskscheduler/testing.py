@@ -877,8 +877,8 @@ class InMemoryServices:
     ) -> InMemoryServices:
         """`kinds`: the built-in ones unless given. Queue settings apply to the next task at
         once (no cache, unlike the api's one second)."""
-        database = database or InMemoryDatabase()
-        kinds = kinds or load_handler_modules()
+        database = InMemoryDatabase() if database is None else database
+        kinds = load_handler_modules() if kinds is None else kinds
         queue_repository = InMemoryQueueRepository(database)
         tasks = TaskManager(
             InMemoryTaskRepository(database),
