@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from taskscheduler.core.errors import InvalidArgument
-from taskscheduler.core.manager import ListRequest, ScheduleRequest, parse_task_id
 from taskscheduler.core.model import (
     DEFAULT_CATCHUP_WINDOW,
     DEFAULT_QUEUE,
@@ -29,6 +28,7 @@ from taskscheduler.core.model import (
     TaskTemplate,
 )
 from taskscheduler.core.schedules import next_fire_times
+from taskscheduler.core.tasks import ListRequest, ScheduleRequest, parse_task_id
 from taskscheduler.protojson import struct_to_dict
 from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, task_service_pb2
 

@@ -28,9 +28,9 @@ from taskscheduler.adapters.postgres.schedule_repository import PostgresSchedule
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
 from taskscheduler.adapters.ratelimit import RedisRateLimiter
 from taskscheduler.core.kinds import load_handler_modules
-from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.queues import QueueDefaults, QueueManager
 from taskscheduler.core.schedules import ScheduleManager
+from taskscheduler.core.tasks import TaskManager
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1 import task_service_pb2
 

@@ -15,10 +15,10 @@ from services.api import convert
 from services.api.auth import TokenVerifier
 from services.api.errors import abort_internal, abort_with
 from taskscheduler.core.errors import DomainError, InvalidArgument
-from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.model import Caller
 from taskscheduler.core.queues import QueueManager
 from taskscheduler.core.schedules import ScheduleManager
+from taskscheduler.core.tasks import TaskManager
 from taskscheduler.v1 import task_service_pb2, task_service_pb2_grpc
 from taskscheduler.v1 import task_service_pb2 as pb
 

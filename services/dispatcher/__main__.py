@@ -21,11 +21,11 @@ from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
 from taskscheduler.adapters.postgres.schedule_repository import PostgresScheduleRepository
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.core.firer import ScheduleFirer
 from taskscheduler.core.kinds import load_handler_modules
-from taskscheduler.core.manager import TaskManager
 from taskscheduler.core.ports import TaskPublisher
 from taskscheduler.core.queues import QueueDefaults
-from taskscheduler.core.schedules import ScheduleFirer
+from taskscheduler.core.tasks import TaskManager
 from taskscheduler.settings import Settings, get_settings
 
 log = logging.getLogger("taskscheduler.dispatcher")

@@ -13,10 +13,10 @@ from taskscheduler.adapters import metrics
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.core.errors import BrokerUnavailable, StorageUnavailable
-from taskscheduler.core.execution import AttemptStore, recover_expired_leases
+from taskscheduler.core.firer import ScheduleFirer
 from taskscheduler.core.model import StatusEvent, TaskStatus
-from taskscheduler.core.ports import TaskMessage, TaskPublisher
-from taskscheduler.core.schedules import ScheduleFirer
+from taskscheduler.core.ports import AttemptStore, TaskMessage, TaskPublisher
+from taskscheduler.core.recovery import recover_expired_leases
 
 log = logging.getLogger("taskscheduler.dispatcher")
 

@@ -28,8 +28,9 @@ from services.worker.queues import serve_queues
 from taskscheduler.adapters.broker import EXECUTE_TASK, Delivery, make_celery_app, send_execute
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.core.errors import StorageUnavailable
-from taskscheduler.core.execution import ClaimedAttempt, Interrupts, Outcome, TaskExecutor
+from taskscheduler.core.execution import Interrupts, Outcome, TaskExecutor
 from taskscheduler.core.kinds import load_handler_modules
+from taskscheduler.core.ports import ClaimedAttempt
 from taskscheduler.settings import get_settings
 
 log = logging.getLogger("taskscheduler.worker")

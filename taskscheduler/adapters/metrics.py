@@ -13,8 +13,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from taskscheduler.adapters.postgres.queue_repository import QUEUE_DEPTHS
-from taskscheduler.core.execution import ClaimedAttempt, Outcome
+from taskscheduler.core.execution import Outcome
 from taskscheduler.core.model import Task, TaskStatus
+from taskscheduler.core.ports import ClaimedAttempt
 
 log = logging.getLogger("taskscheduler.metrics")
 

@@ -1,5 +1,5 @@
-"""The worker's use case: claim an attempt, run the kind's handler under a lease, record the
-outcome; and the recovery of attempts whose lease expired (killed worker, hard timeout)."""
+"""The worker's use case: claim an attempt, run the kind's handler under a lease renewed by a
+watchdog that stops the handler when it must, and record the outcome."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
 from taskscheduler.core import retry
@@ -22,6 +22,7 @@ from taskscheduler.core.errors import DomainError, StorageUnavailable
 from taskscheduler.core.kinds import KindRegistry, NonRetryableError, TaskCancelled, TaskContext
 from taskscheduler.core.model import JSON, RetryPolicy
 from taskscheduler.core.payloads import check_json
+from taskscheduler.core.ports import AttemptError, AttemptStore, ClaimedAttempt
 
 log = logging.getLogger("taskscheduler.worker")
 
@@ -33,81 +34,15 @@ CANCELLED_ERROR = "taskscheduler.Cancelled"
 WORKER_LOST_ERROR = "taskscheduler.WorkerLost"
 
 
-@dataclass(frozen=True)
-class ClaimedAttempt:
-    """A task a worker has claimed: the row as the claim left it."""
-
-    task_id: uuid.UUID
-    kind: str
-    payload: dict[str, JSON]
-    attempt: int
-    retry_policy: RetryPolicy
-    timeout: timedelta | None
-    waited: timedelta = timedelta(0)  # from when it was due (accepted, or its run_at) to now
-
-
-@dataclass(frozen=True)
-class ExpiredAttempt:
-    """A RUNNING attempt whose worker stopped renewing its lease."""
-
-    task_id: uuid.UUID
-    attempt: int
-    retry_policy: RetryPolicy
-    timeout: timedelta | None
-    start_time: datetime
-    cancel_requested: bool
-
-
-@dataclass(frozen=True)
-class AttemptError:
-    type: str
-    message: str
-    traceback: str = ""
-
-    @classmethod
-    def from_exception(cls, exc: BaseException) -> AttemptError:
-        kind = type(exc)
-        formatted = "".join(traceback.format_exception(exc))
-        return cls(
-            type=f"{kind.__module__}.{kind.__qualname__}",
-            message=str(exc)[:MAX_MESSAGE_CHARS],
-            traceback=formatted[-MAX_TRACEBACK_CHARS:],
-        )
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Whether the attempt still holds its lease, and whether a cancel was asked for."""
-
-    held: bool
-    cancel_requested: bool
-
-
-class AttemptStore(Protocol):
-    """The worker's view of storage; completions are fenced by attempt number."""
-
-    def claim(self, task_id: uuid.UUID, worker: str, lease: timedelta) -> ClaimedAttempt | None:
-        """PENDING -> RUNNING with attempt + 1; None when the task is not PENDING."""
-        ...
-
-    def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease: ...
-
-    def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool: ...
-
-    def fail(
-        self,
-        task_id: uuid.UUID,
-        attempt: int,
-        error: AttemptError,
-        retry_in: timedelta | None,
-        *,
-        only_if_lease_expired: bool = False,
-    ) -> bool:
-        """RUNNING -> RETRYING, due `retry_in` after the database's now, or FAILED (retry_in
-        None); CANCELLED instead of either when a cancel was asked for."""
-        ...
-
-    def expired_leases(self, limit: int) -> list[ExpiredAttempt]: ...
+def error_of(exc: BaseException) -> AttemptError:
+    """The error an exception raised by a handler records, cut to the stored sizes."""
+    kind = type(exc)
+    formatted = "".join(traceback.format_exception(exc))
+    return AttemptError(
+        type=f"{kind.__module__}.{kind.__qualname__}",
+        message=str(exc)[:MAX_MESSAGE_CHARS],
+        traceback=formatted[-MAX_TRACEBACK_CHARS:],
+    )
 
 
 class Outcome(enum.StrEnum):
@@ -377,7 +312,7 @@ class TaskExecutor:
             return timeout_error(claimed.timeout)
         if stop_reason is StopReason.CANCELLED and not isinstance(exc, TaskCancelled):
             return AttemptError(CANCELLED_ERROR, "stopped after a cancel request")
-        return AttemptError.from_exception(exc)
+        return error_of(exc)
 
     def _is_retryable(self, claimed: ClaimedAttempt, exc: Exception) -> bool:
         if isinstance(exc, NonRetryableError | DomainError | TypeError):
@@ -398,27 +333,3 @@ class TaskExecutor:
 def timeout_error(timeout: timedelta | None, suffix: str = "") -> AttemptError:
     seconds = timeout.total_seconds() if timeout else 0
     return AttemptError(TIMEOUT_ERROR, f"the attempt exceeded its timeout of {seconds:g}s{suffix}")
-
-
-def lost_attempt_error(expired: ExpiredAttempt, now: datetime) -> AttemptError:
-    """Why an attempt's lease expired: its timeout (the worker was stopped) or a lost worker."""
-    if expired.cancel_requested:
-        return AttemptError(CANCELLED_ERROR, "the worker was stopped after a cancel request")
-    if expired.timeout is not None and now - expired.start_time >= expired.timeout:
-        return timeout_error(expired.timeout, " and its process was stopped")
-    return AttemptError(
-        WORKER_LOST_ERROR, "the worker stopped renewing its lease (killed, or cut off)"
-    )
-
-
-def recover_expired_leases(store: AttemptStore, limit: int) -> int:
-    """Puts attempts whose lease expired back under their retry policy; returns how many."""
-    recovered = 0
-    for expired in store.expired_leases(limit):
-        error = lost_attempt_error(expired, datetime.now(UTC))
-        retry_in = retry_delay(expired.retry_policy, expired.attempt, retryable=True)
-        if store.fail(
-            expired.task_id, expired.attempt, error, retry_in, only_if_lease_expired=True
-        ):
-            recovered += 1
-    return recovered

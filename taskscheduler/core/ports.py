@@ -1,4 +1,5 @@
-"""The interfaces the core needs from its adapters (storage, broker, status events)."""
+"""The interfaces the core needs from its adapters (the storage of tasks, attempts, queues and
+schedules; the broker; status events; observers), and the values they exchange."""
 
 from __future__ import annotations
 
@@ -6,15 +7,20 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from taskscheduler.core.model import (
+    JSON,
     NewTask,
     PageCursor,
     Queue,
     QueueSettings,
     QueueState,
+    ResourcePosition,
+    RetryPolicy,
+    Schedule,
+    ScheduleSpec,
     StatusEvent,
     Task,
     TaskFilter,
@@ -148,3 +154,132 @@ class NoObserver:
 
     def cancelled(self, task: Task) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class ClaimedAttempt:
+    """A task a worker has claimed: the row as the claim left it."""
+
+    task_id: uuid.UUID
+    kind: str
+    payload: dict[str, JSON]
+    attempt: int
+    retry_policy: RetryPolicy
+    timeout: timedelta | None
+    waited: timedelta = timedelta(0)  # from when it was due (accepted, or its run_at) to now
+
+
+@dataclass(frozen=True)
+class ExpiredAttempt:
+    """A RUNNING attempt whose worker stopped renewing its lease."""
+
+    task_id: uuid.UUID
+    attempt: int
+    retry_policy: RetryPolicy
+    timeout: timedelta | None
+    start_time: datetime
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class AttemptError:
+    """Why an attempt failed, as its attempt row records it."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Whether the attempt still holds its lease, and whether a cancel was asked for."""
+
+    held: bool
+    cancel_requested: bool
+
+
+class AttemptStore(Protocol):
+    """The worker's view of storage; completions are fenced by attempt number."""
+
+    def claim(self, task_id: uuid.UUID, worker: str, lease: timedelta) -> ClaimedAttempt | None:
+        """PENDING -> RUNNING with attempt + 1; None when the task is not PENDING."""
+        ...
+
+    def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease: ...
+
+    def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool: ...
+
+    def fail(
+        self,
+        task_id: uuid.UUID,
+        attempt: int,
+        error: AttemptError,
+        retry_in: timedelta | None,
+        *,
+        only_if_lease_expired: bool = False,
+    ) -> bool:
+        """RUNNING -> RETRYING, due `retry_in` after the database's now, or FAILED (retry_in
+        None); CANCELLED instead of either when a cancel was asked for."""
+        ...
+
+    def expired_leases(self, limit: int) -> list[ExpiredAttempt]: ...
+
+
+class ScheduleRepository(Protocol):
+    """Durable storage of a tenant's schedules."""
+
+    async def create(self, tenant: str, spec: ScheduleSpec, next_fire: datetime | None) -> Schedule:
+        """Stores a schedule; without a next fire time, it is paused."""
+        ...
+
+    async def get(self, tenant: str, schedule_id: uuid.UUID) -> Schedule | None: ...
+
+    async def list(self, tenant: str, limit: int, after: ResourcePosition | None) -> list[Schedule]:
+        """Up to `limit` schedules, oldest first, after the position `after`."""
+        ...
+
+    async def update(
+        self,
+        tenant: str,
+        schedule_id: uuid.UUID,
+        spec: ScheduleSpec,
+        fields: frozenset[str],
+        next_fire: datetime | None,
+    ) -> Schedule | None:
+        """Writes the named fields; with next_fire, the schedule fires from then on."""
+        ...
+
+    async def delete(self, tenant: str, schedule_id: uuid.UUID) -> bool: ...
+
+    async def set_paused(
+        self, tenant: str, schedule_id: uuid.UUID, paused: bool, next_fire: datetime | None
+    ) -> Schedule | None: ...
+
+    async def fired(
+        self, tenant: str, schedule_id: uuid.UUID, fire_time: datetime, task_id: uuid.UUID
+    ) -> None:
+        """Records a fire made outside the dispatcher's pass (TriggerSchedule)."""
+        ...
+
+    def due(self, limit: int) -> AbstractAsyncContextManager[DueSchedules]:
+        """A transaction holding up to `limit` due schedules (and those with a buffered fire
+        whose task has finished) against every other dispatcher."""
+        ...
+
+
+class DueSchedules(Protocol):
+    """Due schedules held by one dispatcher until the end of the pass."""
+
+    now: datetime
+    schedules: list[Schedule]
+
+    async def has_live_task(self, schedule_id: uuid.UUID) -> bool: ...
+
+    async def advance(
+        self,
+        schedule_id: uuid.UUID,
+        next_fire: datetime | None,
+        buffered: datetime | None,
+        last_fire: datetime | None,
+        last_task_id: uuid.UUID | None,
+    ) -> None: ...

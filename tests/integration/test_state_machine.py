@@ -39,13 +39,10 @@ from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.engine import make_async_engine
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
-from taskscheduler.core.execution import (
-    CANCELLED_ERROR,
-    WORKER_LOST_ERROR,
-    AttemptError,
-    recover_expired_leases,
-)
+from taskscheduler.core.execution import CANCELLED_ERROR, WORKER_LOST_ERROR
 from taskscheduler.core.model import NewTask, RetryPolicy, TaskStatus
+from taskscheduler.core.ports import AttemptError
+from taskscheduler.core.recovery import recover_expired_leases
 from taskscheduler.core.states import can_transition
 from taskscheduler.settings import Settings
 

@@ -19,9 +19,9 @@ from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
 from taskscheduler.core.errors import InvalidArgument
-from taskscheduler.core.execution import AttemptError, ClaimedAttempt
 from taskscheduler.core.model import NewTask, RetryPolicy, TaskFilter
 from taskscheduler.core.model import TaskStatus as S
+from taskscheduler.core.ports import AttemptError, ClaimedAttempt
 from taskscheduler.settings import Settings
 from tests.helpers import wait_until
 

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from taskscheduler.core.cron import CronTimes
 from taskscheduler.core.errors import InvalidArgument
+from taskscheduler.core.firer import fires_due
 from taskscheduler.core.model import Schedule, ScheduleSpec, TaskTemplate
-from taskscheduler.core.schedules import CronTimes, fires_due
 
 
 def utc(

@@ -21,8 +21,8 @@ from taskscheduler.adapters.postgres.compiled import Compiled
 from taskscheduler.adapters.postgres.engine import connection_options, storage_errors
 from taskscheduler.adapters.postgres.rows import claimed_from_row, expired_from_row
 from taskscheduler.adapters.postgres.schema import task_attempts, tasks
-from taskscheduler.core.execution import AttemptError, ClaimedAttempt, ExpiredAttempt, Lease
 from taskscheduler.core.model import JSON, TaskStatus
+from taskscheduler.core.ports import AttemptError, ClaimedAttempt, ExpiredAttempt, Lease
 from taskscheduler.settings import Settings
 
 S = TaskStatus
@@ -159,7 +159,7 @@ def connection_pool(settings: Settings, size: int = 2) -> ConnectionPool:
 
 
 class PostgresAttemptStore:
-    """Implements core.execution.AttemptStore; each method is one statement (CTEs), its own
+    """Implements core.ports.AttemptStore; each method is one statement (CTEs), its own
     transaction (autocommit: BEGIN and COMMIT would only add two round trips)."""
 
     def __init__(self, pool: ConnectionPool) -> None:

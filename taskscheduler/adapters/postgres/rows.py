@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 from taskscheduler.adapters.postgres.schema import tasks
-from taskscheduler.core.execution import ClaimedAttempt, ExpiredAttempt
 from taskscheduler.core.model import (
     Attempt,
     NewTask,
@@ -24,6 +23,7 @@ from taskscheduler.core.model import (
     TaskStatus,
     TaskTemplate,
 )
+from taskscheduler.core.ports import ClaimedAttempt, ExpiredAttempt
 
 Row = Mapping[Any, Any]
 

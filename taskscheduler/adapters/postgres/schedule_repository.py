@@ -30,7 +30,7 @@ _LIVE = [status.value for status in TaskStatus if not status.is_terminal]
 
 
 class PostgresScheduleRepository:
-    """Implements core.schedules.ScheduleRepository on an async SQLAlchemy engine."""
+    """Implements core.ports.ScheduleRepository on an async SQLAlchemy engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -174,7 +174,7 @@ def _has_live_task(schedule_id: sa.ColumnElement[uuid.UUID]) -> sa.Exists:
 
 
 class PostgresDueSchedules:
-    """Implements core.schedules.DueSchedules: the schedules locked by the pass's transaction.
+    """Implements core.ports.DueSchedules: the schedules locked by the pass's transaction.
     The tasks themselves are stored by the TaskManager, in transactions of their own."""
 
     def __init__(self, conn: AsyncConnection, now: datetime, held: list[Schedule]) -> None:

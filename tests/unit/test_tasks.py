@@ -12,7 +12,6 @@ import pytest
 from taskscheduler.core import paging
 from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.kinds import KindRegistry, PayloadModel, TaskContext, load_handler_modules
-from taskscheduler.core.manager import ScheduleRequest, TaskManager, parse_task_id
 from taskscheduler.core.model import (
     Caller,
     NewTask,
@@ -24,6 +23,7 @@ from taskscheduler.core.model import (
     TaskFilter,
 )
 from taskscheduler.core.model import TaskStatus as S
+from taskscheduler.core.tasks import ScheduleRequest, TaskManager, parse_task_id
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CALLER = Caller("tenant-a", frozenset({"tasks:read", "tasks:write"}))
