@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 
 from taskscheduler.adapters.postgres.queue_repository import QUEUE_DEPTHS
 from taskscheduler.core.execution import ClaimedAttempt, Outcome
-from taskscheduler.core.model import Task, TaskStatus
+from taskscheduler.core.model import HeldBackBy, Task, TaskStatus
 
 log = logging.getLogger("taskscheduler.metrics")
 
@@ -89,11 +89,13 @@ class AttemptMetrics:
         RUN_DURATION.labels(claimed.kind).observe(seconds)
 
 
-def observe_dispatch(tenant: str, queue: str, dispatched: int, held_back_by: str) -> None:
+def observe_dispatch(
+    tenant: str, queue: str, dispatched: int, held_back_by: HeldBackBy | None
+) -> None:
     if dispatched:
         QUEUE_DISPATCHED.labels(tenant, queue).inc(dispatched)
-    if held_back_by:
-        QUEUE_THROTTLED.labels(tenant, queue, held_back_by).inc()
+    if held_back_by is not None:
+        QUEUE_THROTTLED.labels(tenant, queue, held_back_by.value).inc()
 
 
 LIVE_STATUSES = (TaskStatus.SCHEDULED, TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.RETRYING)
