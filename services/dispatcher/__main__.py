@@ -17,6 +17,7 @@ from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_engine
+from taskscheduler.adapters.postgres.gauges import PostgresGauges
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
 from taskscheduler.adapters.postgres.schedule_repository import PostgresScheduleRepository
@@ -63,8 +64,9 @@ async def run(settings: Settings) -> None:
         retention_batch_size=settings.retention_batch_size,
     )
     await listener.start()
-    REGISTRY.register(metrics.TasksByStatus(sync_engine))
-    REGISTRY.register(metrics.QueueDepths(sync_engine))
+    gauges = PostgresGauges(sync_engine)
+    REGISTRY.register(metrics.TasksByStatus(gauges))
+    REGISTRY.register(metrics.QueueDepths(gauges))
     metrics.serve(settings.metrics_host, settings.dispatcher_metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

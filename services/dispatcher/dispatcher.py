@@ -14,7 +14,7 @@ from taskscheduler.adapters.postgres.due_tasks import PostgresDueTasks
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.core.errors import BrokerUnavailable, StorageUnavailable
 from taskscheduler.core.firer import ScheduleFirer
-from taskscheduler.core.model import StatusEvent, TaskStatus
+from taskscheduler.core.model import HeldBackBy, StatusEvent, TaskStatus
 from taskscheduler.core.ports import AttemptStore, TaskMessage, TaskPublisher
 from taskscheduler.core.recovery import recover_expired_leases
 
@@ -62,7 +62,7 @@ class Dispatcher:
         self._next_token_in: float | None = None
         # What the last pass left: the caps that held ready tasks back (a freed slot may let
         # them through), and the next due timer and fire (None: none; unknown until read).
-        self._held_back_by: frozenset[str] = frozenset()
+        self._held_back_by: frozenset[HeldBackBy] = frozenset()
         self._buffered_fires = False
         self._refill_planned = False
         self._in_pass = False
@@ -99,10 +99,10 @@ class Dispatcher:
         self._on_slot_freed(status)
 
     def _on_slot_freed(self, status: TaskStatus) -> None:
-        if status is TaskStatus.RUNNING and "dispatch_ahead" in self._held_back_by:
+        if status is TaskStatus.RUNNING and HeldBackBy.DISPATCH_AHEAD in self._held_back_by:
             self._refill_soon()  # a claim freed room in the broker
         ends = status.is_terminal or status is TaskStatus.RETRYING
-        if ends and ("concurrency" in self._held_back_by or self._buffered_fires):
+        if ends and (HeldBackBy.CONCURRENCY in self._held_back_by or self._buffered_fires):
             self._wake.set()  # an end freed a slot, or a buffered fire may now run
 
     def _refill_soon(self) -> None:

@@ -7,11 +7,11 @@ import logging
 import threading
 from typing import Any, ClassVar
 
-import psycopg
 from celery import Celery, bootsteps
 
 from taskscheduler.adapters.broker import celery_queue_name
-from taskscheduler.adapters.postgres.schema import WAKE_CHANNEL
+from taskscheduler.adapters.postgres.queue_names import PostgresQueueNames
+from taskscheduler.core.errors import StorageUnavailable
 from taskscheduler.settings import Settings
 
 log = logging.getLogger("taskscheduler.worker")
@@ -43,6 +43,7 @@ class QueueWatcher(bootsteps.StartStopStep):  # type: ignore[misc]
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self._names: frozenset[str] = frozenset()
+        self._queue_names = PostgresQueueNames(self.settings.libpq_url)
         self._stopping = threading.Event()
         self._timer: Any = None
 
@@ -70,24 +71,19 @@ class QueueWatcher(bootsteps.StartStopStep):  # type: ignore[misc]
         interval = self.settings.worker_queue_watch_seconds
         while not stopping.is_set():
             try:
-                with psycopg.connect(
-                    self.settings.libpq_url, connect_timeout=5, autocommit=True
-                ) as conn:
-                    conn.execute(f"LISTEN {WAKE_CHANNEL}")
-                    while not stopping.is_set():
-                        self._names = _queue_names(conn, self.settings)
-                        for _ in conn.notifies(timeout=interval, stop_after=1):
-                            pass  # a queue may have been created: read the names again
-            except psycopg.Error as exc:
+                for names in self._queue_names.watch(interval, stopping):
+                    self._names = _celery_queues(names, self.settings)
+            except StorageUnavailable as exc:
                 log.warning("queue names not read (%s); trying again", exc)
                 stopping.wait(interval)
 
     def _read_names(self) -> None:
         try:
-            with psycopg.connect(self.settings.libpq_url, connect_timeout=5) as conn:
-                self._names = _queue_names(conn, self.settings)
-        except psycopg.Error as exc:
+            names = self._queue_names.read()
+        except StorageUnavailable as exc:
             log.warning("queue names not read (%s); trying again", exc)
+            return
+        self._names = _celery_queues(names, self.settings)
 
     def _apply(self, c: Any) -> None:
         for name in sorted(self._names):
@@ -95,6 +91,5 @@ class QueueWatcher(bootsteps.StartStopStep):  # type: ignore[misc]
                 c.add_task_queue(name)
 
 
-def _queue_names(conn: psycopg.Connection[Any], settings: Settings) -> frozenset[str]:
-    rows = conn.execute("SELECT DISTINCT name FROM queues").fetchall()
-    return frozenset(celery_queue_name(settings, row[0]) for row in rows)
+def _celery_queues(names: frozenset[str], settings: Settings) -> frozenset[str]:
+    return frozenset(celery_queue_name(settings, name) for name in names)

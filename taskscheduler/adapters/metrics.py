@@ -7,14 +7,14 @@ import logging
 import time
 from collections.abc import Iterator
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from taskscheduler.adapters.postgres.queue_repository import QUEUE_DEPTHS
+from taskscheduler.adapters.postgres.gauges import PostgresGauges
+from taskscheduler.core.errors import StorageUnavailable
 from taskscheduler.core.execution import Outcome
-from taskscheduler.core.model import Task, TaskStatus
+from taskscheduler.core.model import HeldBackBy, Task
 from taskscheduler.core.ports import ClaimedAttempt
 
 log = logging.getLogger("taskscheduler.metrics")
@@ -90,40 +90,30 @@ class AttemptMetrics:
         RUN_DURATION.labels(claimed.kind).observe(seconds)
 
 
-def observe_dispatch(tenant: str, queue: str, dispatched: int, held_back_by: str) -> None:
+def observe_dispatch(
+    tenant: str, queue: str, dispatched: int, held_back_by: HeldBackBy | None
+) -> None:
     if dispatched:
         QUEUE_DISPATCHED.labels(tenant, queue).inc(dispatched)
-    if held_back_by:
-        QUEUE_THROTTLED.labels(tenant, queue, held_back_by).inc()
-
-
-LIVE_STATUSES = (TaskStatus.SCHEDULED, TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.RETRYING)
+    if held_back_by is not None:
+        QUEUE_THROTTLED.labels(tenant, queue, held_back_by.value).inc()
 
 
 class TasksByStatus(Collector):
     """`taskscheduler_tasks{status}`: the live tasks by status, read from PostgreSQL at each
-    scrape. Each count is served by a partial index of live rows, so it costs the same with a
-    million finished tasks in the table; finished tasks are counted by the counters instead."""
+    scrape; finished tasks are counted by the counters instead."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-        self._query = sa.text(
-            "SELECT "
-            + ", ".join(
-                f"(SELECT count(*) FROM tasks WHERE status = '{status.value}')"
-                for status in LIVE_STATUSES
-            )
-        )
+    def __init__(self, gauges: PostgresGauges) -> None:
+        self._gauges = gauges
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("taskscheduler_tasks", "Live tasks by status", labels=["status"])
         try:
-            with self._engine.connect() as conn:
-                row = conn.execute(self._query).one()
-        except sa.exc.SQLAlchemyError as exc:  # a scrape must answer even with no database
+            counts = self._gauges.live_tasks()
+        except StorageUnavailable as exc:  # a scrape must answer even with no database
             log.warning("tasks by status not read: %s", exc)
             return
-        for status, count in zip(LIVE_STATUSES, row, strict=True):
+        for status, count in counts.items():
             gauge.add_metric([status.value], count)
         yield gauge
 
@@ -133,8 +123,8 @@ class QueueDepths(Collector):
     not), with the queue's state, so that the tasks held by a pause show as such; and
     `taskscheduler_queue_running{tenant,queue}`."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
+    def __init__(self, gauges: PostgresGauges) -> None:
+        self._gauges = gauges
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
@@ -146,14 +136,13 @@ class QueueDepths(Collector):
             "taskscheduler_queue_running", "Tasks of a queue running", labels=["tenant", "queue"]
         )
         try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(QUEUE_DEPTHS).all()
-        except sa.exc.SQLAlchemyError as exc:  # a scrape must answer even with no database
+            queues = self._gauges.queue_depths()
+        except StorageUnavailable as exc:  # a scrape must answer even with no database
             log.warning("queue depths not read: %s", exc)
             return
-        for tenant, name, state, waiting, running_count in rows:
-            depth.add_metric([tenant, name, state], waiting)
-            running.add_metric([tenant, name], running_count)
+        for queue in queues:
+            depth.add_metric([queue.tenant, queue.queue, queue.state], queue.waiting)
+            running.add_metric([queue.tenant, queue.queue], queue.running)
         yield depth
         yield running
 

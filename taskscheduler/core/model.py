@@ -84,6 +84,14 @@ class QueueState(enum.StrEnum):
     PAUSED = "PAUSED"
 
 
+class HeldBackBy(enum.StrEnum):
+    """The limit that kept a queue's ready tasks back in a dispatch pass (a metric label)."""
+
+    RATE = "rate"
+    CONCURRENCY = "concurrency"  # max_concurrent or per key: freed as tasks end
+    DISPATCH_AHEAD = "dispatch_ahead"  # the broker's backlog bound: freed as workers claim
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """A token bucket: `per_second` dispatches on average, `burst` at once after a lull."""

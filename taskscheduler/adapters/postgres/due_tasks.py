@@ -21,7 +21,7 @@ from taskscheduler.adapters.postgres.schema import (
     schedules,
     tasks,
 )
-from taskscheduler.core.model import QueueState, TaskStatus
+from taskscheduler.core.model import HeldBackBy, QueueState, TaskStatus
 from taskscheduler.core.ports import TaskMessage
 from taskscheduler.settings import Settings
 
@@ -61,8 +61,8 @@ class QueuePass:
     tenant: str
     queue: str
     dispatched: int
-    held_back_by: str = ""
-    """"rate" or "concurrency" when the queue had ready tasks it could not let through."""
+    held_back_by: HeldBackBy | None = None
+    """The limit that kept back ready tasks of the queue; None when none did."""
     unclaimed: int = 0
     """Tasks of the queue already with the broker, not yet claimed, before this pass."""
 
@@ -73,9 +73,10 @@ class DispatchPass:
     queues: list[QueuePass]
     next_token_in: float | None
     """Seconds until a rate-limited queue has a token again; None when none waits for one."""
-    held_back_by: frozenset[str]
-    """The caps that kept ready tasks back ("concurrency": max_concurrent or per key, freed as
-    tasks end; "dispatch_ahead": freed as workers claim)."""
+    held_back_by: frozenset[HeldBackBy]
+    """The caps that kept ready tasks back (CONCURRENCY: max_concurrent or per key, freed as
+    tasks end; DISPATCH_AHEAD: freed as workers claim); never RATE, whose wait is
+    next_token_in."""
     more_queues: bool
     """The pass held as many queues as it may: others may have ready tasks too."""
 
@@ -145,30 +146,34 @@ class PostgresDueTasks:
                     )
                     if wait is not None:
                         next_token_in = wait if next_token_in is None else min(next_token_in, wait)
-        caps = frozenset(queue_pass.held_back_by for queue_pass in passes) - {"", "rate"}
+        caps = frozenset(
+            queue_pass.held_back_by
+            for queue_pass in passes
+            if queue_pass.held_back_by not in (None, HeldBackBy.RATE)
+        )
         more_queues = len(passes) == QUEUES_PER_PASS
         return DispatchPass(messages, passes, next_token_in, caps, more_queues)
 
     async def _dispatch_queue(
         self, conn: AsyncConnection, queue: sa.RowMapping, limit: int
-    ) -> tuple[list[TaskMessage], str, float | None, int]:
+    ) -> tuple[list[TaskMessage], HeldBackBy | None, float | None, int]:
         of_queue = (tasks.c.tenant == queue["tenant"], tasks.c.queue == queue["name"])
         budget = limit
         tokens = _tokens(queue)
         if tokens is not None:
             if tokens < 1:
-                return [], "rate", (1 - tokens) / queue["rate_per_second"], 0
+                return [], HeldBackBy.RATE, (1 - tokens) / queue["rate_per_second"], 0
             budget = min(budget, int(tokens))
         in_flight = sa.select(
             sa.func.count(),
             sa.func.count().filter(tasks.c.status == TaskStatus.PENDING.value),
         ).where(*of_queue, IN_FLIGHT)
         holding, unclaimed = (await conn.execute(in_flight)).one()
-        capped_by = ""
+        capped_by: HeldBackBy | None = None
         if self._dispatch_ahead - unclaimed < budget:
-            budget, capped_by = self._dispatch_ahead - unclaimed, "dispatch_ahead"
+            budget, capped_by = self._dispatch_ahead - unclaimed, HeldBackBy.DISPATCH_AHEAD
         if queue["max_concurrent"] and queue["max_concurrent"] - holding < budget:
-            budget, capped_by = queue["max_concurrent"] - holding, "concurrency"
+            budget, capped_by = queue["max_concurrent"] - holding, HeldBackBy.CONCURRENCY
         if budget <= 0:
             return [], capped_by, None, unclaimed
         per_key = queue["max_concurrent_per_key"]
@@ -197,14 +202,15 @@ class PostgresDueTasks:
         if per_key and len(taken) < budget:
             more_ready = sa.select(sa.exists().where(*of_queue, READY))
             if (await conn.execute(more_ready)).scalar():
-                return taken, "concurrency", None, unclaimed
+                return taken, HeldBackBy.CONCURRENCY, None, unclaimed
         if len(taken) < budget:
-            return taken, "", None, unclaimed
+            return taken, None, None, unclaimed
         if capped_by:
             return taken, capped_by, None, unclaimed
         if tokens is not None and int(tokens) == budget:  # the bucket ran dry, not the queue
-            return taken, "rate", (1 - (tokens - len(taken))) / queue["rate_per_second"], unclaimed
-        return taken, "", None, unclaimed
+            wait = (1 - (tokens - len(taken))) / queue["rate_per_second"]
+            return taken, HeldBackBy.RATE, wait, unclaimed
+        return taken, None, None, unclaimed
 
     async def republish_lost(self, limit: int) -> list[TaskMessage]:
         """PENDING rows that no worker claimed by their republish time: their message may be

@@ -57,9 +57,12 @@ def make_sync_engine(settings: Settings, pool_size: int = 2) -> sa.Engine:
 
 
 @contextmanager
-def storage_errors() -> Iterator[None]:
-    """Turns connection failures into StorageUnavailable, which transports map to UNAVAILABLE."""
+def storage_errors(
+    errors: tuple[type[BaseException], ...] = CONNECTION_ERRORS,
+) -> Iterator[None]:
+    """Turns connection failures (or any of `errors`) into StorageUnavailable, which transports
+    map to UNAVAILABLE."""
     try:
         yield
-    except CONNECTION_ERRORS as exc:
+    except errors as exc:
         raise StorageUnavailable(f"the task database is unavailable: {type(exc).__name__}") from exc
