@@ -16,8 +16,8 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from taskscheduler.core.model import MAX_DURATION
-from taskscheduler.core.payloads import MAX_DEPTH, depth
+from taskscheduler.core.limits import MAX_DURATION, MAX_PAYLOAD_DEPTH
+from taskscheduler.core.payloads import depth
 from taskscheduler.protojson import struct_to_dict, value_to_json
 from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
@@ -97,8 +97,8 @@ class RetryPolicyBody(BaseModel):
 
 def _shallow(payload: dict[str, Any]) -> dict[str, Any]:
     """Bounds nesting before the payload becomes a protobuf Struct, which has a depth limit."""
-    if depth(payload) > MAX_DEPTH:
-        raise ValueError(f"nests deeper than {MAX_DEPTH} levels")
+    if depth(payload) > MAX_PAYLOAD_DEPTH:
+        raise ValueError(f"nests deeper than {MAX_PAYLOAD_DEPTH} levels")
     return payload
 
 

@@ -20,13 +20,12 @@ from typing import Protocol
 from taskscheduler.core import retry
 from taskscheduler.core.errors import DomainError, StorageUnavailable
 from taskscheduler.core.kinds import KindRegistry, NonRetryableError, TaskCancelled, TaskContext
+from taskscheduler.core.limits import MAX_ERROR_MESSAGE_CHARS, MAX_TRACEBACK_CHARS
 from taskscheduler.core.model import JSON, RetryPolicy
 from taskscheduler.core.payloads import check_json
 
 log = logging.getLogger("taskscheduler.worker")
 
-MAX_TRACEBACK_CHARS = 16_000
-MAX_MESSAGE_CHARS = 4_000
 
 TIMEOUT_ERROR = "taskscheduler.TimeoutError"
 CANCELLED_ERROR = "taskscheduler.Cancelled"
@@ -70,7 +69,7 @@ class AttemptError:
         formatted = "".join(traceback.format_exception(exc))
         return cls(
             type=f"{kind.__module__}.{kind.__qualname__}",
-            message=str(exc)[:MAX_MESSAGE_CHARS],
+            message=str(exc)[:MAX_ERROR_MESSAGE_CHARS],
             traceback=formatted[-MAX_TRACEBACK_CHARS:],
         )
 

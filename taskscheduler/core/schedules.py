@@ -23,6 +23,12 @@ from taskscheduler.core.errors import (
     ScheduleNotFound,
     StorageUnavailable,
 )
+from taskscheduler.core.limits import (
+    MAX_CATCHUP_WINDOW,
+    MAX_CRON_LENGTH,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_TIME_ZONE_LENGTH,
+)
 from taskscheduler.core.manager import ScheduleRequest, TaskManager, parse_task_id
 from taskscheduler.core.model import (
     READ_SCOPE,
@@ -41,9 +47,6 @@ from taskscheduler.core.permissions import require
 log = logging.getLogger("taskscheduler.schedules")
 
 NAMES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-MAX_CRON_LENGTH = 200
-MAX_DESCRIPTION_LENGTH = 1000
-MAX_CATCHUP_WINDOW = timedelta(days=7)
 CATCHUP_GRACE = timedelta(seconds=10)
 """A fire this late always runs, whatever the schedule's catch-up window."""
 MAX_FIRES_PER_PASS = 1000
@@ -150,9 +153,11 @@ def _exists(local: datetime) -> bool:
 
 def _checked_cron(cron: str) -> str:
     check_text(cron, "cron")
+    if len(cron) > MAX_CRON_LENGTH:  # as sent, as REST counts it
+        raise InvalidArgument("cron", f"must be at most {MAX_CRON_LENGTH} characters")
     cron = " ".join(cron.split())
-    if not cron or len(cron) > MAX_CRON_LENGTH:
-        raise InvalidArgument("cron", "is required" if not cron else "is too long")
+    if not cron:
+        raise InvalidArgument("cron", "is required")
     if cron.startswith("@"):
         if cron not in NAMES:
             raise InvalidArgument("cron", f"{cron!r} is not one of {', '.join(NAMES)}")
@@ -169,6 +174,8 @@ def _checked_cron(cron: str) -> str:
 
 def _zone(name: str) -> ZoneInfo:
     check_text(name, "time_zone")
+    if len(name) > MAX_TIME_ZONE_LENGTH:
+        raise InvalidArgument("time_zone", f"must be at most {MAX_TIME_ZONE_LENGTH} characters")
     try:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
