@@ -1,15 +1,29 @@
-"""How the gateway's routes reach the api: its stub, and what each call carries (the caller's
-bearer token, from its Authorization header or the dashboard's sign-in cookie, and its W3C
-trace context)."""
+"""How the gateway's routes reach the api: one FastAPI dependency supplies the stub, the call
+deadline and what each call carries (the caller's bearer token, from its Authorization header
+or the dashboard's sign-in cookie, and its W3C trace context)."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from taskscheduler import logs
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
 SESSION_COOKIE = "taskscheduler_token"
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """What a route passes to each call of the api."""
+
+    stub: TaskServiceStub
+    """The stub on the gateway's one channel to the api (opened with the app)."""
+    deadline: float
+    """Seconds a unary call may take (the gateway's deadline setting)."""
+    metadata: tuple[tuple[str, str], ...]
 
 
 def call_metadata(request: Request) -> tuple[tuple[str, str], ...]:
@@ -28,6 +42,10 @@ def call_metadata(request: Request) -> tuple[tuple[str, str], ...]:
     return tuple(metadata)
 
 
-def task_service(request: Request) -> TaskServiceStub:
-    """The stub on the gateway's one channel to the api (opened with the app)."""
-    return request.app.state.stub  # type: ignore[no-any-return]
+def api_call(request: Request) -> ApiCall:
+    state = request.app.state
+    return ApiCall(stub=state.stub, deadline=state.deadline, metadata=call_metadata(request))
+
+
+Api = Annotated[ApiCall, Depends(api_call)]
+"""The dependency every route that calls the api declares."""

@@ -23,8 +23,16 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse
 
-from gateway import schemas
-from gateway.calls import SESSION_COOKIE, call_metadata, task_service
+from gateway.calls import SESSION_COOKIE, Api
+from gateway.schemas import queues, schedules, tasks
+from gateway.schemas.common import status_name
+from taskscheduler.core.limits import (
+    MAX_FILTER_ID_LENGTH,
+    MAX_KIND_LENGTH,
+    MAX_PAGE_TOKEN_LENGTH,
+    MAX_QUEUE_NAME_LENGTH,
+    MAX_TOKEN_LENGTH,
+)
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 
@@ -36,7 +44,9 @@ PAGE_SIZE = 25
 LIST_SIZE = 100  # queues or schedules a page
 COUNTS_EVERY = 2.0  # seconds between two counts sent to a dashboard
 
-QueueName = Annotated[str, Path(min_length=1, max_length=63)]  # the api checks the name
+QueueName = Annotated[
+    str, Path(min_length=1, max_length=MAX_QUEUE_NAME_LENGTH)
+]  # the api checks the name
 
 
 def wall_time(value: datetime | None, zone: str = "") -> str:
@@ -87,13 +97,15 @@ async def sign_in_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/sign-in", response_model=None)
-async def sign_in(request: Request, token: Annotated[str, Form(max_length=8192)]) -> Response:
+async def sign_in(
+    request: Request, api: Api, token: Annotated[str, Form(max_length=MAX_TOKEN_LENGTH)]
+) -> Response:
     """Keeps the token once the api accepts it for a read."""
     token = token.strip()
     try:
-        await task_service(request).ListTasks(
+        await api.stub.ListTasks(
             pb.ListTasksRequest(page_size=1),
-            timeout=10,
+            timeout=api.deadline,
             metadata=(("authorization", f"Bearer {token}"),),
         )
     except grpc.aio.AioRpcError as error:
@@ -120,11 +132,12 @@ async def sign_out() -> RedirectResponse:
 @router.get("", response_model=None)
 async def task_list(
     request: Request,
+    api: Api,
     status: Annotated[list[str] | None, Query()] = None,
-    kind: Annotated[str, Query(max_length=200)] = "",
-    queue: Annotated[str, Query(max_length=63)] = "",
-    schedule_id: Annotated[str, Query(max_length=64)] = "",
-    page_token: Annotated[str, Query(max_length=2000)] = "",
+    kind: Annotated[str, Query(max_length=MAX_KIND_LENGTH)] = "",
+    queue: Annotated[str, Query(max_length=MAX_QUEUE_NAME_LENGTH)] = "",
+    schedule_id: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
+    page_token: Annotated[str, Query(max_length=MAX_PAGE_TOKEN_LENGTH)] = "",
 ) -> Response:
     chosen = [name for name in status or [] if name in STATUSES]
     kind, queue, schedule_id = kind.strip(), queue.strip(), schedule_id.strip()
@@ -137,16 +150,14 @@ async def task_list(
     )
     message.statuses.extend(task_pb2.TaskStatus.Value(f"TASK_STATUS_{name}") for name in chosen)
     try:
-        listed = await task_service(request).ListTasks(
-            message, timeout=10, metadata=call_metadata(request)
-        )
+        listed = await api.stub.ListTasks(message, timeout=api.deadline, metadata=api.metadata)
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
     filters = {"status": chosen, "kind": kind, "queue": queue, "schedule_id": schedule_id}
     return _page(
         request,
         "tasks.html",
-        tasks=[schemas.task_out(task) for task in listed.tasks],
+        tasks=[tasks.task_out(task) for task in listed.tasks],
         next_page=_query(filters, page_token=listed.next_page_token)
         if listed.next_page_token
         else "",
@@ -166,20 +177,20 @@ def _query(filters: dict[str, Any], **changes: Any) -> str:
 
 
 @router.get("/counts/events")
-async def count_events(request: Request) -> EventSourceResponse:
+async def count_events(request: Request, api: Api) -> EventSourceResponse:
     """Server-Sent Events: the caller's tasks by status (live ones, and those finished within
     the hour), every COUNTS_EVERY seconds."""
 
     async def counts() -> AsyncIterator[dict[str, str]]:
         while True:
             try:
-                counted = await task_service(request).CountTasks(
-                    pb.CountTasksRequest(), timeout=10, metadata=call_metadata(request)
+                counted = await api.stub.CountTasks(
+                    pb.CountTasksRequest(), timeout=api.deadline, metadata=api.metadata
                 )
             except grpc.aio.AioRpcError as error:
                 yield {"event": "problem", "data": json.dumps({"code": error.code().name})}
                 return
-            body = {schemas.status_name(count.status): count.count for count in counted.counts}
+            body = {status_name(count.status): count.count for count in counted.counts}
             yield {"event": "counts", "data": json.dumps(body)}
             await asyncio.sleep(COUNTS_EVERY)
 
@@ -187,21 +198,21 @@ async def count_events(request: Request) -> EventSourceResponse:
 
 
 @router.get("/tasks/{task_id}", response_model=None)
-async def task_page(request: Request, task_id: str) -> Response:
+async def task_page(request: Request, api: Api, task_id: str) -> Response:
     try:
-        found = await task_service(request).GetTask(
-            pb.GetTaskRequest(task_id=task_id), timeout=10, metadata=call_metadata(request)
+        found = await api.stub.GetTask(
+            pb.GetTaskRequest(task_id=task_id), timeout=api.deadline, metadata=api.metadata
         )
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
-    return _page(request, "task.html", task=schemas.task_out(found.task))
+    return _page(request, "task.html", task=tasks.task_out(found.task))
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=None)
-async def cancel(request: Request, task_id: str) -> Response:
+async def cancel(request: Request, api: Api, task_id: str) -> Response:
     async def call() -> str:
-        await task_service(request).CancelTask(
-            pb.CancelTaskRequest(task_id=task_id), timeout=10, metadata=call_metadata(request)
+        await api.stub.CancelTask(
+            pb.CancelTaskRequest(task_id=task_id), timeout=api.deadline, metadata=api.metadata
         )
         return _task_url(task_id)
 
@@ -209,10 +220,10 @@ async def cancel(request: Request, task_id: str) -> Response:
 
 
 @router.post("/tasks/{task_id}/retry", response_model=None)
-async def retry(request: Request, task_id: str) -> Response:
+async def retry(request: Request, api: Api, task_id: str) -> Response:
     async def call() -> str:
-        copied: pb.RetryTaskResponse = await task_service(request).RetryTask(
-            pb.RetryTaskRequest(task_id=task_id), timeout=10, metadata=call_metadata(request)
+        copied: pb.RetryTaskResponse = await api.stub.RetryTask(
+            pb.RetryTaskRequest(task_id=task_id), timeout=api.deadline, metadata=api.metadata
         )
         return _task_url(copied.task.id)
 
@@ -225,24 +236,25 @@ async def retry(request: Request, task_id: str) -> Response:
 @router.get("/queues", response_model=None)
 async def queue_list(
     request: Request,
-    page_token: Annotated[str, Query(max_length=2000)] = "",
-    purged: Annotated[str, Query(max_length=63)] = "",
+    api: Api,
+    page_token: Annotated[str, Query(max_length=MAX_PAGE_TOKEN_LENGTH)] = "",
+    purged: Annotated[str, Query(max_length=MAX_QUEUE_NAME_LENGTH)] = "",
     cancelled: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     """Every queue with its state, counts and limits; `purged` and `cancelled` tell the outcome
     of the purge that led here."""
     try:
-        listed = await task_service(request).ListQueues(
+        listed = await api.stub.ListQueues(
             pb.ListQueuesRequest(page_size=LIST_SIZE, page_token=page_token),
-            timeout=10,
-            metadata=call_metadata(request),
+            timeout=api.deadline,
+            metadata=api.metadata,
         )
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
     return _page(
         request,
         "queues.html",
-        queues=[schemas.queue_out(queue) for queue in listed.queues],
+        queues=[queues.queue_out(queue) for queue in listed.queues],
         next_page_token=listed.next_page_token,
         purged=purged,
         cancelled=cancelled,
@@ -251,10 +263,10 @@ async def queue_list(
 
 
 @router.post("/queues/{name}/pause", response_model=None)
-async def pause_queue(request: Request, name: QueueName) -> Response:
+async def pause_queue(request: Request, api: Api, name: QueueName) -> Response:
     async def call() -> str:
-        await task_service(request).PauseQueue(
-            pb.PauseQueueRequest(name=name), timeout=10, metadata=call_metadata(request)
+        await api.stub.PauseQueue(
+            pb.PauseQueueRequest(name=name), timeout=api.deadline, metadata=api.metadata
         )
         return _queue_url(name)
 
@@ -262,10 +274,10 @@ async def pause_queue(request: Request, name: QueueName) -> Response:
 
 
 @router.post("/queues/{name}/resume", response_model=None)
-async def resume_queue(request: Request, name: QueueName) -> Response:
+async def resume_queue(request: Request, api: Api, name: QueueName) -> Response:
     async def call() -> str:
-        await task_service(request).ResumeQueue(
-            pb.ResumeQueueRequest(name=name), timeout=10, metadata=call_metadata(request)
+        await api.stub.ResumeQueue(
+            pb.ResumeQueueRequest(name=name), timeout=api.deadline, metadata=api.metadata
         )
         return _queue_url(name)
 
@@ -273,22 +285,22 @@ async def resume_queue(request: Request, name: QueueName) -> Response:
 
 
 @router.get("/queues/{name}/purge", response_model=None)
-async def purge_page(request: Request, name: QueueName) -> Response:
+async def purge_page(request: Request, api: Api, name: QueueName) -> Response:
     """Asks before purging: the queue's counts, and a button that purges."""
     try:
-        found = await task_service(request).GetQueue(
-            pb.GetQueueRequest(name=name), timeout=10, metadata=call_metadata(request)
+        found = await api.stub.GetQueue(
+            pb.GetQueueRequest(name=name), timeout=api.deadline, metadata=api.metadata
         )
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
-    return _page(request, "purge.html", queue=schemas.queue_out(found.queue))
+    return _page(request, "purge.html", queue=queues.queue_out(found.queue))
 
 
 @router.post("/queues/{name}/purge", response_model=None)
-async def purge_queue(request: Request, name: QueueName) -> Response:
+async def purge_queue(request: Request, api: Api, name: QueueName) -> Response:
     async def call() -> str:
-        purged: pb.PurgeQueueResponse = await task_service(request).PurgeQueue(
-            pb.PurgeQueueRequest(name=name), timeout=10, metadata=call_metadata(request)
+        purged: pb.PurgeQueueResponse = await api.stub.PurgeQueue(
+            pb.PurgeQueueRequest(name=name), timeout=api.deadline, metadata=api.metadata
         )
         told = urlencode({"purged": name, "cancelled": purged.cancelled_count})
         return f"/dashboard/queues?{told}#{_queue_anchor(name)}"
@@ -309,31 +321,33 @@ def _queue_url(name: str) -> str:
 
 @router.get("/schedules", response_model=None)
 async def schedule_list(
-    request: Request, page_token: Annotated[str, Query(max_length=2000)] = ""
+    request: Request,
+    api: Api,
+    page_token: Annotated[str, Query(max_length=MAX_PAGE_TOKEN_LENGTH)] = "",
 ) -> Response:
     try:
-        listed = await task_service(request).ListSchedules(
+        listed = await api.stub.ListSchedules(
             pb.ListSchedulesRequest(page_size=LIST_SIZE, page_token=page_token),
-            timeout=10,
-            metadata=call_metadata(request),
+            timeout=api.deadline,
+            metadata=api.metadata,
         )
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
     return _page(
         request,
         "schedules.html",
-        schedules=[schemas.schedule_out(schedule) for schedule in listed.schedules],
+        schedules=[schedules.schedule_out(schedule) for schedule in listed.schedules],
         next_page_token=listed.next_page_token,
     )
 
 
 @router.post("/schedules/{schedule_id}/pause", response_model=None)
-async def pause_schedule(request: Request, schedule_id: uuid.UUID) -> Response:
+async def pause_schedule(request: Request, api: Api, schedule_id: uuid.UUID) -> Response:
     async def call() -> str:
-        await task_service(request).PauseSchedule(
+        await api.stub.PauseSchedule(
             pb.PauseScheduleRequest(id=str(schedule_id)),
-            timeout=10,
-            metadata=call_metadata(request),
+            timeout=api.deadline,
+            metadata=api.metadata,
         )
         return _schedule_url(schedule_id)
 
@@ -341,12 +355,12 @@ async def pause_schedule(request: Request, schedule_id: uuid.UUID) -> Response:
 
 
 @router.post("/schedules/{schedule_id}/resume", response_model=None)
-async def resume_schedule(request: Request, schedule_id: uuid.UUID) -> Response:
+async def resume_schedule(request: Request, api: Api, schedule_id: uuid.UUID) -> Response:
     async def call() -> str:
-        await task_service(request).ResumeSchedule(
+        await api.stub.ResumeSchedule(
             pb.ResumeScheduleRequest(id=str(schedule_id)),
-            timeout=10,
-            metadata=call_metadata(request),
+            timeout=api.deadline,
+            metadata=api.metadata,
         )
         return _schedule_url(schedule_id)
 
@@ -354,14 +368,14 @@ async def resume_schedule(request: Request, schedule_id: uuid.UUID) -> Response:
 
 
 @router.post("/schedules/{schedule_id}/trigger", response_model=None)
-async def trigger_schedule(request: Request, schedule_id: uuid.UUID) -> Response:
+async def trigger_schedule(request: Request, api: Api, schedule_id: uuid.UUID) -> Response:
     """Run now: fires the schedule once, then shows the task it made."""
 
     async def call() -> str:
-        fired: pb.TriggerScheduleResponse = await task_service(request).TriggerSchedule(
+        fired: pb.TriggerScheduleResponse = await api.stub.TriggerSchedule(
             pb.TriggerScheduleRequest(id=str(schedule_id)),
-            timeout=10,
-            metadata=call_metadata(request),
+            timeout=api.deadline,
+            metadata=api.metadata,
         )
         return _task_url(fired.task.id)
 

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from taskscheduler.core.execution import LeaseSettings
+from taskscheduler.core.limits import (
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_MULTIPLIER,
+    MAX_DURATION,
+    MIN_ATTEMPTS,
+    MIN_BACKOFF_MULTIPLIER,
+    QUEUE_NAME_PATTERN,
+    QUEUE_NAME_RULE,
+)
 from taskscheduler.core.model import RetryPolicy
+
+ENV_PREFIX = "TASKSCHED_"
 
 MIN_SECRET_LENGTH = 32
 COMPOSE_DEVELOPMENT_SECRET = "docker-compose-development-secret-not-for-production-use"
@@ -28,6 +48,49 @@ KNOWN_DEFAULT_SECRETS = frozenset(
         KUBERNETES_PLACEHOLDER_SECRET,
     }
 )
+MAX_PORT = 65_535
+MAX_PROCESSES = 64
+MAX_GRPC_MESSAGE_BYTES = 2**31 - 1  # gRPC holds the limit in a C int
+MAX_DURATION_SECONDS = MAX_DURATION.total_seconds()
+QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
+
+
+def env_variable(info: ValidationInfo) -> str:
+    """The environment variable a setting is read from."""
+    return ENV_PREFIX + str(info.field_name).upper()
+
+
+def _bounded(
+    low: float | None = None, high: float | None = None, *, above: bool = False
+) -> AfterValidator:
+    """A finite number from `low` (above it, with `above`) to `high`; out of bounds, an error
+    naming the environment variable, so that a bad setting fails the start, not each call."""
+
+    def check(value: float, info: ValidationInfo) -> float:
+        inside = (
+            math.isfinite(value)
+            and (low is None or (value > low if above else value >= low))
+            and (high is None or value <= high)
+        )
+        if not inside:
+            raise ValueError(
+                f"{env_variable(info)} must be a number {_bounds_text(low, high, above)}"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _bounds_text(low: float | None, high: float | None, above: bool) -> str:
+    lower = "" if low is None else f"{'above' if above else 'at least'} {low:g}"
+    upper = "" if high is None else f"at most {high:g}"
+    return ", ".join(part for part in (lower, upper) if part)
+
+
+Positive = Annotated[float, _bounded(0, above=True)]
+AtLeastOne = Annotated[int, _bounded(1)]
+Port = Annotated[int, _bounded(0, MAX_PORT)]
+Processes = Annotated[int, _bounded(1, MAX_PROCESSES)]
 
 
 class Settings(BaseSettings):
@@ -59,12 +122,12 @@ class Settings(BaseSettings):
     jwt_jwks_file: Path | None = Field(default=None, description="JWKS file (RSA and EC keys)")
     jwt_issuer: str | None = Field(default=None, description="Required `iss` when set")
     jwt_audience: str | None = Field(default=None, description="Required `aud` when set")
-    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    jwt_leeway_seconds: Annotated[float, _bounded(0, 300)] = 30.0
 
-    rate_limit_rps: float = Field(
-        default=100.0, ge=0, description="Calls per second per tenant; 0 turns the limit off"
+    rate_limit_rps: Annotated[float, _bounded(0)] = Field(
+        default=100.0, description="Calls per second per tenant; 0 turns the limit off"
     )
-    rate_limit_burst: int = Field(default=200, ge=1, description="Calls a tenant may make at once")
+    rate_limit_burst: AtLeastOne = Field(default=200, description="Calls a tenant may make at once")
     rate_limit_redis_url: str | None = Field(
         default=None, description="Redis of the rate limiter; unset: REDIS_URL"
     )
@@ -73,8 +136,8 @@ class Settings(BaseSettings):
         description="With Redis unreachable: true lets calls through, false answers UNAVAILABLE",
     )
 
-    max_payload_bytes: int = Field(
-        default=256 * 1024, gt=0, description="Largest task payload (JSON, UTF-8 bytes)"
+    max_payload_bytes: AtLeastOne = Field(
+        default=256 * 1024, description="Largest task payload (JSON, UTF-8 bytes)"
     )
 
     tls_cert_file: Path | None = Field(default=None, description="The api serves TLS with this")
@@ -96,36 +159,35 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="The root logger's level")
     metrics_host: str = Field(default="127.0.0.1", description="Where /metrics ports listen")
-    api_metrics_port: int = Field(default=9101, ge=0, le=65535, description="0: no metrics")
-    worker_metrics_port: int = Field(default=9102, ge=0, le=65535, description="0: no metrics")
-    dispatcher_metrics_port: int = Field(default=9103, ge=0, le=65535, description="0: no metrics")
+    api_metrics_port: Port = Field(default=9101, description="0: no metrics")
+    worker_metrics_port: Port = Field(default=9102, description="0: no metrics")
+    dispatcher_metrics_port: Port = Field(default=9103, description="0: no metrics")
     grpc_host: str = "127.0.0.1"
-    grpc_port: int = 50051
-    api_processes: int = Field(
+    grpc_port: Port = Field(default=50051, description="0: any free port")
+    api_processes: Processes = Field(
         default=1,
-        ge=1,
-        le=64,
         description="api processes serving the one gRPC port (SO_REUSEPORT), each with its own "
         "event loop and database pool: one per core the api may use",
     )
-    gateway_processes: int = Field(
-        default=1, ge=1, le=64, description="Gateway processes serving the one REST port"
+    gateway_processes: Processes = Field(
+        default=1, description="Gateway processes serving the one REST port"
     )
-    grpc_max_message_bytes: int = 4 * 1024 * 1024
-    grpc_shutdown_grace_seconds: float = 10.0
+    grpc_max_message_bytes: Annotated[int, _bounded(1, MAX_GRPC_MESSAGE_BYTES)] = 4 * 1024 * 1024
+    grpc_shutdown_grace_seconds: Annotated[float, _bounded(0)] = 10.0
 
     gateway_host: str = "127.0.0.1"
-    gateway_port: int = 8000
+    gateway_port: Port = 8000
     api_address: str = Field(
         default="127.0.0.1:50051", description="Where the gateway finds the api"
     )
-    gateway_deadline_seconds: float = 10.0
+    gateway_deadline_seconds: Positive = Field(
+        default=10.0, description="How long the gateway waits for the api to answer a call"
+    )
 
-    db_pool_size: int = 10
-    db_connect_timeout_seconds: float = 5.0
-    db_lock_timeout_seconds: float = Field(
+    db_pool_size: AtLeastOne = 10
+    db_connect_timeout_seconds: Positive = 5.0
+    db_lock_timeout_seconds: Positive = Field(
         default=10.0,
-        gt=0,
         description="A statement waiting longer than this for a row lock fails (and is retried)",
     )
 
@@ -133,28 +195,26 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra modules that register kinds (comma separated)"
     )
 
-    worker_concurrency: int = 2
-    lease_seconds: float = Field(
-        default=30.0, gt=0, description="How long a RUNNING attempt lives without a heartbeat"
+    worker_concurrency: AtLeastOne = 2
+    lease_seconds: Positive = Field(
+        default=30.0, description="How long a RUNNING attempt lives without a heartbeat"
     )
-    stop_grace_seconds: float = Field(
+    stop_grace_seconds: Positive = Field(
         default=10.0,
-        gt=0,
         description="How long a cancelled handler may run on before it is interrupted, and an "
         "interrupted one (cancelled, or past its timeout) before its process is killed",
     )
     celery_queue: str = "taskscheduler"
 
-    republish_after_seconds: float = Field(
+    republish_after_seconds: Positive = Field(
         default=30.0,
-        gt=0,
         description="A PENDING task not claimed this long is published again (then 2x, 4x ...)",
     )
-    republish_max_seconds: float = Field(
-        default=600.0, gt=0, description="The longest wait between two publications"
+    republish_max_seconds: Positive = Field(
+        default=600.0, description="The longest wait between two publications"
     )
-    idempotency_window_seconds: float = Field(
-        default=86_400.0, gt=0, description="How long a request_id / Idempotency-Key is kept"
+    idempotency_window_seconds: Positive = Field(
+        default=86_400.0, description="How long a request_id / Idempotency-Key is kept"
     )
 
     fault_crash_before_publish_file: Path | None = Field(
@@ -163,29 +223,25 @@ class Settings(BaseSettings):
         "between its next commit and publish",
     )
 
-    retention_days: float = Field(
-        default=30.0, gt=0, description="Finished tasks older than this are deleted"
+    retention_days: Positive = Field(
+        default=30.0, description="Finished tasks older than this are deleted"
     )
-    retention_batch_size: int = Field(default=1000, gt=0, le=100_000)
+    retention_batch_size: Annotated[int, _bounded(1, 100_000)] = 1000
 
-    dispatcher_batch_size: int = 100
-    dispatcher_idle_poll_seconds: float = 1.0
-    dispatch_ahead: int = Field(
+    dispatcher_batch_size: AtLeastOne = 100
+    dispatcher_idle_poll_seconds: Positive = 1.0
+    dispatch_ahead: AtLeastOne = Field(
         default=200,
-        gt=0,
         description="Most tasks of one queue with the broker and not yet claimed: the backlog "
         "beyond waits in PostgreSQL, where priorities, pause and purge apply to it",
     )
-    ids_per_message: int = Field(
+    ids_per_message: Annotated[int, _bounded(1, 100)] = Field(
         default=10,
-        ge=1,
-        le=100,
         description="Most task ids one broker message carries when a pass lets many tasks of a "
         "queue through (1: one message per task); a lone task always goes alone",
     )
-    message_time_budget_seconds: float = Field(
+    message_time_budget_seconds: Positive = Field(
         default=1.0,
-        gt=0,
         description="A worker runs the ids of one message one after another for at most this "
         "long; the ids left then go back to the broker, for any worker to take",
     )
@@ -193,14 +249,17 @@ class Settings(BaseSettings):
         default_factory=list,
         description="The queues this worker serves; empty: every queue, new ones included",
     )
-    worker_queue_watch_seconds: float = Field(
-        default=2.0, gt=0, description="How often a worker serving every queue looks for new ones"
+    worker_queue_watch_seconds: Positive = Field(
+        default=2.0, description="How often a worker serving every queue looks for new ones"
     )
 
-    default_max_attempts: int = 3
-    default_initial_backoff_seconds: float = 1.0
-    default_max_backoff_seconds: float = 300.0
-    default_backoff_multiplier: float = 2.0
+    # The service's retry policy, under every queue's and kind's: bounded as a caller's is.
+    default_max_attempts: Annotated[int, _bounded(MIN_ATTEMPTS, MAX_ATTEMPTS)] = 3
+    default_initial_backoff_seconds: Annotated[float, _bounded(0, MAX_DURATION_SECONDS)] = 1.0
+    default_max_backoff_seconds: Annotated[float, _bounded(0, MAX_DURATION_SECONDS)] = 300.0
+    default_backoff_multiplier: Annotated[
+        float, _bounded(MIN_BACKOFF_MULTIPLIER, MAX_BACKOFF_MULTIPLIER)
+    ] = 2.0
     default_jitter: bool = True
 
     @model_validator(mode="after")
@@ -229,12 +288,29 @@ class Settings(BaseSettings):
             raise ValueError("TASKSCHED_TLS_CLIENT_CA_FILE needs the api to serve TLS")
         return self
 
+    @model_validator(mode="after")
+    def _backoff_cap_not_below_start(self) -> Settings:
+        if self.default_max_backoff_seconds < self.default_initial_backoff_seconds:
+            raise ValueError(
+                f"{ENV_PREFIX}DEFAULT_MAX_BACKOFF_SECONDS must not be less than "
+                f"{ENV_PREFIX}DEFAULT_INITIAL_BACKOFF_SECONDS"
+            )
+        return self
+
     @field_validator("handler_modules", "worker_queues", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _queue_names(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        wrong = [name for name in names if not QUEUE_NAME.fullmatch(name)]
+        if wrong:
+            raise ValueError(f"{env_variable(info)}: {wrong[0]!r} is not {QUEUE_NAME_RULE}")
+        return names
 
     @property
     def lease(self) -> LeaseSettings:

@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from taskscheduler.core.errors import Unauthenticated
+from taskscheduler.core.limits import MAX_TOKEN_LENGTH
 from taskscheduler.core.model import Caller
 from taskscheduler.settings import Settings
 
 TENANT_CLAIM = "tenant"
 SCOPE_CLAIM = "scope"  # space-separated (RFC 8693)
-MAX_TOKEN_LENGTH = 8192
 VERIFIED_TOKENS_KEPT = 10_000
 
 

@@ -20,14 +20,13 @@ from typing import Protocol
 from taskscheduler.core import retry
 from taskscheduler.core.errors import DomainError, StorageUnavailable
 from taskscheduler.core.kinds import KindRegistry, NonRetryableError, TaskCancelled, TaskContext
+from taskscheduler.core.limits import MAX_ERROR_MESSAGE_CHARS, MAX_TRACEBACK_CHARS
 from taskscheduler.core.model import JSON, RetryPolicy
 from taskscheduler.core.payloads import check_json
 from taskscheduler.core.ports import AttemptError, AttemptStore, ClaimedAttempt
 
 log = logging.getLogger("taskscheduler.worker")
 
-MAX_TRACEBACK_CHARS = 16_000
-MAX_MESSAGE_CHARS = 4_000
 
 TIMEOUT_ERROR = "taskscheduler.TimeoutError"
 CANCELLED_ERROR = "taskscheduler.Cancelled"
@@ -40,7 +39,7 @@ def error_of(exc: BaseException) -> AttemptError:
     formatted = "".join(traceback.format_exception(exc))
     return AttemptError(
         type=f"{kind.__module__}.{kind.__qualname__}",
-        message=str(exc)[:MAX_MESSAGE_CHARS],
+        message=str(exc)[:MAX_ERROR_MESSAGE_CHARS],
         traceback=formatted[-MAX_TRACEBACK_CHARS:],
     )
 

@@ -76,7 +76,6 @@ def _first(value: _T | None, default: _T) -> _T:
 
 DEFAULT_QUEUE = "default"
 DEFAULT_PRIORITY = 5
-PRIORITIES = range(10)
 
 
 class QueueState(enum.StrEnum):
@@ -147,8 +146,6 @@ class TaskTemplate:
 
 
 DEFAULT_CATCHUP_WINDOW = timedelta(minutes=1)
-MAX_DURATION = timedelta(days=365)
-"""The longest timeout or backoff: a deadline or retry time computed from it stays a date."""
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from taskscheduler.core.errors import InvalidArgument
+from taskscheduler.core.limits import MAX_PAGE_SIZE, MAX_PAGE_TOKEN_LENGTH
 from taskscheduler.core.model import PageCursor, ResourcePosition, TaskFilter
 
 DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 
 
 def page_size_or_default(page_size: int) -> int:
@@ -40,6 +40,8 @@ def _encode(body: dict[str, str]) -> str:
 
 def _decode(token: str) -> Any:
     """The body of a token; InvalidArgument naming page_token when it is not one of ours."""
+    if len(token) > MAX_PAGE_TOKEN_LENGTH:
+        raise InvalidArgument("page_token", f"must be at most {MAX_PAGE_TOKEN_LENGTH} characters")
     try:
         padded = token + "=" * (-len(token) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode()))

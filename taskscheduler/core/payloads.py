@@ -7,10 +7,8 @@ import json
 import math
 
 from taskscheduler.core.errors import InvalidArgument
+from taskscheduler.core.limits import MAX_PAYLOAD_DEPTH
 from taskscheduler.core.model import JSON
-
-# Protobuf parsers stop at 64 nested messages, and each level of a Struct costs two or three.
-MAX_DEPTH = 20
 
 
 def depth(value: JSON) -> int:
@@ -34,9 +32,9 @@ def check_payload(payload: dict[str, JSON], max_bytes: int) -> None:
 def check_json(value: JSON, path: str, depth: int = 0) -> None:
     """Refuses JSON that PostgreSQL's jsonb or protobuf cannot hold: NUL, NaN and the
     infinities (Python's json reads and writes them, JSON itself has no such numbers), too
-    deep."""
-    if depth > MAX_DEPTH:
-        raise InvalidArgument(path, f"nests deeper than {MAX_DEPTH} levels")
+    deep. `depth` counts the objects and lists around `value`, as depth() counts them."""
+    if isinstance(value, dict | list) and depth >= MAX_PAYLOAD_DEPTH:
+        raise InvalidArgument(path, f"nests deeper than {MAX_PAYLOAD_DEPTH} levels")
     if isinstance(value, str):
         check_text(value, path)
     elif isinstance(value, float) and not math.isfinite(value):

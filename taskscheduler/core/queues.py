@@ -8,6 +8,12 @@ from dataclasses import dataclass, replace
 
 from taskscheduler.core import paging, retry
 from taskscheduler.core.errors import InvalidArgument, QueueInUse, QueueNotFound, unknown_queue
+from taskscheduler.core.limits import (
+    MAX_CONCURRENCY,
+    MAX_RATE_PER_SECOND,
+    QUEUE_NAME_PATTERN,
+    QUEUE_NAME_RULE,
+)
 from taskscheduler.core.model import (
     DEFAULT_QUEUE,
     READ_SCOPE,
@@ -21,9 +27,7 @@ from taskscheduler.core.model import (
 from taskscheduler.core.permissions import require
 from taskscheduler.core.ports import QueueRepository
 
-NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-MAX_RATE_PER_SECOND = 100_000.0
-MAX_CONCURRENT = 1_000_000
+NAME = re.compile(QUEUE_NAME_PATTERN)
 
 QUEUE_FIELDS = frozenset(
     {"rate_limit", "max_concurrent", "max_concurrent_per_key", "retry_policy", "timeout"}
@@ -32,12 +36,8 @@ QUEUE_FIELDS = frozenset(
 
 
 def check_queue_name(name: str, field: str = "name") -> str:
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidArgument(
-            field,
-            "must be 1 to 63 lowercase letters, digits, '-' or '_', starting with a letter or "
-            "digit",
-        )
+    if not NAME.fullmatch(name):
+        raise InvalidArgument(field, f"must be {QUEUE_NAME_RULE}")
     return name
 
 
@@ -49,13 +49,13 @@ def validated_settings(settings: QueueSettings) -> QueueSettings:
             raise InvalidArgument(
                 "rate_limit.per_second", f"must be above 0 and at most {MAX_RATE_PER_SECOND:g}"
             )
-        if not 0 <= rate.burst <= MAX_CONCURRENT:
-            raise InvalidArgument("rate_limit.burst", f"must be between 0 and {MAX_CONCURRENT}")
+        if not 0 <= rate.burst <= MAX_CONCURRENCY:
+            raise InvalidArgument("rate_limit.burst", f"must be between 0 and {MAX_CONCURRENCY}")
         if rate.burst == 0:
             settings = replace(settings, rate_limit=RateLimit(rate.per_second, _one_second(rate)))
     for name in ("max_concurrent", "max_concurrent_per_key"):
-        if not 0 <= getattr(settings, name) <= MAX_CONCURRENT:
-            raise InvalidArgument(name, f"must be between 0 (no limit) and {MAX_CONCURRENT}")
+        if not 0 <= getattr(settings, name) <= MAX_CONCURRENCY:
+            raise InvalidArgument(name, f"must be between 0 (no limit) and {MAX_CONCURRENCY}")
     retry.check_override(settings.retry_policy, "retry_policy.")
     retry.check_timeout(settings.timeout, "timeout")
     return settings

@@ -7,9 +7,14 @@ import random
 from datetime import timedelta
 
 from taskscheduler.core.errors import InvalidArgument
-from taskscheduler.core.model import MAX_DURATION, RetryPolicy, RetryPolicyOverride
-
-MAX_ATTEMPTS_LIMIT = 100
+from taskscheduler.core.limits import (
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_MULTIPLIER,
+    MAX_DURATION,
+    MIN_ATTEMPTS,
+    MIN_BACKOFF_MULTIPLIER,
+)
+from taskscheduler.core.model import RetryPolicy, RetryPolicyOverride
 
 
 def check_timeout(timeout: timedelta | None, field: str) -> None:
@@ -20,18 +25,24 @@ def check_timeout(timeout: timedelta | None, field: str) -> None:
 
 def check_override(policy: RetryPolicyOverride, prefix: str) -> None:
     """The bounds of each field set (a task's, a queue's or a template's defaults)."""
-    if policy.max_attempts is not None and not 1 <= policy.max_attempts <= MAX_ATTEMPTS_LIMIT:
+    attempts = policy.max_attempts
+    if attempts is not None and not MIN_ATTEMPTS <= attempts <= MAX_ATTEMPTS:
         raise InvalidArgument(
-            prefix + "max_attempts", f"must be between 1 and {MAX_ATTEMPTS_LIMIT}"
+            prefix + "max_attempts", f"must be between {MIN_ATTEMPTS} and {MAX_ATTEMPTS}"
         )
     for name in ("initial_backoff", "max_backoff"):
         value = getattr(policy, name)
         if value is not None and not timedelta(0) <= value <= MAX_DURATION:
             raise InvalidArgument(prefix + name, f"must be from 0 to {MAX_DURATION.days} days")
     multiplier = policy.backoff_multiplier
-    # NaN compares false with everything: "not >= 1" refuses it, "< 1" would let it through.
-    if multiplier is not None and not (math.isfinite(multiplier) and multiplier >= 1):
-        raise InvalidArgument(prefix + "backoff_multiplier", "must be a finite number, at least 1")
+    # NaN compares false with everything: "not <= x <=" refuses it, "< 1" would let it through.
+    if multiplier is not None and not (
+        math.isfinite(multiplier) and MIN_BACKOFF_MULTIPLIER <= multiplier <= MAX_BACKOFF_MULTIPLIER
+    ):
+        raise InvalidArgument(
+            prefix + "backoff_multiplier",
+            f"must be from {MIN_BACKOFF_MULTIPLIER:g} to {MAX_BACKOFF_MULTIPLIER:g}",
+        )
 
 
 def validated(policy: RetryPolicy, prefix: str = "retry_policy.") -> RetryPolicy:

@@ -8,8 +8,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from taskscheduler.core import paging, retry
-from taskscheduler.core.cron import CronTimes, normalized
+from taskscheduler.core.cron import CronTimes
 from taskscheduler.core.errors import InvalidArgument, ScheduleNotFound
+from taskscheduler.core.limits import (
+    MAX_CATCHUP_WINDOW,
+    MAX_CRON_LENGTH,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_TIME_ZONE_LENGTH,
+)
 from taskscheduler.core.model import (
     READ_SCOPE,
     WRITE_SCOPE,
@@ -25,9 +31,6 @@ from taskscheduler.core.permissions import require
 from taskscheduler.core.ports import ScheduleRepository
 from taskscheduler.core.tasks import ScheduleRequest, TaskManager, parse_task_id
 
-MAX_CRON_LENGTH = 200
-MAX_DESCRIPTION_LENGTH = 1000
-MAX_CATCHUP_WINDOW = timedelta(days=7)
 CATCHUP_GRACE = timedelta(seconds=10)
 """A fire this late always runs, whatever the schedule's catch-up window."""
 MAX_FIRES_PER_PASS = 1000
@@ -192,9 +195,12 @@ def next_fire_times(schedule: Schedule, count: int = NEXT_FIRE_TIMES) -> list[da
 
 
 def _cron_times(spec: ScheduleSpec) -> CronTimes:
-    """The fire times of a caller's expression and zone, its length bounded first."""
-    if len(normalized(spec.cron)) > MAX_CRON_LENGTH:
-        raise InvalidArgument("cron", "is too long")
+    """The fire times of a caller's expression and zone, their lengths (as sent, as REST counts
+    them) bounded first."""
+    if len(spec.cron) > MAX_CRON_LENGTH:
+        raise InvalidArgument("cron", f"must be at most {MAX_CRON_LENGTH} characters")
+    if len(spec.time_zone) > MAX_TIME_ZONE_LENGTH:
+        raise InvalidArgument("time_zone", f"must be at most {MAX_TIME_ZONE_LENGTH} characters")
     return CronTimes.parse(spec.cron, spec.time_zone)
 
 

@@ -18,11 +18,19 @@ from taskscheduler.core.errors import (
     TaskNotFound,
 )
 from taskscheduler.core.kinds import KindRegistry
+from taskscheduler.core.limits import (
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY_KEY_LENGTH,
+    MAX_COUNT_WINDOW,
+    MAX_KIND_LENGTH,
+    MAX_PRIORITY,
+    MAX_REQUEST_ID_LENGTH,
+    MIN_PRIORITY,
+)
 from taskscheduler.core.model import (
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
     JSON,
-    PRIORITIES,
     READ_SCOPE,
     WRITE_SCOPE,
     Caller,
@@ -48,11 +56,6 @@ from taskscheduler.core.queues import QueueDefaults, check_queue_name
 from taskscheduler.logs import current_traceparent
 
 DEFAULT_COUNT_WINDOW = timedelta(hours=1)
-MAX_COUNT_WINDOW = timedelta(days=7)
-MAX_BATCH = 1000
-MAX_REQUEST_ID_LENGTH = 200
-MAX_KIND_LENGTH = 200
-MAX_KEY_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -162,13 +165,13 @@ class TaskManager:
         if request.run_at is not None and request.run_at.tzinfo is None:
             raise InvalidArgument("run_at", "must carry a time zone")
         priority = DEFAULT_PRIORITY if request.priority is None else request.priority
-        if priority not in PRIORITIES:
-            raise InvalidArgument(
-                "priority", f"must be between {PRIORITIES[0]} and {PRIORITIES[-1]}"
-            )
+        if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise InvalidArgument("priority", f"must be between {MIN_PRIORITY} and {MAX_PRIORITY}")
         check_text(request.concurrency_key, "concurrency_key")
-        if len(request.concurrency_key) > MAX_KEY_LENGTH:
-            raise InvalidArgument("concurrency_key", f"must be at most {MAX_KEY_LENGTH} characters")
+        if len(request.concurrency_key) > MAX_CONCURRENCY_KEY_LENGTH:
+            raise InvalidArgument(
+                "concurrency_key", f"must be at most {MAX_CONCURRENCY_KEY_LENGTH} characters"
+            )
         policy = retry.validated(self._policy_of(kind.retry_policy, queue, request))
         run_at = max(request.run_at or now, now)
         return NewTask(
@@ -221,8 +224,8 @@ class TaskManager:
     async def schedule_batch(self, caller: Caller, requests: list[ScheduleRequest]) -> list[Task]:
         """All or none: validates every request first, stores them in one transaction."""
         require(caller, WRITE_SCOPE)
-        if not 1 <= len(requests) <= MAX_BATCH:
-            raise InvalidArgument("requests", f"must hold 1 to {MAX_BATCH} tasks")
+        if not 1 <= len(requests) <= MAX_BATCH_SIZE:
+            raise InvalidArgument("requests", f"must hold 1 to {MAX_BATCH_SIZE} tasks")
         now = datetime.now(UTC)
         news: list[NewTask] = []
         first_of_key: dict[str, int] = {}  # one idempotency key, one task, even within a batch

@@ -1,0 +1,240 @@
+"""The REST bodies of tasks (the seed's two endpoints' too) and their proto mappings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.schemas.common import (
+    ConcurrencyKey,
+    Instant,
+    Payload,
+    Priority,
+    RetryPolicyBody,
+    StatusName,
+    TaskQueue,
+    Timeout,
+    optional_seconds,
+    seconds_of,
+    status_name,
+    task_fields_into,
+    time_of,
+)
+from taskscheduler.core.limits import (
+    MAX_BATCH_SIZE,
+    MAX_KIND_LENGTH,
+    MAX_PRIORITY,
+    MAX_REQUEST_ID_LENGTH,
+    MIN_PRIORITY,
+)
+from taskscheduler.protojson import struct_to_dict, value_to_json
+from taskscheduler.v1 import task_pb2
+from taskscheduler.v1 import task_service_pb2 as pb
+
+
+class ScheduleTaskBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=MAX_KIND_LENGTH, examples=["demo.sleep"])
+    payload: Payload = Field(default_factory=dict, examples=[{"seconds": 1}])
+    run_at: Instant | None = Field(
+        default=None, description="RFC 3339 with an offset; unset or past: now."
+    )
+    retry_policy: RetryPolicyBody | None = None
+    timeout: Timeout = None
+    request_id: str = Field(
+        default="", max_length=MAX_REQUEST_ID_LENGTH, description="Idempotency key."
+    )
+    queue: TaskQueue = ""
+    priority: Priority = None
+    concurrency_key: ConcurrencyKey = ""
+
+
+class BatchCreateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[ScheduleTaskBody] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+
+class BatchCreateResponse(BaseModel):
+    tasks: list[TaskOut]
+
+
+class RunTaskBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(default="demo.sleep", min_length=1, max_length=MAX_KIND_LENGTH)
+    payload: Payload | None = None
+    queue: TaskQueue = ""
+    priority: Priority = None
+    concurrency_key: ConcurrencyKey = ""
+
+
+class RunTaskResponse(BaseModel):
+    message: str
+    task_id: str
+
+
+class TaskSummary(BaseModel):
+    task_id: str
+    status: StatusName
+    attempt: int
+    result: Any = None
+    error: str = ""
+
+
+class AttemptOut(BaseModel):
+    number: int
+    status: StatusName
+    worker: str
+    start_time: datetime | None
+    finish_time: datetime | None
+    error_type: str
+    error_message: str
+    traceback: str
+
+
+class RetryPolicyOut(BaseModel):
+    max_attempts: int
+    initial_backoff: float
+    max_backoff: float
+    backoff_multiplier: float
+    jitter: bool
+
+
+class TaskOut(BaseModel):
+    task_id: str
+    kind: str
+    payload: dict[str, Any]
+    status: StatusName
+    attempt: int
+    max_attempts: int
+    run_at: datetime | None
+    create_time: datetime | None
+    update_time: datetime | None
+    start_time: datetime | None
+    finish_time: datetime | None
+    result: Any = None
+    error: str
+    retry_policy: RetryPolicyOut
+    timeout: float | None
+    request_id: str
+    attempts: list[AttemptOut]
+    queue: str = Field(description="The queue the task belongs to.")
+    priority: int = Field(
+        description=f"{MIN_PRIORITY} to {MAX_PRIORITY}: higher ones of a queue are dispatched "
+        "first."
+    )
+    concurrency_key: str = Field(description="The task's concurrency key; empty: none.")
+    schedule_id: str = Field(
+        description="The schedule whose fire made the task; empty for a task scheduled by a call."
+    )
+    fire_time: datetime | None = Field(
+        description="The fire time of the schedule that made the task; null for other tasks."
+    )
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskOut]
+    next_page_token: str
+
+
+class StatusEventOut(BaseModel):
+    task_id: str
+    status: StatusName
+    attempt: int
+    event_time: datetime | None
+    task: TaskOut
+
+
+# -- proto -> REST ---------------------------------------------------------------------------
+
+
+def task_out(task: task_pb2.Task) -> TaskOut:
+    policy = task.retry_policy
+    return TaskOut(
+        task_id=task.id,
+        kind=task.kind,
+        payload=struct_to_dict(task.payload),
+        status=status_name(task.status),
+        attempt=task.attempt,
+        max_attempts=task.max_attempts,
+        run_at=time_of(task, "run_at"),
+        create_time=time_of(task, "create_time"),
+        update_time=time_of(task, "update_time"),
+        start_time=time_of(task, "start_time"),
+        finish_time=time_of(task, "finish_time"),
+        result=value_to_json(task.result) if task.HasField("result") else None,
+        error=task.error,
+        retry_policy=RetryPolicyOut(
+            max_attempts=policy.max_attempts,
+            initial_backoff=seconds_of(policy.initial_backoff),
+            max_backoff=seconds_of(policy.max_backoff),
+            backoff_multiplier=policy.backoff_multiplier,
+            jitter=policy.jitter,
+        ),
+        timeout=optional_seconds(task, "timeout"),
+        request_id=task.request_id,
+        attempts=[
+            AttemptOut(
+                number=a.number,
+                status=status_name(a.status),
+                worker=a.worker,
+                start_time=time_of(a, "start_time"),
+                finish_time=time_of(a, "finish_time"),
+                error_type=a.error_type,
+                error_message=a.error_message,
+                traceback=a.traceback,
+            )
+            for a in task.attempts
+        ],
+        queue=task.queue,
+        priority=task.priority,
+        concurrency_key=task.concurrency_key,
+        schedule_id=task.schedule_id,
+        fire_time=time_of(task, "fire_time"),
+    )
+
+
+def event_out(event: pb.StreamStatusResponse) -> StatusEventOut:
+    return StatusEventOut(
+        task_id=event.task_id,
+        status=status_name(event.status),
+        attempt=event.attempt,
+        event_time=time_of(event, "event_time"),
+        task=task_out(event.task),
+    )
+
+
+def summary_out(task: task_pb2.Task) -> TaskSummary:
+    full = task_out(task)
+    return TaskSummary(
+        task_id=full.task_id,
+        status=full.status,
+        attempt=full.attempt,
+        result=full.result,
+        error=full.error,
+    )
+
+
+# -- REST -> proto ---------------------------------------------------------------------------
+
+
+def schedule_request(body: ScheduleTaskBody, request_id: str = "") -> pb.ScheduleTaskRequest:
+    request = pb.ScheduleTaskRequest(request_id=request_id or body.request_id)
+    task_fields_into(request, body)
+    if body.run_at is not None:
+        request.run_at.FromDatetime(body.run_at)
+    return request
+
+
+def run_task_request(body: RunTaskBody) -> pb.ScheduleTaskRequest:
+    request = pb.ScheduleTaskRequest(
+        kind=body.kind, queue=body.queue, concurrency_key=body.concurrency_key
+    )
+    request.payload.update(body.payload or {})
+    if body.priority is not None:
+        request.priority = body.priority
+    return request

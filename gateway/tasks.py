@@ -1,0 +1,178 @@
+"""The task routes: the seed's two endpoints and /v1/tasks, each translating to one
+TaskService task RPC."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import grpc
+from fastapi import APIRouter, Body, Header, Path, Query
+from sse_starlette import EventSourceResponse
+
+from gateway.calls import Api
+from gateway.schemas import tasks as schemas
+from gateway.schemas.common import STATUS_PREFIX, StatusName
+from taskscheduler.core.limits import (
+    MAX_BATCH_SIZE,
+    MAX_KIND_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_PAGE_TOKEN_LENGTH,
+    MAX_QUEUE_NAME_LENGTH,
+    MAX_REQUEST_ID_LENGTH,
+)
+from taskscheduler.v1 import task_pb2
+from taskscheduler.v1 import task_service_pb2 as pb
+
+DEMO_TASK = ("demo.sleep", {"seconds": 2})
+TaskId = Annotated[uuid.UUID, Path(description="The task's UUID.")]
+IdempotencyKey = Annotated[str, Header(max_length=MAX_REQUEST_ID_LENGTH)]
+
+router = APIRouter()
+
+
+@router.post("/run-task/", response_model=schemas.RunTaskResponse, tags=["seed"])
+async def run_task(
+    api: Api, body: Annotated[schemas.RunTaskBody | None, Body()] = None
+) -> schemas.RunTaskResponse:
+    """Schedules the demo task (or the kind, payload, queue, priority and concurrency key
+    given) and answers its id."""
+    if body is None:
+        message = pb.ScheduleTaskRequest(kind=DEMO_TASK[0])
+        message.payload.update(DEMO_TASK[1])
+    else:
+        message = schemas.run_task_request(body)
+    response = await api.stub.ScheduleTask(message, timeout=api.deadline, metadata=api.metadata)
+    return schemas.RunTaskResponse(message="Task scheduled successfully!", task_id=response.task.id)
+
+
+@router.get("/tasks/{task_id}", response_model=schemas.TaskSummary, tags=["seed"])
+async def task_status(api: Api, task_id: TaskId) -> schemas.TaskSummary:
+    """The short status of a task."""
+    response = await api.stub.GetTask(
+        pb.GetTaskRequest(task_id=str(task_id)), timeout=api.deadline, metadata=api.metadata
+    )
+    return schemas.summary_out(response.task)
+
+
+@router.post("/v1/tasks", status_code=201, response_model=schemas.TaskOut, tags=["tasks"])
+async def create_task(
+    api: Api, body: schemas.ScheduleTaskBody, idempotency_key: IdempotencyKey = ""
+) -> schemas.TaskOut:
+    """Schedules a task. `Idempotency-Key` (or `request_id`) makes retries safe."""
+    message = schemas.schedule_request(body, request_id=idempotency_key)
+    response = await api.stub.ScheduleTask(message, timeout=api.deadline, metadata=api.metadata)
+    return schemas.task_out(response.task)
+
+
+@router.post(
+    "/v1/tasks:batchCreate",
+    status_code=201,
+    response_model=schemas.BatchCreateResponse,
+    tags=["tasks"],
+    description=f"Up to {MAX_BATCH_SIZE:,} tasks in one call, all or none; `request_id` per item "
+    "for idempotency.",
+)
+async def batch_create(api: Api, body: schemas.BatchCreateBody) -> schemas.BatchCreateResponse:
+    message = pb.BatchScheduleTasksRequest(
+        requests=[schemas.schedule_request(item) for item in body.requests]
+    )
+    response = await api.stub.BatchScheduleTasks(
+        message, timeout=api.deadline, metadata=api.metadata
+    )
+    return schemas.BatchCreateResponse(tasks=[schemas.task_out(t) for t in response.tasks])
+
+
+@router.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"])
+async def list_tasks(
+    api: Api,
+    page_size: Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)] = 0,
+    page_token: Annotated[str, Query(max_length=MAX_PAGE_TOKEN_LENGTH)] = "",
+    status: Annotated[list[StatusName] | None, Query()] = None,
+    kind: Annotated[str, Query(max_length=MAX_KIND_LENGTH)] = "",
+    queue: Annotated[
+        str, Query(max_length=MAX_QUEUE_NAME_LENGTH, description="Only tasks of this queue.")
+    ] = "",
+    schedule_id: Annotated[
+        uuid.UUID | None, Query(description="Only tasks made by this schedule.")
+    ] = None,
+) -> schemas.TaskList:
+    """Tasks newest first; repeat `status` to select several."""
+    message = pb.ListTasksRequest(
+        page_size=page_size,
+        page_token=page_token,
+        kind=kind,
+        queue=queue,
+        schedule_id=str(schedule_id) if schedule_id else "",
+        statuses=[task_pb2.TaskStatus.Value(STATUS_PREFIX + s) for s in status or []],
+    )
+    response = await api.stub.ListTasks(message, timeout=api.deadline, metadata=api.metadata)
+    return schemas.TaskList(
+        tasks=[schemas.task_out(task) for task in response.tasks],
+        next_page_token=response.next_page_token,
+    )
+
+
+@router.post(
+    "/v1/tasks/{task_id}:retry", status_code=201, response_model=schemas.TaskOut, tags=["tasks"]
+)
+async def retry_task(
+    api: Api, task_id: TaskId, idempotency_key: IdempotencyKey = ""
+) -> schemas.TaskOut:
+    """Schedules a copy of a finished task to run now; 409 while it has not finished."""
+    response = await api.stub.RetryTask(
+        pb.RetryTaskRequest(task_id=str(task_id), request_id=idempotency_key),
+        timeout=api.deadline,
+        metadata=api.metadata,
+    )
+    return schemas.task_out(response.task)
+
+
+@router.post("/v1/tasks/{task_id}:cancel", response_model=schemas.TaskOut, tags=["tasks"])
+async def cancel_task(api: Api, task_id: TaskId) -> schemas.TaskOut:
+    """Cancels a task that has not finished; 409 when it has."""
+    response = await api.stub.CancelTask(
+        pb.CancelTaskRequest(task_id=str(task_id)), timeout=api.deadline, metadata=api.metadata
+    )
+    return schemas.task_out(response.task)
+
+
+@router.get("/v1/tasks/{task_id}", response_model=schemas.TaskOut, tags=["tasks"])
+async def get_task(api: Api, task_id: TaskId) -> schemas.TaskOut:
+    """A task with every attempt."""
+    response = await api.stub.GetTask(
+        pb.GetTaskRequest(task_id=str(task_id)), timeout=api.deadline, metadata=api.metadata
+    )
+    return schemas.task_out(response.task)
+
+
+@router.get(
+    "/v1/tasks/{task_id}/events",
+    tags=["tasks"],
+    response_class=EventSourceResponse,
+    responses={200: {"description": "text/event-stream of `status` events"}},
+)
+async def task_events(api: Api, task_id: TaskId) -> EventSourceResponse:
+    """Server-Sent Events: the current state, then each change; closes after a terminal one."""
+    # No deadline: the stream lasts as long as the task, and the client's disconnect ends it.
+    call = api.stub.StreamStatus(
+        pb.StreamStatusRequest(task_id=str(task_id)), metadata=api.metadata
+    )
+    first = await call.read()  # errors (404, 400) surface here, before the stream starts
+    if first is grpc.aio.EOF:
+        return EventSourceResponse(iter(()))
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        message = first
+        try:
+            while message is not grpc.aio.EOF:
+                assert isinstance(message, pb.StreamStatusResponse)
+                body = schemas.event_out(message).model_dump(mode="json")
+                yield {"event": "status", "data": json.dumps(body)}
+                message = await call.read()
+        finally:
+            call.cancel()
+
+    return EventSourceResponse(events())
