@@ -149,7 +149,7 @@ async def test_a_schedule_is_checked_as_a_call_would_be(app: InMemoryServices) -
             await app.schedules.create(CALLER, spec)
         assert excinfo.value.field == field
     too_long = ScheduleSpec(cron="* " * 150, task=TaskTemplate("test.ok"))
-    with pytest.raises(InvalidArgument, match="too long"):
+    with pytest.raises(InvalidArgument, match="at most 200 characters"):
         await app.schedules.create(CALLER, too_long)
 
 
