@@ -37,9 +37,10 @@ SCOPES ?= tasks:read tasks:write
 token: $(INSTALLED)
 	@$(BIN)/python -m taskscheduler.tokens --tenant $(TENANT) $(foreach s,$(SCOPES),--scope $(s))
 
-## gen: regenerate the Python code of protos/
+## gen: regenerate the Python code of protos/, and the blocking client from the asyncio one
 gen: $(INSTALLED)
 	$(BIN)/python -m taskscheduler.devstack.protogen
+	$(BIN)/python -m taskscheduler.devstack.syncgen
 
 ## bench: every figure beside its baseline, measured in one run (bench/results/bench.json, .png)
 bench: $(INSTALLED)

@@ -43,8 +43,8 @@ Response = TypeVar("Response")
 
 
 class AsyncClient:
-    """The asyncio twin of Client: the same methods, awaited; `list` and `watch` are async
-    iterators. Use it as `async with AsyncClient(...) as tasks:`."""
+    """The asyncio twin of Client: the same methods, awaited; `list` and `watch` are
+    async iterators. Use it as `async with AsyncClient(...) as tasks:`."""
 
     def __init__(
         self,
@@ -381,7 +381,8 @@ class AsyncClient:
         first and sends its template with those changes made."""
         template = None
         if touches_template(changes):
-            template = changed_template((await self.get_schedule(schedule_id)).task, changes)
+            current = await self.get_schedule(schedule_id)
+            template = changed_template(current.task, changes)
         request = update_schedule_request(schedule_id, changes, template)
         response: pb.UpdateScheduleResponse = await self._call(self._stub.UpdateSchedule, request)
         return response.schedule

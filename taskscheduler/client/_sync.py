@@ -1,3 +1,4 @@
+# Generated from _async.py by `make gen` (python -m taskscheduler.devstack.syncgen): do not edit.
 """The blocking client."""
 
 from __future__ import annotations
@@ -177,7 +178,9 @@ class Client:
                 return
 
     def watch(
-        self, task_id: str, timeout: float | None = None
+        self,
+        task_id: str,
+        timeout: float | None = None,
     ) -> Iterator[pb.StreamStatusResponse]:
         """The task's current state, then each change, until a terminal status, within
         `timeout` seconds in all. A stream cut by UNAVAILABLE is opened again: it starts with the
@@ -204,7 +207,11 @@ class Client:
                     raise ClientError.of(error) from None
                 time.sleep(delay)
 
-    def wait(self, task_id: str, timeout: float = 60.0) -> task_pb2.Task:
+    def wait(
+        self,
+        task_id: str,
+        timeout: float = 60.0,
+    ) -> task_pb2.Task:
         """Returns the task once finished (SUCCESS, FAILED or CANCELLED); raises
         TaskNotFinished after `timeout` seconds."""
         seen: task_pb2.Task | None = None
@@ -372,7 +379,8 @@ class Client:
         first and sends its template with those changes made."""
         template = None
         if touches_template(changes):
-            template = changed_template(self.get_schedule(schedule_id).task, changes)
+            current = self.get_schedule(schedule_id)
+            template = changed_template(current.task, changes)
         request = update_schedule_request(schedule_id, changes, template)
         response: pb.UpdateScheduleResponse = self._call(self._stub.UpdateSchedule, request)
         return response.schedule
