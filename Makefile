@@ -9,9 +9,17 @@ export GRPC_ENABLE_FORK_SUPPORT := false
 
 .PHONY: run test gen lint clean bench bench-quick chaos token flower browser
 
-$(INSTALLED): pyproject.toml
+CLIENT_DIST := distributions/client
+
+# The two distributions, editable: the client first, since the server depends on it and it must
+# come from this tree, not from the package index. (The uninstall and rm clear the single
+# distribution of a virtual environment made before the split; no-ops otherwise.)
+$(INSTALLED): pyproject.toml $(CLIENT_DIST)/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip uninstall --quiet --yes taskscheduler
+	rm -rf taskscheduler.egg-info
+	$(BIN)/python -m pip install --quiet -e $(CLIENT_DIST)
 	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	touch $@
 
