@@ -168,7 +168,7 @@ def token(
     try:  # the server's code, imported here: the rest of taskctl needs only the SDK
         from taskscheduler.tokens import ALL_SCOPES, configured_secret, mint_token
     except ImportError:
-        err.print("minting tokens needs the server distribution: pip install taskscheduler")
+        err.print("minting tokens needs the server distribution: pip install taskscheduler-server")
         raise typer.Exit(1) from None
     if not os.environ.get("TASKSCHED_JWT_SECRET"):
         err.print("signed with the development secret of `make run` (.data/jwt_secret)")
