@@ -7,15 +7,22 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY distributions ./distributions
 COPY taskscheduler ./taskscheduler
 COPY services ./services
 COPY gateway ./gateway
-RUN pip install .
+# The client distribution first: the server's depends on it, built from this tree.
+RUN pip install ./distributions/client && pip install .
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin taskscheduler
 COPY --from=build /opt/venv /opt/venv
+# services/ and gateway/ are in no wheel (no generic top-level names in site-packages): they run
+# from this copy of the tree, on PYTHONPATH whatever the working directory.
+COPY --from=build /src/services /opt/taskscheduler/services
+COPY --from=build /src/gateway /opt/taskscheduler/gateway
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/opt/taskscheduler \
     PYTHONUNBUFFERED=1 \
     TASKSCHED_GRPC_HOST=0.0.0.0 \
     TASKSCHED_GATEWAY_HOST=0.0.0.0 \

@@ -9,9 +9,17 @@ export GRPC_ENABLE_FORK_SUPPORT := false
 
 .PHONY: run test gen lint clean bench bench-quick chaos token flower browser
 
-$(INSTALLED): pyproject.toml
+CLIENT_DIST := distributions/client
+
+# The two distributions, editable: the client first, since the server depends on it and it must
+# come from this tree, not from the package index. (The uninstall and rm clear the single
+# distribution of a virtual environment made before the split; no-ops otherwise.)
+$(INSTALLED): pyproject.toml $(CLIENT_DIST)/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip uninstall --quiet --yes taskscheduler
+	rm -rf taskscheduler.egg-info
+	$(BIN)/python -m pip install --quiet -e $(CLIENT_DIST)
 	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	touch $@
 
@@ -37,9 +45,10 @@ SCOPES ?= tasks:read tasks:write
 token: $(INSTALLED)
 	@$(BIN)/python -m taskscheduler.tokens --tenant $(TENANT) $(foreach s,$(SCOPES),--scope $(s))
 
-## gen: regenerate the Python code of protos/
+## gen: regenerate the Python code of protos/, and the blocking client from the asyncio one
 gen: $(INSTALLED)
 	$(BIN)/python -m taskscheduler.devstack.protogen
+	$(BIN)/python -m taskscheduler.devstack.syncgen
 
 ## bench: every figure beside its baseline, measured in one run (bench/results/bench.json, .png)
 bench: $(INSTALLED)

@@ -18,10 +18,12 @@ from taskscheduler.client._common import (
     Purged,
     QueueChanges,
     Retries,
+    RetryOptions,
     ScheduleChanges,
     TaskNotFinished,
     retry_policy,
     status_name,
+    task_request,
 )
 from taskscheduler.client._sync import Client
 from taskscheduler.v1.queue_pb2 import Queue, QueueState, RateLimit
@@ -41,6 +43,7 @@ __all__ = [
     "QueueState",
     "RateLimit",
     "Retries",
+    "RetryOptions",
     "RetryPolicy",
     "Schedule",
     "ScheduleChanges",
@@ -51,4 +54,5 @@ __all__ = [
     "TaskTemplate",
     "retry_policy",
     "status_name",
+    "task_request",
 ]

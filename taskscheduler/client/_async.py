@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
@@ -20,6 +20,7 @@ from taskscheduler.client._common import (
     Purged,
     QueueChanges,
     Retries,
+    RetryOptions,
     ScheduleChanges,
     TaskNotFinished,
     call_metadata,
@@ -29,7 +30,7 @@ from taskscheduler.client._common import (
     queue_message,
     same_event,
     schedule_message,
-    schedule_request,
+    task_request,
     task_template,
     touches_template,
     update_queue_request,
@@ -43,8 +44,8 @@ Response = TypeVar("Response")
 
 
 class AsyncClient:
-    """The asyncio twin of Client: the same methods, awaited; `list` and `watch` are async
-    iterators. Use it as `async with AsyncClient(...) as tasks:`."""
+    """The asyncio twin of Client: the same methods, awaited; `list` and `watch` are
+    async iterators. Use it as `async with AsyncClient(...) as tasks:`."""
 
     def __init__(
         self,
@@ -103,29 +104,42 @@ class AsyncClient:
         *,
         run_at: datetime | None = None,
         timeout: timedelta | None = None,  # noqa: ASYNC109 (the attempt's, not the call's)
-        max_attempts: int | None = None,
         request_id: str | None = None,
         queue: str = "",
         priority: int | None = None,
         concurrency_key: str = "",
+        **retry: Unpack[RetryOptions],
     ) -> task_pb2.Task:
         """Schedules a task, into `queue` ("default" when empty), with a `priority` from 0 to 9
         (higher first; None means 5) and a `concurrency_key` for the queue's
         max_concurrent_per_key. Without a `request_id` one is made up, so that a retried call
-        never schedules the task twice."""
-        request = schedule_request(
+        never schedules the task twice. The retry policy comes field by field (`max_attempts`,
+        `initial_backoff`, `max_backoff`, `backoff_multiplier`, `jitter`: RetryOptions); a
+        field not given takes the queue's, the kind's, then the service's default."""
+        request = task_request(
             kind,
             payload,
             run_at=run_at,
             timeout=timeout,
-            max_attempts=max_attempts,
-            request_id=request_id or str(uuid.uuid4()),
+            request_id=request_id,
             queue=queue,
             priority=priority,
             concurrency_key=concurrency_key,
+            **retry,
         )
         response: pb.ScheduleTaskResponse = await self._call(self._stub.ScheduleTask, request)
         return response.task
+
+    async def schedule_many(
+        self, requests: Iterable[pb.ScheduleTaskRequest]
+    ) -> Sequence[task_pb2.Task]:
+        """Schedules up to 1,000 tasks in one call, all or none: each made by task_request(),
+        which takes what schedule() takes. The tasks come back in the order of the requests."""
+        batch = pb.BatchScheduleTasksRequest(requests=requests)
+        response: pb.BatchScheduleTasksResponse = await self._call(
+            self._stub.BatchScheduleTasks, batch
+        )
+        return list(response.tasks)
 
     async def get(self, task_id: str) -> task_pb2.Task:
         response: pb.GetTaskResponse = await self._call(
@@ -319,12 +333,12 @@ class AsyncClient:
         queue: str = "",
         priority: int | None = None,
         concurrency_key: str = "",
-        max_attempts: int | None = None,
         timeout: timedelta | None = None,  # noqa: ASYNC109 (the tasks' default, not the call's)
         overlap: int = schedule_pb2.OVERLAP_POLICY_UNSPECIFIED,
         catchup_window: timedelta | None = None,
         description: str = "",
         paused: bool = False,
+        **retry: Unpack[RetryOptions],
     ) -> schedule_pb2.Schedule:
         """Creates a schedule that makes a task (`kind`, `payload` and the task options as
         schedule() takes them) at each fire time of `cron` in `time_zone` (UTC when empty).
@@ -336,8 +350,8 @@ class AsyncClient:
             queue=queue,
             priority=priority,
             concurrency_key=concurrency_key,
-            max_attempts=max_attempts,
             timeout=timeout,
+            retry=retry,
         )
         schedule = schedule_message(
             cron,
@@ -381,7 +395,8 @@ class AsyncClient:
         first and sends its template with those changes made."""
         template = None
         if touches_template(changes):
-            template = changed_template((await self.get_schedule(schedule_id)).task, changes)
+            current = await self.get_schedule(schedule_id)
+            template = changed_template(current.task, changes)
         request = update_schedule_request(schedule_id, changes, template)
         response: pb.UpdateScheduleResponse = await self._call(self._stub.UpdateSchedule, request)
         return response.schedule

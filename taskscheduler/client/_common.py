@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 import grpc
 from google.protobuf import duration_pb2, struct_pb2
@@ -78,20 +79,44 @@ class TaskNotFinished(TimeoutError):
         self.task = task
 
 
-def schedule_request(
+class RetryOptions(TypedDict, total=False):
+    """A task's retry policy, field by field, as schedule() and the schedule templates take it:
+    a field not given (or None) takes the queue's, the kind's, then the service's default."""
+
+    max_attempts: int | None
+    """Attempts in all, the first one included (1: no retry)."""
+    initial_backoff: timedelta | None
+    """The wait before the second attempt."""
+    max_backoff: timedelta | None
+    """The longest wait between two attempts."""
+    backoff_multiplier: float | None
+    """The factor applied to the wait after each failed attempt (at least 1)."""
+    jitter: bool | None
+    """True: each wait drawn at random up to the computed backoff (full jitter)."""
+
+
+RETRY_FIELDS = frozenset(RetryOptions.__annotations__)
+
+
+def task_request(
     kind: str,
-    payload: Mapping[str, Any] | None,
+    payload: Mapping[str, Any] | None = None,
     *,
-    run_at: datetime | None,
-    timeout: timedelta | None,
-    max_attempts: int | None,
-    request_id: str,
+    run_at: datetime | None = None,
+    timeout: timedelta | None = None,
+    request_id: str | None = None,
     queue: str = "",
     priority: int | None = None,
     concurrency_key: str = "",
+    **retry: Unpack[RetryOptions],
 ) -> pb.ScheduleTaskRequest:
+    """One task to schedule, from schedule()'s arguments: what schedule_many() takes. Without a
+    `request_id` one is made up, so that a retried call never schedules the task twice."""
     request = pb.ScheduleTaskRequest(
-        kind=kind, request_id=request_id, queue=queue, concurrency_key=concurrency_key
+        kind=kind,
+        request_id=request_id or str(uuid.uuid4()),
+        queue=queue,
+        concurrency_key=concurrency_key,
     )
     if payload:
         request.payload.CopyFrom(struct(payload))
@@ -99,8 +124,8 @@ def schedule_request(
         request.run_at.FromDatetime(run_at)
     if timeout is not None:
         request.timeout.FromTimedelta(timeout)
-    if max_attempts is not None:
-        request.retry_policy.max_attempts = max_attempts
+    if retry:
+        request.retry_policy.CopyFrom(retry_policy(**retry))
     if priority is not None:
         request.priority = priority
     return request
@@ -220,8 +245,9 @@ class Purged(NamedTuple):
     queue: queue_pb2.Queue
 
 
-class TemplateChanges(TypedDict, total=False):
-    """The fields of a schedule's task template update_schedule may change."""
+class TemplateChanges(RetryOptions, total=False):
+    """The fields of a schedule's task template update_schedule may change; a retry field
+    given as None goes back to the default."""
 
     kind: str
     payload: Mapping[str, Any] | None
@@ -229,8 +255,6 @@ class TemplateChanges(TypedDict, total=False):
     priority: int | None
     """None: the default (5)."""
     concurrency_key: str
-    max_attempts: int | None
-    """None: the queue's, the kind's, the service's default."""
     timeout: timedelta | None
     """None: the queue's, then the kind's default."""
 
@@ -257,16 +281,16 @@ def task_template(
     queue: str = "",
     priority: int | None = None,
     concurrency_key: str = "",
-    max_attempts: int | None = None,
     timeout: timedelta | None = None,
+    retry: RetryOptions | None = None,
 ) -> schedule_pb2.TaskTemplate:
     template = schedule_pb2.TaskTemplate(kind=kind, queue=queue, concurrency_key=concurrency_key)
     if payload:
         template.payload.CopyFrom(struct(payload))
     if priority is not None:
         template.priority = priority
-    if max_attempts is not None:
-        template.retry_policy.max_attempts = max_attempts
+    if retry:
+        template.retry_policy.CopyFrom(retry_policy(**retry))
     if timeout is not None:
         template.timeout.CopyFrom(duration(timeout))
     return template
@@ -318,8 +342,8 @@ def changed_template(
             template.priority = priority
     if "concurrency_key" in changes:
         template.concurrency_key = changes["concurrency_key"]
-    if "max_attempts" in changes:
-        template.retry_policy.max_attempts = changes["max_attempts"] or 0
+    if not RETRY_FIELDS.isdisjoint(changes):
+        template.retry_policy.CopyFrom(changed_policy(template.retry_policy, changes))
         if template.retry_policy == task_pb2.RetryPolicy():
             template.ClearField("retry_policy")
     if "timeout" in changes:
@@ -328,6 +352,29 @@ def changed_template(
         if timeout is not None:
             template.timeout.CopyFrom(duration(timeout))
     return template
+
+
+def changed_policy(current: task_pb2.RetryPolicy, changes: RetryOptions) -> task_pb2.RetryPolicy:
+    """The policy with each retry field named in `changes` set, or cleared when None."""
+    fields: dict[str, Any] = dict(policy_fields(current))
+    fields.update((name, value) for name, value in changes.items() if name in RETRY_FIELDS)
+    return retry_policy(**fields)
+
+
+def policy_fields(policy: task_pb2.RetryPolicy) -> RetryOptions:
+    """The fields the policy sets, as retry_policy() takes them."""
+    fields = RetryOptions()
+    if policy.max_attempts:
+        fields["max_attempts"] = policy.max_attempts
+    if policy.HasField("initial_backoff"):
+        fields["initial_backoff"] = policy.initial_backoff.ToTimedelta()
+    if policy.HasField("max_backoff"):
+        fields["max_backoff"] = policy.max_backoff.ToTimedelta()
+    if policy.backoff_multiplier:
+        fields["backoff_multiplier"] = policy.backoff_multiplier
+    if policy.HasField("jitter"):
+        fields["jitter"] = policy.jitter
+    return fields
 
 
 def update_schedule_request(

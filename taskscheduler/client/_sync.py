@@ -1,10 +1,11 @@
+# Generated from _async.py by `make gen` (python -m taskscheduler.devstack.syncgen): do not edit.
 """The blocking client."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
@@ -19,6 +20,7 @@ from taskscheduler.client._common import (
     Purged,
     QueueChanges,
     Retries,
+    RetryOptions,
     ScheduleChanges,
     TaskNotFinished,
     call_metadata,
@@ -28,7 +30,7 @@ from taskscheduler.client._common import (
     queue_message,
     same_event,
     schedule_message,
-    schedule_request,
+    task_request,
     task_template,
     touches_template,
     update_queue_request,
@@ -103,29 +105,38 @@ class Client:
         *,
         run_at: datetime | None = None,
         timeout: timedelta | None = None,
-        max_attempts: int | None = None,
         request_id: str | None = None,
         queue: str = "",
         priority: int | None = None,
         concurrency_key: str = "",
+        **retry: Unpack[RetryOptions],
     ) -> task_pb2.Task:
         """Schedules a task, into `queue` ("default" when empty), with a `priority` from 0 to 9
         (higher first; None means 5) and a `concurrency_key` for the queue's
         max_concurrent_per_key. Without a `request_id` one is made up, so that a retried call
-        never schedules the task twice."""
-        request = schedule_request(
+        never schedules the task twice. The retry policy comes field by field (`max_attempts`,
+        `initial_backoff`, `max_backoff`, `backoff_multiplier`, `jitter`: RetryOptions); a
+        field not given takes the queue's, the kind's, then the service's default."""
+        request = task_request(
             kind,
             payload,
             run_at=run_at,
             timeout=timeout,
-            max_attempts=max_attempts,
-            request_id=request_id or str(uuid.uuid4()),
+            request_id=request_id,
             queue=queue,
             priority=priority,
             concurrency_key=concurrency_key,
+            **retry,
         )
         response: pb.ScheduleTaskResponse = self._call(self._stub.ScheduleTask, request)
         return response.task
+
+    def schedule_many(self, requests: Iterable[pb.ScheduleTaskRequest]) -> Sequence[task_pb2.Task]:
+        """Schedules up to 1,000 tasks in one call, all or none: each made by task_request(),
+        which takes what schedule() takes. The tasks come back in the order of the requests."""
+        batch = pb.BatchScheduleTasksRequest(requests=requests)
+        response: pb.BatchScheduleTasksResponse = self._call(self._stub.BatchScheduleTasks, batch)
+        return list(response.tasks)
 
     def get(self, task_id: str) -> task_pb2.Task:
         response: pb.GetTaskResponse = self._call(
@@ -177,7 +188,9 @@ class Client:
                 return
 
     def watch(
-        self, task_id: str, timeout: float | None = None
+        self,
+        task_id: str,
+        timeout: float | None = None,
     ) -> Iterator[pb.StreamStatusResponse]:
         """The task's current state, then each change, until a terminal status, within
         `timeout` seconds in all. A stream cut by UNAVAILABLE is opened again: it starts with the
@@ -204,7 +217,11 @@ class Client:
                     raise ClientError.of(error) from None
                 time.sleep(delay)
 
-    def wait(self, task_id: str, timeout: float = 60.0) -> task_pb2.Task:
+    def wait(
+        self,
+        task_id: str,
+        timeout: float = 60.0,
+    ) -> task_pb2.Task:
         """Returns the task once finished (SUCCESS, FAILED or CANCELLED); raises
         TaskNotFinished after `timeout` seconds."""
         seen: task_pb2.Task | None = None
@@ -311,12 +328,12 @@ class Client:
         queue: str = "",
         priority: int | None = None,
         concurrency_key: str = "",
-        max_attempts: int | None = None,
         timeout: timedelta | None = None,
         overlap: int = schedule_pb2.OVERLAP_POLICY_UNSPECIFIED,
         catchup_window: timedelta | None = None,
         description: str = "",
         paused: bool = False,
+        **retry: Unpack[RetryOptions],
     ) -> schedule_pb2.Schedule:
         """Creates a schedule that makes a task (`kind`, `payload` and the task options as
         schedule() takes them) at each fire time of `cron` in `time_zone` (UTC when empty).
@@ -328,8 +345,8 @@ class Client:
             queue=queue,
             priority=priority,
             concurrency_key=concurrency_key,
-            max_attempts=max_attempts,
             timeout=timeout,
+            retry=retry,
         )
         schedule = schedule_message(
             cron,
@@ -372,7 +389,8 @@ class Client:
         first and sends its template with those changes made."""
         template = None
         if touches_template(changes):
-            template = changed_template(self.get_schedule(schedule_id).task, changes)
+            current = self.get_schedule(schedule_id)
+            template = changed_template(current.task, changes)
         request = update_schedule_request(schedule_id, changes, template)
         response: pb.UpdateScheduleResponse = self._call(self._stub.UpdateSchedule, request)
         return response.schedule

@@ -1,1 +1,0 @@
-"""taskscheduler: a distributed task scheduling service (core, adapters and shared code)."""

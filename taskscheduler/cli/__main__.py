@@ -1,0 +1,5 @@
+"""`python -m taskscheduler.cli`: taskctl."""
+
+from taskscheduler.cli import main
+
+main()
