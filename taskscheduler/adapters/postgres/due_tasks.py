@@ -205,7 +205,7 @@ class PostgresDueTasks:
                 return taken, HeldBackBy.CONCURRENCY, None, unclaimed
         if len(taken) < budget:
             return taken, None, None, unclaimed
-        if capped_by:
+        if capped_by is not None:
             return taken, capped_by, None, unclaimed
         if tokens is not None and int(tokens) == budget:  # the bucket ran dry, not the queue
             wait = (1 - (tokens - len(taken))) / queue["rate_per_second"]
