@@ -8,8 +8,15 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 ROOT = Path(__file__).resolve().parents[2]
-# The packages of the `taskscheduler` namespace this distribution ships.
-SHIPPED = ("taskscheduler/cli", "taskscheduler/client", "taskscheduler/v1")
+# The packages of the `taskscheduler` namespace this distribution ships, and the core's module of
+# limits, which the CLI checks options against (stdlib only; without the server's
+# core/__init__.py, taskscheduler.core is then a namespace package).
+SHIPPED = (
+    "taskscheduler/cli",
+    "taskscheduler/client",
+    "taskscheduler/v1",
+    "taskscheduler/core/limits.py",
+)
 
 
 class ClientFiles(BuildHookInterface):  # type: ignore[type-arg]

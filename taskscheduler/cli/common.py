@@ -23,6 +23,7 @@ from taskscheduler.client import (
     TaskStatus,
     status_name,
 )
+from taskscheduler.core.limits import MAX_PRIORITY, MIN_PRIORITY
 
 out = Console()
 err = Console(stderr=True)
@@ -35,7 +36,12 @@ Token = Annotated[str, typer.Option("--token", envvar="TASKSCHED_TOKEN", help="B
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts")]
 QueueName = Annotated[str, typer.Option("--queue", help='The queue (default: "default")')]
 Priority = Annotated[
-    int | None, typer.Option(min=0, max=9, help="0 to 9, higher first (default: 5)")
+    int | None,
+    typer.Option(
+        min=MIN_PRIORITY,
+        max=MAX_PRIORITY,
+        help=f"{MIN_PRIORITY} to {MAX_PRIORITY}, higher first (default: 5)",
+    ),
 ]
 ConcurrencyKey = Annotated[
     str, typer.Option(help="Groups tasks under the queue's max-concurrent-per-key")

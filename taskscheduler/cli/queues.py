@@ -29,6 +29,7 @@ from taskscheduler.client import (
     RetryPolicy,
     retry_policy,
 )
+from taskscheduler.core.limits import QUEUE_NAME_RULE
 
 app = typer.Typer(
     help="Queues: their flow control (pause, rate limit, concurrency) and task defaults.",
@@ -156,7 +157,7 @@ def get_queue(
 
 @app.command("create")
 def create_queue(
-    name: Annotated[str, typer.Argument(help="1 to 63 lowercase letters, digits, - or _")],
+    name: Annotated[str, typer.Argument(help=QUEUE_NAME_RULE)],
     rate_limit: RateLimitOption = None,
     burst: Burst = None,
     max_concurrent: MaxConcurrent = None,

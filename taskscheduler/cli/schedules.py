@@ -34,6 +34,7 @@ from taskscheduler.client import (
     Schedule,
     ScheduleChanges,
 )
+from taskscheduler.core.limits import MAX_PRIORITY, MIN_PRIORITY
 
 app = typer.Typer(
     help="Cron schedules: each makes a task at every fire time.", no_args_is_help=True
@@ -197,7 +198,10 @@ def update_schedule(
     kind: Annotated[str | None, typer.Option(help="A new kind for its tasks")] = None,
     payload: Annotated[str | None, typer.Option(help="A new payload, a JSON object")] = None,
     queue: Annotated[str | None, typer.Option(help="A new queue for its tasks")] = None,
-    priority: Annotated[int | None, typer.Option(min=0, max=9, help="0 to 9")] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option(min=MIN_PRIORITY, max=MAX_PRIORITY, help=f"{MIN_PRIORITY} to {MAX_PRIORITY}"),
+    ] = None,
     concurrency_key: Annotated[str | None, typer.Option(help="A new concurrency key")] = None,
     max_attempts: Annotated[int | None, typer.Option(help="Attempts in all (0: default)")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds (0: default)")] = None,
