@@ -28,6 +28,7 @@ from taskscheduler.adapters.postgres.schedule_repository import PostgresSchedule
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
 from taskscheduler.adapters.ratelimit import RedisRateLimiter
 from taskscheduler.core.kinds import load_handler_modules
+from taskscheduler.core.limits import MAX_METADATA_BYTES
 from taskscheduler.core.queues import QueueDefaults, QueueManager
 from taskscheduler.core.schedules import ScheduleManager
 from taskscheduler.core.tasks import TaskManager
@@ -94,6 +95,8 @@ async def start_api(settings: Settings) -> RunningApi:
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
+            ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+            ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
             ("grpc.so_reuseport", 1),  # api processes side by side on one port
         ],
     )

@@ -21,7 +21,10 @@ MAX_CRON_LENGTH = 200  # as the caller wrote it, before its spaces are collapsed
 MAX_TIME_ZONE_LENGTH = 100  # the longest IANA name is about a third of it
 MAX_DESCRIPTION_LENGTH = 1000
 MAX_PAGE_TOKEN_LENGTH = 1000  # the service's own tokens are a tenth of it
-MAX_TOKEN_LENGTH = 8192  # a bearer token: gRPC's default metadata limit is 8 KiB
+MAX_TOKEN_LENGTH = 8192  # a bearer token
+# All of one call's gRPC metadata, set on the api's server: twice gRPC's default of 8 KiB, so
+# that a token at MAX_TOKEN_LENGTH fits beside the other headers and the api's own check binds.
+MAX_METADATA_BYTES = 16 * 1024
 MAX_FILTER_ID_LENGTH = 64  # the dashboard's schedule filter box; the api parses the id itself
 
 # -- counts ------------------------------------------------------------------------------------
