@@ -81,7 +81,9 @@ async def start_api(settings: Settings) -> RunningApi:
     publisher = make_publisher(settings)
     await publisher.connect()
     manager = TaskManager(
-        repository=PostgresTaskRepository.from_settings(engine, settings, publisher),
+        repository=PostgresTaskRepository.from_settings(
+            engine, settings, publisher, metrics.observe_let_through
+        ),
         queues=QueueDefaults(queue_repository),
         events=listener,
         kinds=kinds,

@@ -99,6 +99,11 @@ def observe_dispatch(
         QUEUE_THROTTLED.labels(tenant, queue, held_back_by.value).inc()
 
 
+def observe_let_through(tenant: str, queue: str, count: int) -> None:
+    """Tasks the api let through as it stored them (no dispatcher pass)."""
+    QUEUE_DISPATCHED.labels(tenant, queue).inc(count)
+
+
 class TasksByStatus(Collector):
     """`taskscheduler_tasks{status}`: the live tasks by status, read from PostgreSQL at each
     scrape; finished tasks are counted by the counters instead."""

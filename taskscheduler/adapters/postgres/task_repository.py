@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -194,6 +195,7 @@ class _LetThrough:
 
     messages: list[TaskMessage]
     backlog: dict[str, int]
+    counts: dict[tuple[str, str], int]  # let through, by (tenant, queue)
 
 
 # Built once, as the other statements of every call: SQLAlchemy then finds their compiled form
@@ -234,19 +236,26 @@ class PostgresTaskRepository:
         publisher: TaskPublisher | None = None,
         dispatch_ahead: int = 0,
         republish_after: timedelta = timedelta(seconds=30),
+        on_let_through: Callable[[str, str, int], None] | None = None,
     ) -> None:
+        """`on_let_through(tenant, queue, count)` hears of the tasks stored let through."""
         self._engine = engine
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._idempotency_window = idempotency_window
         self._publisher = publisher
         self._dispatch_ahead = dispatch_ahead if publisher is not None else 0
         self._republish_after = republish_after
+        self._on_let_through = on_let_through
         self._group = GroupCommit(self._insert_group, most=GROUP_MOST, outage=StorageUnavailable)
         self._publishing: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(
-        cls, engine: AsyncEngine, settings: Settings, publisher: TaskPublisher | None = None
+        cls,
+        engine: AsyncEngine,
+        settings: Settings,
+        publisher: TaskPublisher | None = None,
+        on_let_through: Callable[[str, str, int], None] | None = None,
     ) -> PostgresTaskRepository:
         return cls(
             engine,
@@ -254,6 +263,7 @@ class PostgresTaskRepository:
             publisher,
             settings.dispatch_ahead,
             timedelta(seconds=settings.republish_after_seconds),
+            on_let_through,
         )
 
     async def insert(self, new: NewTask) -> tuple[Task, bool]:
@@ -301,7 +311,7 @@ class PostgresTaskRepository:
         letting through what may go straight to the broker; returns the tasks stored and what
         to publish."""
         if not news:
-            return {}, _LetThrough([], {})
+            return {}, _LetThrough([], {}, {})
         statement = _INSERT_DIRECT if self._dispatch_ahead else _INSERT
         parameters = _as_arrays([insert_values(new) for new in _in_key_order(news)]) | {
             "republish_after": self._republish_after,
@@ -316,19 +326,25 @@ class PostgresTaskRepository:
         inserted: dict[uuid.UUID, Task] = {}
         messages: list[TaskMessage] = []
         unclaimed: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[str, str], int] = {}
         for row in rows:
             inserted[row["id"]] = task_from_row(row)
             if row["dispatched_at"] is not None:
                 messages.append(_message(by_id[row["id"]]))
-                unclaimed[(row["tenant"], row["queue"])] = row["unclaimed"]
+                queue = (row["tenant"], row["queue"])
+                unclaimed[queue] = row["unclaimed"]
+                counts[queue] = counts.get(queue, 0) + 1
         backlog: dict[str, int] = {}
         for (_, name), count in unclaimed.items():
             backlog[name] = backlog.get(name, 0) + count
-        return inserted, _LetThrough(messages, backlog)
+        return inserted, _LetThrough(messages, backlog, counts)
 
     def _publish_soon(self, through: _LetThrough) -> None:
         if self._publisher is None or not through.messages:
             return
+        if self._on_let_through is not None:
+            for (tenant, queue), count in through.counts.items():
+                self._on_let_through(tenant, queue, count)
         publishing = asyncio.get_running_loop().create_task(self._publish(through))
         self._publishing.add(publishing)  # held until done: the loop keeps weak references only
         publishing.add_done_callback(self._publishing.discard)
