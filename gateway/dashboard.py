@@ -24,12 +24,12 @@ from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse
 
 from gateway.calls import SESSION_COOKIE, Api
+from gateway.params import PageToken
 from gateway.schemas import queues, schedules, tasks
 from gateway.schemas.common import status_name
 from taskscheduler.core.limits import (
     MAX_FILTER_ID_LENGTH,
     MAX_KIND_LENGTH,
-    MAX_PAGE_TOKEN_LENGTH,
     MAX_QUEUE_NAME_LENGTH,
     MAX_TOKEN_LENGTH,
 )
@@ -137,7 +137,7 @@ async def task_list(
     kind: Annotated[str, Query(max_length=MAX_KIND_LENGTH)] = "",
     queue: Annotated[str, Query(max_length=MAX_QUEUE_NAME_LENGTH)] = "",
     schedule_id: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
-    page_token: Annotated[str, Query(max_length=MAX_PAGE_TOKEN_LENGTH)] = "",
+    page_token: PageToken = "",
 ) -> Response:
     chosen = [name for name in status or [] if name in STATUSES]
     kind, queue, schedule_id = kind.strip(), queue.strip(), schedule_id.strip()
@@ -237,7 +237,7 @@ async def retry(request: Request, api: Api, task_id: str) -> Response:
 async def queue_list(
     request: Request,
     api: Api,
-    page_token: Annotated[str, Query(max_length=MAX_PAGE_TOKEN_LENGTH)] = "",
+    page_token: PageToken = "",
     purged: Annotated[str, Query(max_length=MAX_QUEUE_NAME_LENGTH)] = "",
     cancelled: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
@@ -323,7 +323,7 @@ def _queue_url(name: str) -> str:
 async def schedule_list(
     request: Request,
     api: Api,
-    page_token: Annotated[str, Query(max_length=MAX_PAGE_TOKEN_LENGTH)] = "",
+    page_token: PageToken = "",
 ) -> Response:
     try:
         listed = await api.stub.ListSchedules(

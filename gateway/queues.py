@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 
 from gateway.calls import Api
+from gateway.params import PageSize, PageToken
 from gateway.schemas import queues as schemas
 from taskscheduler.core.limits import (
-    MAX_PAGE_SIZE,
-    MAX_PAGE_TOKEN_LENGTH,
     MAX_QUEUE_NAME_LENGTH,
     QUEUE_NAME_RULE,
 )
-from taskscheduler.core.paging import DEFAULT_PAGE_SIZE
 from taskscheduler.v1 import task_service_pb2 as pb
 
 # No pattern here: the api checks the name (400 naming `name`) after the caller's token.
@@ -44,10 +42,8 @@ async def create_queue(api: Api, body: schemas.QueueBody) -> schemas.QueueOut:
 @router.get("/v1/queues", response_model=schemas.QueueList, tags=["queues"])
 async def list_queues(
     api: Api,
-    page_size: Annotated[
-        int, Query(ge=0, le=MAX_PAGE_SIZE, description=f"0: {DEFAULT_PAGE_SIZE}.")
-    ] = 0,
-    page_token: Annotated[str, Query(max_length=MAX_PAGE_TOKEN_LENGTH)] = "",
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
 ) -> schemas.QueueList:
     """The caller's queues by name, with their counts."""
     response = await api.stub.ListQueues(

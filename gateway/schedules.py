@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 
 from gateway.calls import Api
+from gateway.params import PageSize, PageToken
 from gateway.schemas import schedules as schemas
 from gateway.schemas import tasks
-from taskscheduler.core.limits import MAX_PAGE_SIZE, MAX_PAGE_TOKEN_LENGTH
-from taskscheduler.core.paging import DEFAULT_PAGE_SIZE
 from taskscheduler.v1 import task_service_pb2 as pb
 
 ScheduleId = Annotated[uuid.UUID, Path(description="The schedule's UUID.")]
@@ -37,10 +36,8 @@ async def create_schedule(api: Api, body: schemas.ScheduleBody) -> schemas.Sched
 @router.get("/v1/schedules", response_model=schemas.ScheduleList, tags=["schedules"])
 async def list_schedules(
     api: Api,
-    page_size: Annotated[
-        int, Query(ge=0, le=MAX_PAGE_SIZE, description=f"0: {DEFAULT_PAGE_SIZE}.")
-    ] = 0,
-    page_token: Annotated[str, Query(max_length=MAX_PAGE_TOKEN_LENGTH)] = "",
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
 ) -> schemas.ScheduleList:
     """The caller's schedules, oldest first."""
     response = await api.stub.ListSchedules(

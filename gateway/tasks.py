@@ -13,13 +13,12 @@ from fastapi import APIRouter, Body, Header, Path, Query
 from sse_starlette import EventSourceResponse
 
 from gateway.calls import Api
+from gateway.params import PageSize, PageToken
 from gateway.schemas import tasks as schemas
 from gateway.schemas.common import STATUS_PREFIX, StatusName
 from taskscheduler.core.limits import (
     MAX_BATCH_SIZE,
     MAX_KIND_LENGTH,
-    MAX_PAGE_SIZE,
-    MAX_PAGE_TOKEN_LENGTH,
     MAX_QUEUE_NAME_LENGTH,
     MAX_REQUEST_ID_LENGTH,
 )
@@ -88,8 +87,8 @@ async def batch_create(api: Api, body: schemas.BatchCreateBody) -> schemas.Batch
 @router.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"])
 async def list_tasks(
     api: Api,
-    page_size: Annotated[int, Query(ge=0, le=MAX_PAGE_SIZE)] = 0,
-    page_token: Annotated[str, Query(max_length=MAX_PAGE_TOKEN_LENGTH)] = "",
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
     status: Annotated[list[StatusName] | None, Query()] = None,
     kind: Annotated[str, Query(max_length=MAX_KIND_LENGTH)] = "",
     queue: Annotated[
