@@ -54,6 +54,7 @@ from taskscheduler.core.model import (
     TaskStatus,
 )
 from taskscheduler.core.ports import (
+    AttemptEnd,
     AttemptError,
     ClaimedAttempt,
     ExpiredAttempt,
@@ -493,6 +494,16 @@ class InMemoryAttemptStore:
             recorded = S.CANCELLED if status is S.CANCELLED else S.FAILED
             self._finish_attempt(row, attempt, recorded, error)
             return True
+
+    def end_and_claim(
+        self, end: AttemptEnd, task_id: uuid.UUID, worker: str, lease: timedelta
+    ) -> ClaimedAttempt | None:
+        with self._db.lock:  # one transaction: nobody sees the end without the claim
+            if end.error is None:
+                self.succeed(end.task_id, end.attempt, end.result)
+            else:
+                self.fail(end.task_id, end.attempt, end.error, end.retry_in)
+            return self.claim(task_id, worker, lease)
 
     def _finish_attempt(
         self, row: _Row, number: int, status: TaskStatus, error: AttemptError

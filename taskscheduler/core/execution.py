@@ -23,7 +23,7 @@ from taskscheduler.core.kinds import KindRegistry, NonRetryableError, TaskCancel
 from taskscheduler.core.limits import MAX_ERROR_MESSAGE_CHARS, MAX_TRACEBACK_CHARS
 from taskscheduler.core.model import JSON, RetryPolicy
 from taskscheduler.core.payloads import check_json
-from taskscheduler.core.ports import AttemptError, AttemptStore, ClaimedAttempt
+from taskscheduler.core.ports import AttemptEnd, AttemptError, AttemptStore, ClaimedAttempt
 
 log = logging.getLogger("taskscheduler.worker")
 
@@ -231,6 +231,14 @@ class Watchdog:
         return lease.cancel_requested or not lease.held
 
 
+@dataclass(frozen=True)
+class NextAttempt:
+    """The attempt of the next task claimed with the end of this one (None: that task was
+    not claimable, a duplicate delivery, cancelled or finished)."""
+
+    claimed: ClaimedAttempt | None
+
+
 class TaskExecutor:
     """Runs one delivery of a task id; safe to call any number of times for the same id."""
 
@@ -254,16 +262,37 @@ class TaskExecutor:
         return self._watchdog.interrupt_wanted()
 
     def execute(self, task_id: uuid.UUID) -> Outcome:
-        claimed = self._store.claim(task_id, self._worker_name, self._lease.duration)
-        if claimed is None:
-            return Outcome.SKIPPED
-        self._observer.attempt_started(claimed)
-        started = time.monotonic()
-        outcome = self._run(claimed)
-        self._observer.attempt_finished(claimed, outcome, time.monotonic() - started)
+        """Claims task_id, runs it and records its end."""
+        outcome, _ = self.execute_then(task_id)
         return outcome
 
-    def _run(self, claimed: ClaimedAttempt) -> Outcome:
+    def execute_then(
+        self,
+        task_id: uuid.UUID,
+        take_next: Callable[[], uuid.UUID | None] = lambda: None,
+        claimed: NextAttempt | None = None,
+    ) -> tuple[Outcome, NextAttempt | None]:
+        """Claims task_id (unless `claimed` holds its attempt, claimed with the end of the task
+        before it), runs it and records its end. When the handler has returned, `take_next`
+        names the task to run after it, if any: that one is claimed in the same statement as
+        the end, and its attempt returned for the next call. (Asked only then, so that a task
+        left waiting behind a slow one can still go to another worker meanwhile.)"""
+        if claimed is None:
+            claimed = NextAttempt(self._claim(task_id))
+        if claimed.claimed is None:
+            next_id = take_next()
+            return Outcome.SKIPPED, None if next_id is None else NextAttempt(self._claim(next_id))
+        attempt = claimed.claimed
+        self._observer.attempt_started(attempt)
+        started = time.monotonic()
+        outcome, end = self._run(attempt)
+        self._observer.attempt_finished(attempt, outcome, time.monotonic() - started)
+        return outcome, self._record(end, take_next())
+
+    def _claim(self, task_id: uuid.UUID) -> ClaimedAttempt | None:
+        return self._store.claim(task_id, self._worker_name, self._lease.duration)
+
+    def _run(self, claimed: ClaimedAttempt) -> tuple[Outcome, AttemptEnd]:
         cancel_event = threading.Event()
         watch: _Watch | None = None
         try:
@@ -272,25 +301,42 @@ class TaskExecutor:
         except Exception as exc:
             stop_reason = None if watch is None else watch.stop_reason
             error = self._error_of(exc, claimed, stop_reason)
-            outcome = self._record_failure(claimed, error, exc)
-            return Outcome.CANCELLED if stop_reason is StopReason.CANCELLED else outcome
-        self._persist(lambda: self._store.succeed(claimed.task_id, claimed.attempt, result))
-        return Outcome.SUCCEEDED
+            retry_in = retry_delay(
+                claimed.retry_policy, claimed.attempt, self._is_retryable(claimed, exc)
+            )
+            end = AttemptEnd(claimed.task_id, claimed.attempt, error=error, retry_in=retry_in)
+            if stop_reason is StopReason.CANCELLED:
+                return Outcome.CANCELLED, end
+            return (Outcome.FAILED if retry_in is None else Outcome.RETRYING), end
+        return Outcome.SUCCEEDED, AttemptEnd(claimed.task_id, claimed.attempt, result)
 
-    def _persist(self, write: Callable[[], bool]) -> None:
-        """Writes an outcome, waiting out a short database outage rather than losing a result
-        that is already computed. A longer outage raises; the lease then brings the task back."""
+    def _record(self, end: AttemptEnd, claim_next: uuid.UUID | None) -> NextAttempt | None:
+        """Writes an attempt's end (and the next claim), waiting out a short database outage
+        rather than losing a result that is already computed. A longer outage raises; the lease
+        then brings the task back. Written again after an outage, the end is refused by the
+        fence if it had been recorded, and the claim finds its task RUNNING: the lease brings
+        that one back too."""
         deadline = time.monotonic() + 2 * self._lease.duration.total_seconds()
         delay = 0.1
         while True:
             try:
-                write()
-                return
+                return self._write(end, claim_next)
             except StorageUnavailable:
                 if time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def _write(self, end: AttemptEnd, claim_next: uuid.UUID | None) -> NextAttempt | None:
+        if claim_next is not None:
+            return NextAttempt(
+                self._store.end_and_claim(end, claim_next, self._worker_name, self._lease.duration)
+            )
+        if end.error is None:
+            self._store.succeed(end.task_id, end.attempt, end.result)
+        else:
+            self._store.fail(end.task_id, end.attempt, end.error, end.retry_in)
+        return None
 
     def _run_handler(self, claimed: ClaimedAttempt, cancel_event: threading.Event) -> JSON:
         kind = self._kinds.get(claimed.kind)
@@ -318,15 +364,6 @@ class TaskExecutor:
             return False
         non_retryable = self._kinds.get(claimed.kind).non_retryable
         return not isinstance(exc, non_retryable)
-
-    def _record_failure(
-        self, claimed: ClaimedAttempt, error: AttemptError, exc: Exception
-    ) -> Outcome:
-        retry_in = retry_delay(
-            claimed.retry_policy, claimed.attempt, self._is_retryable(claimed, exc)
-        )
-        self._persist(lambda: self._store.fail(claimed.task_id, claimed.attempt, error, retry_in))
-        return Outcome.FAILED if retry_in is None else Outcome.RETRYING
 
 
 def timeout_error(timeout: timedelta | None, suffix: str = "") -> AttemptError:

@@ -191,6 +191,18 @@ class AttemptError:
 
 
 @dataclass(frozen=True)
+class AttemptEnd:
+    """How an attempt ended, as the store records it: with a result, or with an error and the
+    delay before the next attempt (None: no other attempt)."""
+
+    task_id: uuid.UUID
+    attempt: int
+    result: JSON = None
+    error: AttemptError | None = None
+    retry_in: timedelta | None = None
+
+
+@dataclass(frozen=True)
 class Lease:
     """Whether the attempt still holds its lease, and whether a cancel was asked for."""
 
@@ -220,6 +232,14 @@ class AttemptStore(Protocol):
     ) -> bool:
         """RUNNING -> RETRYING, due `retry_in` after the database's now, or FAILED (retry_in
         None); CANCELLED instead of either when a cancel was asked for."""
+        ...
+
+    def end_and_claim(
+        self, end: AttemptEnd, task_id: uuid.UUID, worker: str, lease: timedelta
+    ) -> ClaimedAttempt | None:
+        """Records `end` as succeed or fail does, and claims task_id as claim does, in one
+        transaction: a worker running a message's tasks in turn pays one round trip and one
+        commit a task, not two."""
         ...
 
     def expired_leases(self, limit: int) -> list[ExpiredAttempt]: ...

@@ -26,6 +26,7 @@ from taskscheduler.core.model import (
     TaskStatus,
 )
 from taskscheduler.core.ports import (
+    AttemptEnd,
     AttemptError,
     AttemptStore,
     ClaimedAttempt,
@@ -269,6 +270,48 @@ async def test_the_last_attempt_fails_whatever_the_caller_asked(stores: Stores) 
     assert stores.attempts.fail(task.id, stores.claim(task.id).attempt, ERROR, timedelta(0))
     failed = await stores.tasks.get(T, task.id)
     assert failed is not None and failed.status is S.FAILED and failed.finish_time is not None
+
+
+async def test_an_end_and_the_next_claim_are_recorded_together(stores: Stores) -> None:
+    first, _ = await stores.tasks.insert(new_task())
+    second, _ = await stores.tasks.insert(new_task())
+    third, _ = await stores.tasks.insert(new_task(max_attempts=2))
+    stores.let_through(second.id)
+    stores.let_through(third.id)
+    end = AttemptEnd(first.id, stores.claim(first.id).attempt, {"ok": 1})
+    claimed = stores.attempts.end_and_claim(end, second.id, "w1", LEASE)
+    assert claimed is not None
+    assert (claimed.task_id, claimed.attempt, claimed.payload) == (second.id, 1, {"n": 1})
+    failed = AttemptEnd(second.id, 1, error=ERROR, retry_in=None)
+    assert stores.attempts.end_and_claim(failed, third.id, "w1", LEASE) is not None
+    retrying = AttemptEnd(third.id, 1, error=ERROR, retry_in=timedelta(hours=1))
+    # Not claimable (RUNNING already): the end is recorded all the same.
+    assert stores.attempts.end_and_claim(retrying, second.id, "w2", LEASE) is None
+    tasks = [await stores.tasks.get(T, task.id) for task in (first, second, third)]
+    assert [(t.status, t.result, t.error) for t in tasks if t is not None] == [
+        (S.SUCCESS, {"ok": 1}, ""),
+        (S.FAILED, None, "builtins.ValueError: boom"),
+        (S.RETRYING, None, "builtins.ValueError: boom"),
+    ]
+    assert [[(a.number, a.status, a.worker) for a in t.attempts] for t in tasks if t] == [
+        [(1, S.SUCCESS, "w1")],
+        [(1, S.FAILED, "w1")],
+        [(1, S.FAILED, "w1")],
+    ]
+
+
+async def test_an_end_that_is_fenced_off_still_lets_the_next_claim_through(
+    stores: Stores,
+) -> None:
+    first, _ = await stores.tasks.insert(new_task())
+    second, _ = await stores.tasks.insert(new_task())
+    stores.claim(first.id)
+    stores.let_through(second.id)
+    late = AttemptEnd(first.id, 2, {"late": True})  # another attempt's end
+    claimed = stores.attempts.end_and_claim(late, second.id, "w1", LEASE)
+    assert claimed is not None and claimed.task_id == second.id
+    running = await stores.tasks.get(T, first.id)
+    assert running is not None and (running.status, running.result) == (S.RUNNING, None)
 
 
 async def test_only_an_expired_lease_is_recovered(stores: Stores) -> None:

@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+from taskscheduler.testing import InMemoryServices
+from tests.unit.memory import Clock, services
+
 _NETWORK_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
@@ -29,3 +32,15 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     sockets stay usable: asyncio's event loop wakes itself through a socket pair."""
     monkeypatch.setattr(socket.socket, "connect", _refused(socket.socket.connect))
     monkeypatch.setattr(socket.socket, "connect_ex", _refused(socket.socket.connect_ex))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The in-memory stores' time, moved by the test."""
+    return Clock()
+
+
+@pytest.fixture
+def app(clock: Clock) -> InMemoryServices:
+    """The use cases on the in-memory stores (test_executor adds its own gate)."""
+    return services(clock)

@@ -16,11 +16,12 @@ from taskscheduler.core.execution import (
     WORKER_LOST_ERROR,
     Interrupts,
     LeaseSettings,
+    NextAttempt,
     Outcome,
     TaskExecutor,
 )
-from taskscheduler.core.model import Task, TaskStatus
-from taskscheduler.core.ports import Lease
+from taskscheduler.core.model import JSON, Task, TaskStatus
+from taskscheduler.core.ports import AttemptEnd, ClaimedAttempt, Lease
 from taskscheduler.core.recovery import recover_expired_leases
 from taskscheduler.core.tasks import ScheduleRequest
 from taskscheduler.testing import InMemoryAttemptStore, InMemoryServices
@@ -30,11 +31,6 @@ S = TaskStatus
 SHORT_LEASE = LeaseSettings(duration=timedelta(seconds=0.3), stop_grace=timedelta(seconds=0.2))
 """Renewed every 0.1 s; a handler told to stop is interrupted 0.2 s later, killed 0.2 s after."""
 WAIT = 5.0  # the most any event of these tests may take to come
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -93,6 +89,32 @@ class CountingStore(InMemoryAttemptStore):
         return held
 
 
+class CallsStore(InMemoryAttemptStore):
+    """Records which of its methods the executor called, in order."""
+
+    def __init__(self, app: InMemoryServices) -> None:
+        super().__init__(app.database)
+        self.calls: list[str] = []
+
+    def claim(self, task_id: uuid.UUID, worker: str, lease: timedelta) -> ClaimedAttempt | None:
+        self.calls.append("claim")
+        return super().claim(task_id, worker, lease)
+
+    def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool:
+        self.calls.append("succeed")
+        return super().succeed(task_id, attempt, result)
+
+    def end_and_claim(
+        self, end: AttemptEnd, task_id: uuid.UUID, worker: str, lease: timedelta
+    ) -> ClaimedAttempt | None:
+        self.calls.append("end_and_claim")
+        with self._db.lock:
+            self.calls, recorded = [], self.calls  # the claim inside is not a call of its own
+            claimed = super().end_and_claim(end, task_id, worker, lease)
+            self.calls = recorded
+        return claimed
+
+
 def executor(app: InMemoryServices, stops: Stops | None = None) -> TaskExecutor:
     return app.executor("worker-1", SHORT_LEASE, stops.interrupts if stops else None)
 
@@ -128,6 +150,40 @@ async def test_a_non_retryable_error_fails_at_once(app: InMemoryServices) -> Non
     task_id = await scheduled(app, "test.fatal")
     assert executor(app).execute(task_id) is Outcome.FAILED
     assert (await stored(app, task_id)).attempt == 1
+
+
+async def test_tasks_run_in_turn_record_each_end_with_the_next_claim(
+    app: InMemoryServices,
+) -> None:
+    kinds = ("test.ok", "test.fatal", "test.ok")
+    first, second, third = [await scheduled(app, kind) for kind in kinds]
+    store = CallsStore(app)
+    stops = Stops(Gate())
+    run = TaskExecutor(store, app.kinds, "worker-1", SHORT_LEASE, stops.interrupts)
+    outcome, claimed = run.execute_then(first, lambda: second)
+    assert outcome is Outcome.SUCCEEDED
+    assert claimed is not None and claimed.claimed is not None
+    assert (claimed.claimed.task_id, claimed.claimed.attempt) == (second, 1)
+    assert (await stored(app, second)).status is S.RUNNING
+    outcome, claimed = run.execute_then(second, lambda: third, claimed)
+    assert outcome is Outcome.FAILED
+    outcome, last = run.execute_then(third, claimed=claimed)
+    assert (outcome, last) == (Outcome.SUCCEEDED, None)
+    assert store.calls == ["claim", "end_and_claim", "end_and_claim", "succeed"]
+    statuses = [(await stored(app, task_id)).status for task_id in (first, second, third)]
+    assert statuses == [S.SUCCESS, S.FAILED, S.SUCCESS]
+
+
+async def test_a_skipped_delivery_still_claims_the_next(app: InMemoryServices) -> None:
+    done, waiting = await scheduled(app, "test.ok"), await scheduled(app, "test.ok")
+    run = executor(app)
+    assert run.execute(done) is Outcome.SUCCEEDED
+    outcome, claimed = run.execute_then(done, lambda: waiting)
+    assert outcome is Outcome.SKIPPED
+    assert claimed is not None and claimed.claimed is not None
+    assert claimed.claimed.task_id == waiting
+    assert run.execute_then(waiting, claimed=NextAttempt(None)) == (Outcome.SKIPPED, None)
+    assert run.execute_then(waiting, claimed=claimed)[0] is Outcome.SUCCEEDED
 
 
 async def test_a_second_delivery_and_a_task_not_let_through_are_skipped(

@@ -26,20 +26,10 @@ from taskscheduler.core.model import (
 )
 from taskscheduler.core.tasks import ListRequest, ScheduleRequest
 from taskscheduler.testing import InMemoryServices
-from tests.unit.memory import CALLER, OTHER_TENANT, Clock, services
+from tests.unit.memory import CALLER, OTHER_TENANT, Clock
 
 S = TaskStatus
 EVERY_MINUTE = ScheduleSpec(cron="* * * * *", task=TaskTemplate("test.ok"))
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def app(clock: Clock) -> InMemoryServices:
-    return services(clock)
 
 
 async def test_queues_are_listed_by_name_page_by_page_default_included(

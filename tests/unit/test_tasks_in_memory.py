@@ -18,19 +18,9 @@ from taskscheduler.core.errors import (
 from taskscheduler.core.model import TaskFilter, TaskStatus
 from taskscheduler.core.tasks import ListRequest, ScheduleRequest
 from taskscheduler.testing import InMemoryServices
-from tests.unit.memory import CALLER, OTHER_TENANT, Clock, services
+from tests.unit.memory import CALLER, OTHER_TENANT, Clock
 
 S = TaskStatus
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def app(clock: Clock) -> InMemoryServices:
-    return services(clock)
 
 
 async def test_a_task_is_stored_pending_and_read_back(app: InMemoryServices) -> None:

@@ -22,7 +22,13 @@ from taskscheduler.adapters.postgres.engine import connection_options, storage_e
 from taskscheduler.adapters.postgres.rows import claimed_from_row, expired_from_row
 from taskscheduler.adapters.postgres.schema import task_attempts, tasks
 from taskscheduler.core.model import JSON, TaskStatus
-from taskscheduler.core.ports import AttemptError, ClaimedAttempt, ExpiredAttempt, Lease
+from taskscheduler.core.ports import (
+    AttemptEnd,
+    AttemptError,
+    ClaimedAttempt,
+    ExpiredAttempt,
+    Lease,
+)
 from taskscheduler.settings import Settings
 
 S = TaskStatus
@@ -37,13 +43,13 @@ _THIS_ATTEMPT = (
 )
 
 
-def _claim_statement() -> sa.Select[Any]:
+def _claim_statement(task_parameter: str = "the_task") -> sa.Select[Any]:
     """PENDING -> RUNNING with a lease, and the attempt's row, in one statement."""
     now = sa.func.now()
     claimed = (
         tasks.update()
         .where(
-            tasks.c.id == sa.bindparam("the_task"),
+            tasks.c.id == sa.bindparam(task_parameter),
             tasks.c.status == S.PENDING.value,
             # A task its queue has not let through (or took back: a pause) is not to run yet,
             # whatever message of its the broker delivers.
@@ -178,8 +184,8 @@ class PostgresAttemptStore:
         return None if row is None else claimed_from_row(row)
 
     def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool:
-        parameters = {"the_task": task_id, "the_attempt": attempt, "result_value": Jsonb(result)}
-        return self._execute(_SUCCEED_SQL, parameters | _NO_ERROR) is not None
+        end = AttemptEnd(task_id, attempt, result)
+        return self._execute(_SUCCEED_SQL, _end_parameters(end)) is not None
 
     def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease:
         parameters = {"the_task": task_id, "the_attempt": attempt, "lease": lease}
@@ -206,18 +212,17 @@ class PostgresAttemptStore:
         *,
         only_if_lease_expired: bool = False,
     ) -> bool:
-        parameters = {
-            "the_task": task_id,
-            "the_attempt": attempt,
-            "error_type": error.type,
-            "error_message": error.message,
-            "error_traceback": error.traceback,
-            "error_text": f"{error.type}: {error.message}",
-        }
-        if retry_in is not None:
-            parameters["retry_in"] = retry_in
+        end = AttemptEnd(task_id, attempt, error=error, retry_in=retry_in)
         compiled = _fail_sql(retry_in is not None, only_if_lease_expired)
-        return self._execute(compiled, parameters) is not None
+        return self._execute(compiled, _end_parameters(end)) is not None
+
+    def end_and_claim(
+        self, end: AttemptEnd, task_id: uuid.UUID, worker: str, lease: timedelta
+    ) -> ClaimedAttempt | None:
+        parameters = {"next_task": task_id, "claim_worker": worker, "lease": lease}
+        compiled = _end_and_claim_sql(end.error is not None, end.retry_in is not None)
+        row = self._execute(compiled, _end_parameters(end) | parameters)
+        return None if row is None else claimed_from_row(row)
 
     def _execute(self, compiled: Compiled, parameters: dict[str, Any]) -> dict[str, Any] | None:
         with storage_errors(), self._pool.connection() as conn:
@@ -225,10 +230,39 @@ class PostgresAttemptStore:
             return cursor.execute(compiled.text, compiled.parameters(parameters)).fetchone()
 
 
+def _end_parameters(end: AttemptEnd) -> dict[str, Any]:
+    """The parameters of the succeed or fail statement that records `end`."""
+    parameters: dict[str, Any] = {"the_task": end.task_id, "the_attempt": end.attempt}
+    if end.error is None:
+        return parameters | {"result_value": Jsonb(end.result)} | _NO_ERROR
+    parameters |= {
+        "error_type": end.error.type,
+        "error_message": end.error.message,
+        "error_traceback": end.error.traceback,
+        "error_text": f"{end.error.type}: {end.error.message}",
+    }
+    if end.retry_in is not None:
+        parameters["retry_in"] = end.retry_in
+    return parameters
+
+
 @functools.cache
 def _fail_sql(retrying_wanted: bool, only_if_lease_expired: bool) -> Compiled:
-    """RUNNING -> RETRYING, FAILED or CANCELLED for exactly this attempt (four variants, each
-    compiled on first use)."""
+    """The fail statement's four variants, each compiled on first use."""
+    return Compiled.of(_fail_statement(retrying_wanted, only_if_lease_expired))
+
+
+@functools.cache
+def _end_and_claim_sql(failed: bool, retrying_wanted: bool) -> Compiled:
+    """An attempt's end and the claim of another task, one statement: the end is a CTE that
+    the claim does not read (PostgreSQL runs every data-modifying CTE to completion), the claim
+    answers. The two rows differ, so neither CTE sees the other's change."""
+    end = _fail_statement(retrying_wanted, False) if failed else _SUCCEED
+    return Compiled.of(_claim_statement("next_task").add_cte(end.cte("ended")))
+
+
+def _fail_statement(retrying_wanted: bool, only_if_lease_expired: bool) -> sa.Update:
+    """RUNNING -> RETRYING, FAILED or CANCELLED for exactly this attempt."""
     # The row has the last word: no retry past max_attempts, whatever the caller computed
     # (a RETRYING task with no attempt left could never be claimed again).
     retrying = sa.and_(sa.literal(retrying_wanted), tasks.c.attempt < tasks.c.max_attempts)
@@ -252,4 +286,4 @@ def _fail_sql(retrying_wanted: bool, only_if_lease_expired: bool) -> Compiled:
             (sa.and_(retrying, sa.not_(_CANCEL_REQUESTED)), due), else_=tasks.c.run_at
         )
     guards = [tasks.c.lease_expires_at < sa.func.now()] if only_if_lease_expired else []
-    return Compiled.of(_finish_statement(values, guards))
+    return _finish_statement(values, guards)
