@@ -286,8 +286,9 @@ class TaskExecutor:
         self._observer.attempt_started(attempt)
         started = time.monotonic()
         outcome, end = self._run(attempt)
+        following = self._record(end, take_next())
         self._observer.attempt_finished(attempt, outcome, time.monotonic() - started)
-        return outcome, self._record(end, take_next())
+        return outcome, following
 
     def _claim(self, task_id: uuid.UUID) -> ClaimedAttempt | None:
         return self._store.claim(task_id, self._worker_name, self._lease.duration)
