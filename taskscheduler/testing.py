@@ -31,7 +31,13 @@ from taskscheduler.core.errors import (
     QueueNotFound,
     unknown_queue,
 )
-from taskscheduler.core.execution import Interrupts, LeaseSettings, Outcome, TaskExecutor
+from taskscheduler.core.execution import (
+    Interrupts,
+    LeaseSettings,
+    Outcome,
+    TaskExecutor,
+    record_end,
+)
 from taskscheduler.core.firer import ScheduleFirer
 from taskscheduler.core.kinds import KindRegistry, load_handler_modules
 from taskscheduler.core.model import (
@@ -499,10 +505,7 @@ class InMemoryAttemptStore:
         self, end: AttemptEnd, task_id: uuid.UUID, worker: str, lease: timedelta
     ) -> ClaimedAttempt | None:
         with self._db.lock:  # one transaction: nobody sees the end without the claim
-            if end.error is None:
-                self.succeed(end.task_id, end.attempt, end.result)
-            else:
-                self.fail(end.task_id, end.attempt, end.error, end.retry_in)
+            record_end(self, end)
             return self.claim(task_id, worker, lease)
 
     def _finish_attempt(

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -28,7 +28,13 @@ from services.worker.queues import serve_queues
 from taskscheduler.adapters.broker import EXECUTE_TASK, Delivery, make_celery_app, send_execute
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
 from taskscheduler.core.errors import StorageUnavailable
-from taskscheduler.core.execution import Interrupts, NextAttempt, Outcome, TaskExecutor
+from taskscheduler.core.execution import (
+    Interrupts,
+    NextAttempt,
+    Outcome,
+    TaskExecutor,
+    no_next_task,
+)
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.ports import ClaimedAttempt
 from taskscheduler.settings import get_settings
@@ -194,31 +200,28 @@ class Backlog:
             timer.cancel()
 
 
-def _nothing_next() -> None:
-    return None
-
-
 def _run_in_turn(first: Delivery, backlog: Backlog) -> Outcome:
     """Runs a message's tasks in order, each one's end and the claim of the one after it in one
     statement: one round trip and one commit a task, not two. Returns the first's outcome."""
-    outcome, claimed = _run_one(first, backlog)
+    outcome, claimed = _run_one(first, backlog.take_next)
     while (delivery := backlog.taken) is not None:
-        _, claimed = _run_one(delivery, backlog, claimed)
+        _, claimed = _run_one(delivery, backlog.take_next, claimed)
     return outcome
 
 
 def _run_one(
-    delivery: Delivery, backlog: Backlog | None = None, claimed: NextAttempt | None = None
+    delivery: Delivery,
+    take_next: Callable[[], uuid.UUID | None] = no_next_task,
+    claimed: NextAttempt | None = None,
 ) -> tuple[Outcome, NextAttempt | None]:
     """Runs one delivery (its attempt claimed already when `claimed` holds it), claiming the
-    backlog's next task with its end."""
+    task `take_next` names with its end."""
     task_id, attempt = delivery.task_id, delivery.attempt
     with (
         logs.bound(task_id=task_id, attempt=attempt),
         tracing.span(EXECUTE_TASK, delivery.traceparent or None, task_id=task_id, attempt=attempt),
     ):
         try:
-            take_next = _nothing_next if backlog is None else backlog.take_next
             outcome, next_attempt = executor().execute_then(uuid.UUID(task_id), take_next, claimed)
         except StorageUnavailable:
             # Hand the message back rather than lose it; the database may be restarting. Its

@@ -231,6 +231,19 @@ class Watchdog:
         return lease.cancel_requested or not lease.held
 
 
+def no_next_task() -> None:
+    """A `take_next` for a delivery of one task: nothing runs after it."""
+    return None
+
+
+def record_end(store: AttemptStore, end: AttemptEnd) -> bool:
+    """Records an attempt's end with the store's succeed or fail, as it ended; False when the
+    attempt fence refused it."""
+    if end.error is None:
+        return store.succeed(end.task_id, end.attempt, end.result)
+    return store.fail(end.task_id, end.attempt, end.error, end.retry_in)
+
+
 @dataclass(frozen=True)
 class NextAttempt:
     """The attempt of the next task claimed with the end of this one (None: that task was
@@ -269,7 +282,7 @@ class TaskExecutor:
     def execute_then(
         self,
         task_id: uuid.UUID,
-        take_next: Callable[[], uuid.UUID | None] = lambda: None,
+        take_next: Callable[[], uuid.UUID | None] = no_next_task,
         claimed: NextAttempt | None = None,
     ) -> tuple[Outcome, NextAttempt | None]:
         """Claims task_id (unless `claimed` holds its attempt, claimed with the end of the task
@@ -333,10 +346,7 @@ class TaskExecutor:
             return NextAttempt(
                 self._store.end_and_claim(end, claim_next, self._worker_name, self._lease.duration)
             )
-        if end.error is None:
-            self._store.succeed(end.task_id, end.attempt, end.result)
-        else:
-            self._store.fail(end.task_id, end.attempt, end.error, end.retry_in)
+        record_end(self._store, end)
         return None
 
     def _run_handler(self, claimed: ClaimedAttempt, cancel_event: threading.Event) -> JSON:
