@@ -225,7 +225,7 @@ Samples = dict[str, tuple[list[float], list[float]]]  # per operation: round rat
 async def measure_phase(ops: Operations, size: Size, rows: int, samples: Samples) -> float:
     """From a clean table: the working set, `rows` of history, a warm-up round, then rounds of
     sequential calls of every operation in turn. Returns the fill time."""
-    ops.sql.execute("TRUNCATE tasks, task_attempts")
+    ops.sql.execute("TRUNCATE tasks, task_attempts, task_dependencies, workflows")
     ops.scheduled.clear()
     await ops.schedule(LIVE_TASKS)
     ops.live, ops.scheduled = ops.scheduled, []

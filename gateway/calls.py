@@ -4,10 +4,13 @@ or the dashboard's sign-in cookie, and its W3C trace context)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
+import grpc
 from fastapi import Depends, Request
+from sse_starlette import EventSourceResponse
 
 from taskscheduler import logs
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
@@ -49,3 +52,25 @@ def api_call(request: Request) -> ApiCall:
 
 Api = Annotated[ApiCall, Depends(api_call)]
 """The dependency every route that calls the api declares."""
+
+
+async def event_stream(
+    call: grpc.aio.UnaryStreamCall[Any, Any], event_of: Callable[[Any], dict[str, str]]
+) -> EventSourceResponse:
+    """Server-Sent Events of a server-streaming call, one per message (`event_of` gives its
+    event name and data), closing when the call ends. The first message is read before the
+    answer starts, so that the call's errors (404, 400) are the answer's status."""
+    first = await call.read()
+    if first is grpc.aio.EOF:
+        return EventSourceResponse(iter(()))
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        message = first
+        try:
+            while message is not grpc.aio.EOF:
+                yield event_of(message)
+                message = await call.read()
+        finally:
+            call.cancel()
+
+    return EventSourceResponse(events())

@@ -39,7 +39,7 @@ from taskscheduler.v1 import task_service_pb2 as pb
 HERE = FilePath(__file__).parent
 STATUSES = [name.removeprefix("TASK_STATUS_") for name, _ in task_pb2.TaskStatus.items()][1:]
 SIGNED_OUT = {grpc.StatusCode.UNAUTHENTICATED}
-WAITING = ["SCHEDULED", "PENDING", "RETRYING"]  # what a queue's waiting_count counts
+WAITING = ["BLOCKED", "SCHEDULED", "PENDING", "RETRYING"]  # what a queue's waiting_count counts
 PAGE_SIZE = 25
 LIST_SIZE = 100  # queues or schedules a page
 COUNTS_EVERY = 2.0  # seconds between two counts sent to a dashboard

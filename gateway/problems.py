@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -128,17 +129,23 @@ async def too_deep_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem(400, "Invalid Argument", "the body nests too deeply", field="body")
 
 
+def _field_name(location: Sequence[int | str]) -> str:
+    """A pydantic error location as the api names fields: `steps[3].depends_on`."""
+    name = ""
+    for part in location:
+        if part in ("body", "query", "path"):
+            continue
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else part
+    return name
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    location = [str(part) for part in first["loc"] if part not in ("body", "query", "path")]
-    field = ".".join(location) or "body"
-    invalid = [
-        {
-            "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
-            "message": e["msg"],
-        }
-        for e in errors
-    ]
+    field = _field_name(first["loc"]) or "body"
+    invalid = [{"field": _field_name(e["loc"]), "message": e["msg"]} for e in errors]
     return problem(400, "Invalid Argument", f"{field}: {first['msg']}", field=field, errors=invalid)

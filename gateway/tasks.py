@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-import grpc
 from fastapi import APIRouter, Body, Header, Path, Query
 from sse_starlette import EventSourceResponse
 
-from gateway.calls import Api
+from gateway.calls import Api, event_stream
 from gateway.params import PageSize, PageToken
 from gateway.schemas import tasks as schemas
 from gateway.schemas.common import STATUS_PREFIX, StatusName
@@ -97,6 +95,9 @@ async def list_tasks(
     schedule_id: Annotated[
         uuid.UUID | None, Query(description="Only tasks made by this schedule.")
     ] = None,
+    workflow_id: Annotated[
+        uuid.UUID | None, Query(description="Only the steps of this workflow.")
+    ] = None,
 ) -> schemas.TaskList:
     """Tasks newest first; repeat `status` to select several."""
     message = pb.ListTasksRequest(
@@ -105,6 +106,7 @@ async def list_tasks(
         kind=kind,
         queue=queue,
         schedule_id=str(schedule_id) if schedule_id else "",
+        workflow_id=str(workflow_id) if workflow_id else "",
         statuses=[task_pb2.TaskStatus.Value(STATUS_PREFIX + s) for s in status or []],
     )
     response = await api.stub.ListTasks(message, timeout=api.deadline, metadata=api.metadata)
@@ -159,19 +161,9 @@ async def task_events(api: Api, task_id: TaskId) -> EventSourceResponse:
     call = api.stub.StreamStatus(
         pb.StreamStatusRequest(task_id=str(task_id)), metadata=api.metadata
     )
-    first = await call.read()  # errors (404, 400) surface here, before the stream starts
-    if first is grpc.aio.EOF:
-        return EventSourceResponse(iter(()))
+    return await event_stream(call, _status_event)
 
-    async def events() -> AsyncIterator[dict[str, str]]:
-        message = first
-        try:
-            while message is not grpc.aio.EOF:
-                assert isinstance(message, pb.StreamStatusResponse)
-                body = schemas.event_out(message).model_dump(mode="json")
-                yield {"event": "status", "data": json.dumps(body)}
-                message = await call.read()
-        finally:
-            call.cancel()
 
-    return EventSourceResponse(events())
+def _status_event(message: pb.StreamStatusResponse) -> dict[str, str]:
+    body = schemas.event_out(message).model_dump(mode="json")
+    return {"event": "status", "data": json.dumps(body)}

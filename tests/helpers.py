@@ -116,15 +116,19 @@ def channel(address: str, token: str | None) -> grpc.aio.Channel:
 
 @dataclass(frozen=True)
 class Ids:
-    """The resources a call names: a task, a queue, a schedule (tenant and scope tables)."""
+    """The resources a call names: a task, a queue, a schedule, a workflow (tenant and scope
+    tables)."""
 
     task: str
     queue: str
     schedule: str
+    workflow: str
 
     @classmethod
     def unknown(cls) -> Ids:
-        return cls(str(uuid.uuid4()), f"q-{uuid.uuid4().hex[:8]}", str(uuid.uuid4()))
+        return cls(
+            str(uuid.uuid4()), f"q-{uuid.uuid4().hex[:8]}", str(uuid.uuid4()), str(uuid.uuid4())
+        )
 
     def hidden(self, text: str) -> str:
         """`text` with these ids replaced by placeholders (an answer about one id or another)."""
@@ -132,6 +136,7 @@ class Ids:
             (self.task, "<task>"),
             (self.queue, "<queue>"),
             (self.schedule, "<schedule>"),
+            (self.workflow, "<workflow>"),
         ):
             text = text.replace(value, name)
         return text
@@ -142,4 +147,5 @@ class Ids:
             template.replace("{task_id}", self.task)
             .replace("{name}", self.queue)
             .replace("{schedule_id}", self.schedule)
+            .replace("{workflow_id}", self.workflow)
         )

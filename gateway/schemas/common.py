@@ -29,7 +29,7 @@ from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 
 StatusName = Literal[
-    "SCHEDULED", "PENDING", "RUNNING", "RETRYING", "SUCCESS", "FAILED", "CANCELLED"
+    "BLOCKED", "SCHEDULED", "PENDING", "RUNNING", "RETRYING", "SUCCESS", "FAILED", "CANCELLED"
 ]
 STATUS_PREFIX = "TASK_STATUS_"
 

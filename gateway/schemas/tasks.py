@@ -24,6 +24,7 @@ from gateway.schemas.common import (
 )
 from taskscheduler.core.limits import (
     MAX_BATCH_SIZE,
+    MAX_DEPENDS_ON,
     MAX_KIND_LENGTH,
     MAX_PRIORITY,
     MAX_REQUEST_ID_LENGTH,
@@ -50,6 +51,12 @@ class ScheduleTaskBody(BaseModel):
     queue: TaskQueue = ""
     priority: Priority = None
     concurrency_key: ConcurrencyKey = ""
+    depends_on: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_DEPENDS_ON,
+        description="Ids of your tasks that must succeed first: the task is BLOCKED until they "
+        "have, and CANCELLED when one fails or is cancelled.",
+    )
 
 
 class BatchCreateBody(BaseModel):
@@ -134,6 +141,11 @@ class TaskOut(BaseModel):
     fire_time: datetime | None = Field(
         description="The fire time of the schedule that made the task; null for other tasks."
     )
+    workflow_id: str = Field(description="The workflow the task is a step of; empty: none.")
+    step_name: str = Field(description="The step's name in its workflow.")
+    depends_on: list[str] = Field(
+        description="Ids of the tasks that must succeed before this one (GET of one task)."
+    )
 
 
 class TaskList(BaseModel):
@@ -195,6 +207,9 @@ def task_out(task: task_pb2.Task) -> TaskOut:
         concurrency_key=task.concurrency_key,
         schedule_id=task.schedule_id,
         fire_time=time_of(task, "fire_time"),
+        workflow_id=task.workflow_id,
+        step_name=task.step_name,
+        depends_on=list(task.depends_on),
     )
 
 
@@ -223,7 +238,9 @@ def summary_out(task: task_pb2.Task) -> TaskSummary:
 
 
 def schedule_request(body: ScheduleTaskBody, request_id: str = "") -> pb.ScheduleTaskRequest:
-    request = pb.ScheduleTaskRequest(request_id=request_id or body.request_id)
+    request = pb.ScheduleTaskRequest(
+        request_id=request_id or body.request_id, depends_on=body.depends_on
+    )
     task_fields_into(request, body)
     if body.run_at is not None:
         request.run_at.FromDatetime(body.run_at)

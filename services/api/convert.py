@@ -12,6 +12,7 @@ from taskscheduler.core.model import (
     DEFAULT_QUEUE,
     JSON,
     Attempt,
+    FailurePolicy,
     Overlap,
     Queue,
     QueueSettings,
@@ -26,11 +27,20 @@ from taskscheduler.core.model import (
     TaskFilter,
     TaskStatus,
     TaskTemplate,
+    Workflow,
+    WorkflowStatus,
+    WorkflowStep,
 )
 from taskscheduler.core.schedules import next_fire_times
 from taskscheduler.core.tasks import ListRequest, ScheduleRequest, parse_task_id
+from taskscheduler.core.workflows import (
+    StepRequest,
+    WorkflowEvent,
+    WorkflowListRequest,
+    WorkflowRequest,
+)
 from taskscheduler.protojson import struct_to_dict
-from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, task_service_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, task_service_pb2, workflow_pb2
 
 _STATUS_TO_PROTO = {
     status: task_pb2.TaskStatus.Value(f"TASK_STATUS_{status.value}") for status in TaskStatus
@@ -149,6 +159,9 @@ def task_to_proto(task: Task) -> task_pb2.Task:
         concurrency_key=task.concurrency_key,
         schedule_id=str(task.schedule_id) if task.schedule_id else "",
         fire_time=_timestamp(task.fire_time),
+        workflow_id=str(task.workflow_id) if task.workflow_id else "",
+        step_name=task.step_name,
+        depends_on=[str(task_id) for task_id in task.depends_on],
     )
     message.payload.update(task.payload)
     if task.result is not None:
@@ -198,15 +211,21 @@ def schedule_request_from_proto(request: task_service_pb2.ScheduleTaskRequest) -
         queue=request.queue,
         priority=request.priority if request.HasField("priority") else None,
         concurrency_key=request.concurrency_key,
+        depends_on=tuple(request.depends_on),
     )
 
 
 def list_request_from_proto(request: task_service_pb2.ListTasksRequest) -> ListRequest:
     statuses = frozenset(status_from_proto(value, "statuses") for value in request.statuses)
     schedule_id = parse_task_id(request.schedule_id, "schedule_id") if request.schedule_id else None
+    workflow_id = parse_task_id(request.workflow_id, "workflow_id") if request.workflow_id else None
     return ListRequest(
         task_filter=TaskFilter(
-            statuses=statuses, kind=request.kind, queue=request.queue, schedule_id=schedule_id
+            statuses=statuses,
+            kind=request.kind,
+            queue=request.queue,
+            schedule_id=schedule_id,
+            workflow_id=workflow_id,
         ),
         page_size=request.page_size,
         page_token=request.page_token,
@@ -304,20 +323,28 @@ def schedule_to_proto(schedule: Schedule) -> schedule_pb2.Schedule:
     )
 
 
+def template_from_proto(task: schedule_pb2.TaskTemplate, prefix: str) -> TaskTemplate:
+    """A task template; errors name their field under `prefix` ("task.", "steps[0].task.")."""
+    timeout = None
+    if task.HasField("timeout"):
+        timeout = _from_duration(task.timeout, prefix + "timeout")
+    return TaskTemplate(
+        kind=task.kind,
+        payload=_payload(task.payload, prefix + "payload") if task.HasField("payload") else {},
+        queue=task.queue or DEFAULT_QUEUE,
+        priority=task.priority if task.HasField("priority") else None,
+        concurrency_key=task.concurrency_key,
+        retry_policy=_retry_override(task, prefix + "retry_policy."),
+        timeout=timeout,
+    )
+
+
 def schedule_spec_from_proto(schedule: schedule_pb2.Schedule) -> ScheduleSpec:
     task = schedule.task
     overlap = _OVERLAP_FROM_PROTO.get(schedule.overlap, Overlap.SKIP)
     if schedule.overlap and schedule.overlap not in _OVERLAP_FROM_PROTO:
         raise InvalidArgument("overlap", f"{schedule.overlap} is not an overlap policy")
-    template = TaskTemplate(
-        kind=task.kind,
-        payload=_payload(task.payload, "task.payload") if task.HasField("payload") else {},
-        queue=task.queue or DEFAULT_QUEUE,
-        priority=task.priority if task.HasField("priority") else None,
-        concurrency_key=task.concurrency_key,
-        retry_policy=_retry_override(task, "task.retry_policy."),
-        timeout=_from_duration(task.timeout, "task.timeout") if task.HasField("timeout") else None,
-    )
+    template = template_from_proto(task, "task.")
     catchup = DEFAULT_CATCHUP_WINDOW
     if schedule.HasField("catchup_window"):
         catchup = _from_duration(schedule.catchup_window, "catchup_window")
@@ -329,3 +356,91 @@ def schedule_spec_from_proto(schedule: schedule_pb2.Schedule) -> ScheduleSpec:
         catchup_window=catchup,
         description=schedule.description,
     )
+
+
+_WORKFLOW_STATUS_TO_PROTO = {
+    status: workflow_pb2.WorkflowStatus.Value(f"WORKFLOW_STATUS_{status.value}")
+    for status in WorkflowStatus
+}
+_WORKFLOW_STATUS_FROM_PROTO = {
+    number: status for status, number in _WORKFLOW_STATUS_TO_PROTO.items()
+}
+_FAILURE_POLICY_TO_PROTO = {
+    policy: workflow_pb2.FailurePolicy.Value(f"FAILURE_POLICY_{policy.value}")
+    for policy in FailurePolicy
+}
+_FAILURE_POLICY_FROM_PROTO = {number: policy for policy, number in _FAILURE_POLICY_TO_PROTO.items()}
+
+
+def step_to_proto(step: WorkflowStep) -> workflow_pb2.WorkflowStep:
+    return workflow_pb2.WorkflowStep(
+        name=step.name,
+        task_id=str(step.task_id),
+        status=status_to_proto(step.status),
+        depends_on=list(step.depends_on),
+        kind=step.kind,
+        start_time=_timestamp(step.start_time),
+        finish_time=_timestamp(step.finish_time),
+    )
+
+
+def workflow_to_proto(workflow: Workflow) -> workflow_pb2.Workflow:
+    return workflow_pb2.Workflow(
+        id=str(workflow.id),
+        name=workflow.name,
+        status=_WORKFLOW_STATUS_TO_PROTO[workflow.status],
+        on_failure=_FAILURE_POLICY_TO_PROTO[workflow.on_failure],
+        steps=[step_to_proto(step) for step in workflow.steps],
+        step_count=workflow.step_count,
+        create_time=_timestamp(workflow.create_time),
+        update_time=_timestamp(workflow.update_time),
+        finish_time=_timestamp(workflow.finish_time),
+        request_id=workflow.request_id,
+    )
+
+
+def workflow_event_to_proto(event: WorkflowEvent) -> task_service_pb2.StreamWorkflowResponse:
+    return task_service_pb2.StreamWorkflowResponse(
+        workflow=None if event.workflow is None else workflow_to_proto(event.workflow),
+        step=None if event.step is None else step_to_proto(event.step),
+        status=_WORKFLOW_STATUS_TO_PROTO[event.status],
+        event_time=_timestamp(event.event_time),
+    )
+
+
+def workflow_request_from_proto(request: task_service_pb2.CreateWorkflowRequest) -> WorkflowRequest:
+    on_failure = _FAILURE_POLICY_FROM_PROTO.get(request.on_failure)
+    if request.on_failure and on_failure is None:
+        raise InvalidArgument("on_failure", f"{request.on_failure} is not a failure policy")
+    steps = []
+    for index, step in enumerate(request.steps):
+        prefix = f"steps[{index}]."
+        run_at = None
+        if step.HasField("run_at"):
+            run_at = _from_timestamp(step.run_at, prefix + "run_at")
+        steps.append(
+            StepRequest(
+                name=step.name,
+                task=template_from_proto(step.task, prefix + "task."),
+                depends_on=tuple(step.depends_on),
+                run_at=run_at,
+            )
+        )
+    return WorkflowRequest(
+        steps=tuple(steps),
+        name=request.name,
+        on_failure=on_failure or FailurePolicy.CANCEL_WORKFLOW,
+        request_id=request.request_id,
+    )
+
+
+def workflow_list_request_from_proto(
+    request: task_service_pb2.ListWorkflowsRequest,
+) -> WorkflowListRequest:
+    statuses = set()
+    for value in request.statuses:
+        status = _WORKFLOW_STATUS_FROM_PROTO.get(value)
+        if status is None:
+            raise InvalidArgument("statuses", f"{value} is not a workflow status")
+        statuses.add(status)
+    return WorkflowListRequest(frozenset(statuses), request.page_size, request.page_token)

@@ -19,6 +19,8 @@ STATUS_CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.TaskNotFinished: grpc.StatusCode.FAILED_PRECONDITION,
     errors.QueueNotFound: grpc.StatusCode.NOT_FOUND,
     errors.ScheduleNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.WorkflowNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.WorkflowFinished: grpc.StatusCode.FAILED_PRECONDITION,
     errors.QueueExists: grpc.StatusCode.ALREADY_EXISTS,
     errors.QueueInUse: grpc.StatusCode.FAILED_PRECONDITION,
     errors.IdempotencyConflict: grpc.StatusCode.ALREADY_EXISTS,

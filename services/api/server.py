@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,12 +27,14 @@ from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
 from taskscheduler.adapters.postgres.schedule_repository import PostgresScheduleRepository
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.adapters.postgres.workflow_repository import PostgresWorkflowRepository
 from taskscheduler.adapters.ratelimit import RedisRateLimiter
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.limits import MAX_METADATA_BYTES
 from taskscheduler.core.queues import QueueDefaults, QueueManager
 from taskscheduler.core.schedules import ScheduleManager
 from taskscheduler.core.tasks import TaskManager
+from taskscheduler.core.workflows import WorkflowManager
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1 import task_service_pb2
 
@@ -80,10 +83,11 @@ async def start_api(settings: Settings) -> RunningApi:
     queue_repository = PostgresQueueRepository(engine)
     publisher = make_publisher(settings)
     await publisher.connect()
+    task_repository = PostgresTaskRepository.from_settings(
+        engine, settings, publisher, metrics.observe_let_through
+    )
     manager = TaskManager(
-        repository=PostgresTaskRepository.from_settings(
-            engine, settings, publisher, metrics.observe_let_through
-        ),
+        repository=task_repository,
         queues=QueueDefaults(queue_repository),
         events=listener,
         kinds=kinds,
@@ -114,6 +118,13 @@ async def start_api(settings: Settings) -> RunningApi:
         manager,
         QueueManager(queue_repository),
         ScheduleManager(PostgresScheduleRepository(engine), manager),
+        WorkflowManager(
+            PostgresWorkflowRepository(
+                engine, task_repository, timedelta(seconds=settings.idempotency_window_seconds)
+            ),
+            manager,
+            listener,
+        ),
         TokenVerifier(settings),
         limiter,
     )

@@ -19,6 +19,7 @@ from taskscheduler.core.model import Caller
 from taskscheduler.core.queues import QueueManager
 from taskscheduler.core.schedules import ScheduleManager
 from taskscheduler.core.tasks import TaskManager
+from taskscheduler.core.workflows import WorkflowManager
 from taskscheduler.v1 import task_service_pb2, task_service_pb2_grpc
 from taskscheduler.v1 import task_service_pb2 as pb
 
@@ -84,12 +85,14 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         manager: TaskManager,
         queues: QueueManager,
         schedules: ScheduleManager,
+        workflows: WorkflowManager,
         verifier: TokenVerifier,
         limiter: RateLimiter | None,
     ) -> None:
         self._manager = manager
         self._queues = queues
         self._schedules = schedules
+        self._workflows = workflows
         self._verifier = verifier
         self._limiter = limiter
 
@@ -375,3 +378,58 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             return pb.TriggerScheduleResponse(task=convert.task_to_proto(task))
 
         return await self._call(context, request, trigger)
+
+    async def CreateWorkflow(
+        self, request: pb.CreateWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateWorkflowResponse:
+        async def create(caller: Caller) -> pb.CreateWorkflowResponse:
+            workflow_request = convert.workflow_request_from_proto(request)
+            workflow = await self._workflows.create(caller, workflow_request)
+            return pb.CreateWorkflowResponse(workflow=convert.workflow_to_proto(workflow))
+
+        return await self._call(context, request, create)
+
+    async def GetWorkflow(
+        self, request: pb.GetWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetWorkflowResponse:
+        async def get(caller: Caller) -> pb.GetWorkflowResponse:
+            workflow = await self._workflows.get(caller, request.workflow_id)
+            return pb.GetWorkflowResponse(workflow=convert.workflow_to_proto(workflow))
+
+        return await self._call(context, request, get)
+
+    async def ListWorkflows(
+        self, request: pb.ListWorkflowsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWorkflowsResponse:
+        async def list_workflows(caller: Caller) -> pb.ListWorkflowsResponse:
+            page = await self._workflows.list(
+                caller, convert.workflow_list_request_from_proto(request)
+            )
+            return pb.ListWorkflowsResponse(
+                workflows=[convert.workflow_to_proto(workflow) for workflow in page.workflows],
+                next_page_token=page.next_page_token,
+            )
+
+        return await self._call(context, request, list_workflows)
+
+    async def CancelWorkflow(
+        self, request: pb.CancelWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelWorkflowResponse:
+        async def cancel(caller: Caller) -> pb.CancelWorkflowResponse:
+            workflow = await self._workflows.cancel(caller, request.workflow_id)
+            return pb.CancelWorkflowResponse(workflow=convert.workflow_to_proto(workflow))
+
+        return await self._call(context, request, cancel)
+
+    async def StreamWorkflow(
+        self, request: pb.StreamWorkflowRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamWorkflowResponse]:
+        try:
+            caller = await self._authorized(context, request)
+            async for event in self._workflows.watch(caller, request.workflow_id):
+                yield convert.workflow_event_to_proto(event)
+        except DomainError as error:
+            await abort_with(context, error)
+        except Exception:
+            log.exception("TaskServicer.StreamWorkflow failed")
+            await abort_internal(context)

@@ -22,6 +22,7 @@ from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
 from taskscheduler.adapters.postgres.schedule_repository import PostgresScheduleRepository
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.adapters.postgres.workflow_repository import PostgresWorkflowRepository
 from taskscheduler.core.firer import ScheduleFirer
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.ports import TaskPublisher
@@ -42,8 +43,9 @@ async def run(settings: Settings) -> None:
     publisher: TaskPublisher = celery_publisher
     if settings.fault_crash_before_publish_file is not None:
         publisher = CrashBeforePublish(publisher, settings.fault_crash_before_publish_file)
+    task_repository = PostgresTaskRepository.from_settings(engine, settings)
     tasks = TaskManager(
-        repository=PostgresTaskRepository.from_settings(engine, settings),
+        repository=task_repository,
         queues=QueueDefaults(PostgresQueueRepository(engine)),
         events=listener,
         kinds=load_handler_modules(settings.handler_modules),
@@ -62,6 +64,9 @@ async def run(settings: Settings) -> None:
         maintenance_every_seconds=min(settings.lease_seconds, settings.republish_after_seconds) / 4,
         retention=timedelta(days=settings.retention_days),
         retention_batch_size=settings.retention_batch_size,
+        workflows=PostgresWorkflowRepository(
+            engine, task_repository, timedelta(seconds=settings.idempotency_window_seconds)
+        ),
     )
     await listener.start()
     gauges = PostgresGauges(sync_engine)

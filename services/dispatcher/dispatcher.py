@@ -15,7 +15,7 @@ from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.core.errors import BrokerUnavailable, StorageUnavailable
 from taskscheduler.core.firer import ScheduleFirer
 from taskscheduler.core.model import HeldBackBy, StatusEvent, TaskStatus
-from taskscheduler.core.ports import AttemptStore, TaskMessage, TaskPublisher
+from taskscheduler.core.ports import AttemptStore, TaskMessage, TaskPublisher, WorkflowRepository
 from taskscheduler.core.recovery import recover_expired_leases
 
 log = logging.getLogger("taskscheduler.dispatcher")
@@ -47,8 +47,11 @@ class Dispatcher:
         maintenance_every_seconds: float,
         retention: timedelta,
         retention_batch_size: int,
+        workflows: WorkflowRepository,
     ) -> None:
         self._due_tasks = due_tasks
+        self._workflows = workflows
+        self._workflows_to_stop = True  # until a pass has looked
         self._schedules = schedules
         self._attempts = attempts
         self._publisher = publisher
@@ -74,8 +77,10 @@ class Dispatcher:
         listener.observe_wakes(self._on_wake)
 
     def _on_wake(self) -> None:
-        """A queue or a schedule changed: read the next fire time again."""
+        """A queue or a schedule changed (read the next fire time again), or a workflow is to
+        stop."""
         self._times_known = False
+        self._workflows_to_stop = True
         self._wake.set()
 
     def _on_event(self, event: StatusEvent | None, run_at: datetime | None) -> None:
@@ -131,6 +136,9 @@ class Dispatcher:
     async def _pass(self) -> int:
         now = datetime.now(UTC)
         promoted = fired = 0
+        if self._workflows_to_stop:
+            self._workflows_to_stop = False
+            await self._workflows.stop_marked(self._batch_size)
         if not self._times_known or _due(self._next_timer, now):
             promoted = await self._due_tasks.promote_due(self._batch_size)
         if not self._times_known or self._buffered_fires or _due(self._next_fire, now):
@@ -213,6 +221,9 @@ class Dispatcher:
                 )
                 if recovered:
                     log.warning("recovered %d attempts whose lease expired", recovered)
+                stopped = await self._workflows.stop_marked(self._batch_size)
+                if stopped:
+                    log.info("cancelled %d steps of stopped workflows", stopped)
                 republished = await self.republish_lost()
                 if republished:
                     log.warning("published %d unclaimed PENDING tasks again", republished)

@@ -81,6 +81,19 @@ class ScheduleNotFound(DomainError):
         super().__init__(f"schedule {schedule_id} not found")
 
 
+class WorkflowNotFound(DomainError):
+    reason = "WORKFLOW_NOT_FOUND"
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"workflow {workflow_id} not found")
+
+
+class WorkflowFinished(DomainError):
+    """Every step of the workflow has finished: there is nothing to cancel."""
+
+    reason = "WORKFLOW_ALREADY_FINISHED"
+
+
 class IdempotencyConflict(DomainError):
     """The idempotency key was used before with a different request."""
 

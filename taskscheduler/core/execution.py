@@ -353,7 +353,11 @@ class TaskExecutor:
         kind = self._kinds.get(claimed.kind)
         payload = kind.parse_payload(claimed.payload)
         context = TaskContext(
-            str(claimed.task_id), claimed.attempt, claimed.retry_policy.max_attempts, cancel_event
+            str(claimed.task_id),
+            claimed.attempt,
+            claimed.retry_policy.max_attempts,
+            cancel_event,
+            claimed.dependency_results,
         )
         result = kind.handler(payload, context)
         json.dumps(result)  # a result that cannot be stored is the handler's error

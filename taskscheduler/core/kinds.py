@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
@@ -35,6 +35,9 @@ class TaskContext:
     attempt: int
     max_attempts: int
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    dependency_results: Mapping[str, JSON] = field(default_factory=dict)
+    """The results of the tasks this one depends on: by step name in a workflow, by task id
+    for a task scheduled with depends_on."""
 
     @property
     def cancel_requested(self) -> bool:

@@ -11,6 +11,8 @@ from datetime import timedelta
 MAX_KIND_LENGTH = 200
 MAX_REQUEST_ID_LENGTH = 200  # a task's request_id, a REST Idempotency-Key
 MAX_CONCURRENCY_KEY_LENGTH = 200
+MAX_STEP_NAME_LENGTH = 200  # a workflow step's name
+MAX_WORKFLOW_NAME_LENGTH = 200
 MAX_QUEUE_NAME_LENGTH = 63  # a DNS label's, so that a name fits wherever a label does
 QUEUE_NAME_PATTERN = rf"[a-z0-9][a-z0-9_-]{{0,{MAX_QUEUE_NAME_LENGTH - 1}}}"
 QUEUE_NAME_RULE = (
@@ -31,6 +33,8 @@ MAX_FILTER_ID_LENGTH = 64  # the dashboard's schedule filter box; the api parses
 
 MAX_BATCH_SIZE = 1000  # tasks of one BatchScheduleTasks
 MAX_PAGE_SIZE = 1000
+MAX_WORKFLOW_STEPS = 1000  # steps of one CreateWorkflow
+MAX_DEPENDS_ON = 1000  # task ids one ScheduleTask may depend on
 # Protobuf parsers stop at 64 nested messages, and each level of a Struct costs two or three.
 MAX_PAYLOAD_DEPTH = 20  # objects and lists nested in a payload, the payload itself included
 

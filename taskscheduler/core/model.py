@@ -15,6 +15,7 @@ _T = TypeVar("_T")
 class TaskStatus(enum.StrEnum):
     """Where a task stands; the values are the names used in SQL and REST."""
 
+    BLOCKED = "BLOCKED"
     SCHEDULED = "SCHEDULED"
     PENDING = "PENDING"
     RUNNING = "RUNNING"
@@ -230,6 +231,10 @@ class Task:
     fire_time: datetime | None = None
     cancel_requested: bool = False
     version: int = 1
+    workflow_id: uuid.UUID | None = None
+    step_name: str = ""
+    depends_on: tuple[uuid.UUID, ...] = ()
+    """Read with the attempts (empty otherwise)."""
     attempts: tuple[Attempt, ...] = field(default=())
 
     @property
@@ -257,6 +262,14 @@ class NewTask:
     traceparent: str = ""
     schedule_id: uuid.UUID | None = None
     fire_time: datetime | None = None
+    workflow_id: uuid.UUID | None = None
+    step_name: str = ""
+    depends_on: tuple[uuid.UUID, ...] = ()
+    """Tasks that must succeed first."""
+    blocked_on: int = 0
+    """How many of them have not yet succeeded (the task is BLOCKED while above 0)."""
+    has_dependents: bool = False
+    """Whether tasks stored with it depend on it (a workflow's step)."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +280,7 @@ class TaskFilter:
     kind: str = ""
     queue: str = ""
     schedule_id: uuid.UUID | None = None
+    workflow_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -304,3 +318,73 @@ class StatusEvent:
     attempt: int
     version: int
     event_time: datetime
+    workflow_id: uuid.UUID | None = None
+
+
+class WorkflowStatus(enum.StrEnum):
+    """Derived from the steps: RUNNING while one has not finished; then FAILED when one failed,
+    else CANCELLED when one was cancelled, else SUCCESS."""
+
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not WorkflowStatus.RUNNING
+
+
+class FailurePolicy(enum.StrEnum):
+    """What a step's failure (or cancel) does to the rest of its workflow."""
+
+    CANCEL_WORKFLOW = "CANCEL_WORKFLOW"  # every unfinished step is cancelled
+    CONTINUE = "CONTINUE"  # only the steps that depend on it, directly or not
+
+
+@dataclass(frozen=True)
+class WorkflowStep:
+    """A step of a workflow as stored: its task and where it stands."""
+
+    name: str
+    task_id: uuid.UUID
+    status: TaskStatus
+    kind: str
+    depends_on: tuple[str, ...] = ()
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    version: int = 0
+    """The task's version: grows with each of its status changes."""
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A set of steps, each a task that waits (BLOCKED) for the steps it depends on."""
+
+    id: uuid.UUID
+    tenant: str
+    name: str
+    status: WorkflowStatus
+    on_failure: FailurePolicy
+    create_time: datetime
+    update_time: datetime
+    finish_time: datetime | None = None
+    request_id: str = ""
+    request_fingerprint: str = ""
+    step_count: int = 0
+    steps: tuple[WorkflowStep, ...] = ()
+    """Read with the workflow (empty in a listing)."""
+
+
+@dataclass(frozen=True)
+class NewWorkflow:
+    """A validated workflow, its steps ready to store (the roots PENDING or SCHEDULED, the
+    others BLOCKED on the steps they depend on)."""
+
+    id: uuid.UUID
+    tenant: str
+    name: str
+    on_failure: FailurePolicy
+    steps: tuple[NewTask, ...]
+    request_id: str = ""
+    request_fingerprint: str = ""

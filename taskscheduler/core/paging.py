@@ -29,6 +29,8 @@ def _filter_fingerprint(task_filter: TaskFilter) -> str:
             task_filter.kind,
             task_filter.queue,
             str(task_filter.schedule_id),
+            # Only when set: the tokens made before the filter existed stay valid.
+            *([str(task_filter.workflow_id)] if task_filter.workflow_id else []),
         ]
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -4,15 +4,16 @@ schedules; the broker; status events; observers), and the values they exchange."
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from taskscheduler.core.model import (
     JSON,
     NewTask,
+    NewWorkflow,
     PageCursor,
     Queue,
     QueueSettings,
@@ -26,6 +27,8 @@ from taskscheduler.core.model import (
     TaskFilter,
     TaskPage,
     TaskStatus,
+    Workflow,
+    WorkflowStatus,
 )
 
 RESYNC = None
@@ -62,6 +65,39 @@ class TaskRepository(Protocol):
     async def cancel(self, tenant: str, task_id: uuid.UUID) -> Task | None:
         """Cancels a waiting task, or asks a RUNNING one to stop; None when it was terminal or
         unknown."""
+        ...
+
+
+class WorkflowRepository(Protocol):
+    """Durable storage of workflows; their steps are tasks of the TaskRepository."""
+
+    async def create(self, new: NewWorkflow) -> tuple[Workflow, bool]:
+        """Stores the workflow and its steps in one transaction; with a request_id already used,
+        returns that workflow and False. InvalidArgument naming steps[i].task.queue for a
+        queue that does not exist."""
+        ...
+
+    async def get(self, tenant: str, workflow_id: uuid.UUID) -> Workflow | None:
+        """The tenant's workflow with its steps; None for an unknown id."""
+        ...
+
+    async def list(
+        self,
+        tenant: str,
+        statuses: Collection[WorkflowStatus],
+        limit: int,
+        after: ResourcePosition | None,
+    ) -> list[Workflow]:
+        """Up to `limit` workflows, newest first, without their steps."""
+        ...
+
+    async def cancel(self, tenant: str, workflow_id: uuid.UUID) -> Workflow | None:
+        """Cancels every unfinished step (asks a RUNNING one to stop); None for an unknown id."""
+        ...
+
+    async def stop_marked(self, limit: int) -> int:
+        """Cancels the unfinished steps of up to `limit` workflows marked to stop (a cancel, or
+        a failure under CANCEL_WORKFLOW); returns how many steps it cancelled."""
         ...
 
 
@@ -132,7 +168,8 @@ class StatusEvents(Protocol):
     def subscribe(
         self, task_id: uuid.UUID
     ) -> AbstractAsyncContextManager[AsyncIterator[StatusEvent | None]]:
-        """Yields events of one task; None (RESYNC) means some may have been missed."""
+        """Yields events of one task, or of every step of a workflow given its id; None
+        (RESYNC) means some may have been missed."""
         ...
 
 
@@ -167,6 +204,10 @@ class ClaimedAttempt:
     retry_policy: RetryPolicy
     timeout: timedelta | None
     waited: timedelta = timedelta(0)  # from when it was due (accepted, or its run_at) to now
+    workflow_id: uuid.UUID | None = None
+    step_name: str = ""
+    dependency_results: Mapping[str, JSON] = field(default_factory=dict)
+    """The results of the tasks it depends on, by step name (by task id outside a workflow)."""
 
 
 @dataclass(frozen=True)

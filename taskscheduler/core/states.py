@@ -7,6 +7,7 @@ from taskscheduler.core.model import TaskStatus
 S = TaskStatus
 
 ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    S.BLOCKED: frozenset({S.PENDING, S.SCHEDULED, S.CANCELLED}),
     S.SCHEDULED: frozenset({S.PENDING, S.CANCELLED}),
     S.PENDING: frozenset({S.RUNNING, S.CANCELLED}),
     S.RUNNING: frozenset({S.SUCCESS, S.RETRYING, S.FAILED, S.CANCELLED}),

@@ -22,6 +22,7 @@ from taskscheduler.core.limits import (
     MAX_BATCH_SIZE,
     MAX_CONCURRENCY_KEY_LENGTH,
     MAX_COUNT_WINDOW,
+    MAX_DEPENDS_ON,
     MAX_KIND_LENGTH,
     MAX_PRIORITY,
     MAX_REQUEST_ID_LENGTH,
@@ -75,6 +76,8 @@ class ScheduleRequest:
     schedule_id: uuid.UUID | None = None
     """With fire_time: the schedule whose fire makes the task (set by the schedules only)."""
     fire_time: datetime | None = None
+    depends_on: tuple[str, ...] = ()
+    """Ids of the caller's tasks that must succeed first."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,20 @@ def parse_task_id(value: str, field_name: str = "task_id") -> uuid.UUID:
         raise InvalidArgument(field_name, f"{value[:64]!r} is not a UUID") from None
 
 
-def _fingerprint(request: ScheduleRequest) -> str:
+def _parsed_dependencies(depends_on: tuple[str, ...]) -> tuple[uuid.UUID, ...]:
+    """Task ids, each once; the store checks that they are the caller's tasks."""
+    if len(depends_on) > MAX_DEPENDS_ON:
+        raise InvalidArgument("depends_on", f"must name at most {MAX_DEPENDS_ON} tasks")
+    parsed: dict[uuid.UUID, None] = {}
+    for index, value in enumerate(depends_on):
+        task_id = parse_task_id(value, f"depends_on[{index}]")
+        if task_id in parsed:
+            raise InvalidArgument(f"depends_on[{index}]", f"names {value} twice")
+        parsed[task_id] = None
+    return tuple(parsed)
+
+
+def fingerprint(request: ScheduleRequest) -> str:
     """A digest of everything that makes two requests 'the same' for idempotency."""
     policy = request.retry_policy
     canonical = {
@@ -115,6 +131,7 @@ def _fingerprint(request: ScheduleRequest) -> str:
         "queue": request.queue or DEFAULT_QUEUE,
         "priority": request.priority,
         "concurrency_key": request.concurrency_key,
+        **({"depends_on": sorted(request.depends_on)} if request.depends_on else {}),
     }
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
@@ -146,6 +163,11 @@ class TaskManager:
         check_queue_name(name, "queue")
         return await self._queues.settings(caller.tenant, name)
 
+    async def prepare_for(self, caller: Caller, request: ScheduleRequest, now: datetime) -> NewTask:
+        """Validates a request against its queue as schedule() does, storing nothing."""
+        queue = await self._queue_of(caller, request)
+        return self.prepare(caller, request, now, queue)
+
     def prepare(
         self, caller: Caller, request: ScheduleRequest, now: datetime, queue: QueueSettings
     ) -> NewTask:
@@ -174,6 +196,7 @@ class TaskManager:
             )
         policy = retry.validated(self._policy_of(kind.retry_policy, queue, request))
         run_at = max(request.run_at or now, now)
+        depends_on = _parsed_dependencies(request.depends_on)
         return NewTask(
             id=uuid.uuid4(),
             tenant=caller.tenant,
@@ -184,13 +207,15 @@ class TaskManager:
             timeout=request.timeout or queue.timeout or kind.timeout,
             run_at=run_at,
             request_id=request.request_id,
-            request_fingerprint=_fingerprint(request) if request.request_id else "",
+            request_fingerprint=fingerprint(request) if request.request_id else "",
             queue=request.queue or DEFAULT_QUEUE,
             priority=priority,
             concurrency_key=request.concurrency_key,
             traceparent=current_traceparent(),
             schedule_id=request.schedule_id,
             fire_time=request.fire_time,
+            depends_on=depends_on,
+            blocked_on=len(depends_on),
         )
 
     def _policy_of(

@@ -103,7 +103,7 @@ class Queue(_message.Message):
     keys are served round robin.
     """
     waiting_count: _builtins.int
-    """Tasks of the queue waiting: scheduled, pending or retrying. Output only."""
+    """Tasks of the queue waiting: blocked, scheduled, pending or retrying. Output only."""
     running_count: _builtins.int
     """Tasks of the queue running. Output only."""
     @_builtins.property

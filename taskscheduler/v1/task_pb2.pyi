@@ -46,6 +46,10 @@ class _TaskStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskStatus
     """The last attempt failed or the error was not retryable. Terminal."""
     TASK_STATUS_CANCELLED: _TaskStatus.ValueType  # 7
     """Cancelled before it finished. Terminal."""
+    TASK_STATUS_BLOCKED: _TaskStatus.ValueType  # 8
+    """Waiting for the tasks it depends on to succeed; then PENDING (or SCHEDULED while its
+    run_at lies ahead), or CANCELLED when one of them fails or is cancelled.
+    """
 
 class TaskStatus(_TaskStatus, metaclass=_TaskStatusEnumTypeWrapper):
     """TaskStatus is where a task stands in its life cycle.
@@ -70,6 +74,10 @@ TASK_STATUS_FAILED: TaskStatus.ValueType  # 6
 """The last attempt failed or the error was not retryable. Terminal."""
 TASK_STATUS_CANCELLED: TaskStatus.ValueType  # 7
 """Cancelled before it finished. Terminal."""
+TASK_STATUS_BLOCKED: TaskStatus.ValueType  # 8
+"""Waiting for the tasks it depends on to succeed; then PENDING (or SCHEDULED while its
+run_at lies ahead), or CANCELLED when one of them fails or is cancelled.
+"""
 Global___TaskStatus: _TypeAlias = TaskStatus  # noqa: Y015
 
 @_typing.final
@@ -202,6 +210,9 @@ class Task(_message.Message):
     CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
     SCHEDULE_ID_FIELD_NUMBER: _builtins.int
     FIRE_TIME_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    STEP_NAME_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Identifier (a UUIDv4 in canonical text form), assigned by the service."""
     kind: _builtins.str
@@ -224,6 +235,10 @@ class Task(_message.Message):
     """Tasks of one key share the queue's max_concurrent_per_key; empty means none."""
     schedule_id: _builtins.str
     """The schedule whose fire made the task; empty for a task scheduled by a call."""
+    workflow_id: _builtins.str
+    """The workflow the task is a step of; empty for a task of its own."""
+    step_name: _builtins.str
+    """The step's name in its workflow."""
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """Input of the handler, a JSON object validated against the kind's schema."""
@@ -268,6 +283,10 @@ class Task(_message.Message):
     def fire_time(self) -> _timestamp_pb2.Timestamp:
         """The fire time that made the task (with schedule_id)."""
 
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of the tasks that must succeed before this one starts (GetTask only)."""
+
     def __init__(
         self,
         *,
@@ -293,10 +312,13 @@ class Task(_message.Message):
         concurrency_key: _builtins.str = ...,
         schedule_id: _builtins.str = ...,
         fire_time: _timestamp_pb2.Timestamp | None = ...,
+        workflow_id: _builtins.str = ...,
+        step_name: _builtins.str = ...,
+        depends_on: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "fire_time", b"fire_time", "payload", b"payload", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "start_time", b"start_time", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "concurrency_key", b"concurrency_key", "create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "fire_time", b"fire_time", "id", b"id", "kind", b"kind", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "schedule_id", b"schedule_id", "start_time", b"start_time", "status", b"status", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "concurrency_key", b"concurrency_key", "create_time", b"create_time", "depends_on", b"depends_on", "error", b"error", "finish_time", b"finish_time", "fire_time", b"fire_time", "id", b"id", "kind", b"kind", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "schedule_id", b"schedule_id", "start_time", b"start_time", "status", b"status", "step_name", b"step_name", "timeout", b"timeout", "update_time", b"update_time", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,6 +14,7 @@ from google.protobuf.internal import containers as _containers
 from taskscheduler.v1 import queue_pb2 as _queue_pb2
 from taskscheduler.v1 import schedule_pb2 as _schedule_pb2
 from taskscheduler.v1 import task_pb2 as _task_pb2
+from taskscheduler.v1 import workflow_pb2 as _workflow_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -40,6 +41,7 @@ class ScheduleTaskRequest(_message.Message):
     QUEUE_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
     CONCURRENCY_KEY_FIELD_NUMBER: _builtins.int
+    DEPENDS_ON_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Which handler runs the task; must be a registered kind."""
     request_id: _builtins.str
@@ -68,6 +70,12 @@ class ScheduleTaskRequest(_message.Message):
     def timeout(self) -> _duration_pb2.Duration:
         """Longest time one attempt may run; unset means the kind's default."""
 
+    @_builtins.property
+    def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of the caller's tasks (up to 1,000) that must succeed first: the task is BLOCKED until
+        they have, and CANCELLED when one of them fails or is cancelled.
+        """
+
     def __init__(
         self,
         *,
@@ -80,10 +88,11 @@ class ScheduleTaskRequest(_message.Message):
         queue: _builtins.str = ...,
         priority: _builtins.int | None = ...,
         concurrency_key: _builtins.str = ...,
+        depends_on: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "payload", b"payload", "priority", b"priority", "retry_policy", b"retry_policy", "run_at", b"run_at", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "concurrency_key", b"concurrency_key", "kind", b"kind", "payload", b"payload", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "retry_policy", b"retry_policy", "run_at", b"run_at", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "concurrency_key", b"concurrency_key", "depends_on", b"depends_on", "kind", b"kind", "payload", b"payload", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "retry_policy", b"retry_policy", "run_at", b"run_at", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
     _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015
@@ -237,6 +246,7 @@ class ListTasksRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     QUEUE_FIELD_NUMBER: _builtins.int
     SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most tasks to return (1 to 1000); 0 means 50."""
     page_token: _builtins.str
@@ -247,6 +257,8 @@ class ListTasksRequest(_message.Message):
     """Only tasks of this queue; empty means all."""
     schedule_id: _builtins.str
     """Only tasks made by this schedule; empty means all."""
+    workflow_id: _builtins.str
+    """Only the steps of this workflow; empty means all."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_task_pb2.TaskStatus.ValueType]:
         """Only tasks in one of these statuses; empty means all."""
@@ -260,10 +272,11 @@ class ListTasksRequest(_message.Message):
         kind: _builtins.str = ...,
         queue: _builtins.str = ...,
         schedule_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "queue", b"queue", "schedule_id", b"schedule_id", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "queue", b"queue", "schedule_id", b"schedule_id", "statuses", b"statuses", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1278,3 +1291,279 @@ class TriggerScheduleResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TriggerScheduleResponse: _TypeAlias = TriggerScheduleResponse  # noqa: Y015
+
+@_typing.final
+class CreateWorkflowRequest(_message.Message):
+    """CreateWorkflowRequest describes the workflow to create."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    ON_FAILURE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The workflow's name, for people; need not be unique."""
+    on_failure: _workflow_pb2.FailurePolicy.ValueType
+    """What a step's failure does to the others; unset means CANCEL_WORKFLOW."""
+    request_id: _builtins.str
+    """Idempotency key: the same key with the same request returns the same workflow."""
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[_workflow_pb2.WorkflowStepSpec]:
+        """The steps (1 to 1,000)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        steps: _abc.Iterable[_workflow_pb2.WorkflowStepSpec] | None = ...,
+        on_failure: _workflow_pb2.FailurePolicy.ValueType = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "on_failure", b"on_failure", "request_id", b"request_id", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateWorkflowRequest: _TypeAlias = CreateWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class CreateWorkflowResponse(_message.Message):
+    """CreateWorkflowResponse carries the stored workflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The workflow with its steps."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateWorkflowResponse: _TypeAlias = CreateWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class GetWorkflowRequest(_message.Message):
+    """GetWorkflowRequest names the workflow to read."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    workflow_id: _builtins.str
+    """Id of the workflow."""
+    def __init__(
+        self,
+        *,
+        workflow_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkflowRequest: _TypeAlias = GetWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class GetWorkflowResponse(_message.Message):
+    """GetWorkflowResponse carries the workflow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The workflow with its steps."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWorkflowResponse: _TypeAlias = GetWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class ListWorkflowsRequest(_message.Message):
+    """ListWorkflowsRequest says which page of workflows to return."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Most workflows to return (1 to 1000); 0 means 50."""
+    page_token: _builtins.str
+    """The next_page_token of a previous response; empty for the first page."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_workflow_pb2.WorkflowStatus.ValueType]:
+        """Only workflows in one of these statuses; empty means all."""
+
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        statuses: _abc.Iterable[_workflow_pb2.WorkflowStatus.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkflowsRequest: _TypeAlias = ListWorkflowsRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkflowsResponse(_message.Message):
+    """ListWorkflowsResponse is one page of workflows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOWS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def workflows(self) -> _containers.RepeatedCompositeFieldContainer[_workflow_pb2.Workflow]:
+        """The workflows of this page, newest first, without their steps."""
+
+    def __init__(
+        self,
+        *,
+        workflows: _abc.Iterable[_workflow_pb2.Workflow] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "workflows", b"workflows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkflowsResponse: _TypeAlias = ListWorkflowsResponse  # noqa: Y015
+
+@_typing.final
+class CancelWorkflowRequest(_message.Message):
+    """CancelWorkflowRequest names the workflow to cancel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    workflow_id: _builtins.str
+    """Id of the workflow."""
+    def __init__(
+        self,
+        *,
+        workflow_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelWorkflowRequest: _TypeAlias = CancelWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class CancelWorkflowResponse(_message.Message):
+    """CancelWorkflowResponse carries the workflow as the cancel left it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The workflow with its steps (a running step stays RUNNING until its handler stops)."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelWorkflowResponse: _TypeAlias = CancelWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class StreamWorkflowRequest(_message.Message):
+    """StreamWorkflowRequest names the workflow to follow."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    workflow_id: _builtins.str
+    """Id of the workflow."""
+    def __init__(
+        self,
+        *,
+        workflow_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamWorkflowRequest: _TypeAlias = StreamWorkflowRequest  # noqa: Y015
+
+@_typing.final
+class StreamWorkflowResponse(_message.Message):
+    """StreamWorkflowResponse is the workflow as it stands, or one step's status change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKFLOW_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_FIELD_NUMBER: _builtins.int
+    status: _workflow_pb2.WorkflowStatus.ValueType
+    """The workflow's status after this change."""
+    @_builtins.property
+    def workflow(self) -> _workflow_pb2.Workflow:
+        """The whole workflow: in the first message, after events may have been missed, and in the
+        last message; unset otherwise.
+        """
+
+    @_builtins.property
+    def step(self) -> _workflow_pb2.WorkflowStep:
+        """The step that changed; unset in a message that carries the whole workflow only."""
+
+    @_builtins.property
+    def event_time(self) -> _timestamp_pb2.Timestamp:
+        """When the change was committed; unset in a message that carries the whole workflow only."""
+
+    def __init__(
+        self,
+        *,
+        workflow: _workflow_pb2.Workflow | None = ...,
+        step: _workflow_pb2.WorkflowStep | None = ...,
+        status: _workflow_pb2.WorkflowStatus.ValueType = ...,
+        event_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "step", b"step", "workflow", b"workflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "status", b"status", "step", b"step", "workflow", b"workflow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamWorkflowResponse: _TypeAlias = StreamWorkflowResponse  # noqa: Y015

@@ -158,6 +158,31 @@ class TaskServiceStub:
                 request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleRequest.SerializeToString,
                 response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleResponse.FromString,
                 _registered_method=True)
+        self.CreateWorkflow = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/CreateWorkflow',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateWorkflowRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateWorkflowResponse.FromString,
+                _registered_method=True)
+        self.GetWorkflow = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/GetWorkflow',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.GetWorkflowRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.GetWorkflowResponse.FromString,
+                _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/ListWorkflows',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkflowsRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkflowsResponse.FromString,
+                _registered_method=True)
+        self.CancelWorkflow = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/CancelWorkflow',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CancelWorkflowRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CancelWorkflowResponse.FromString,
+                _registered_method=True)
+        self.StreamWorkflow = channel.unary_stream(
+                '/taskscheduler.v1.TaskService/StreamWorkflow',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -282,7 +307,7 @@ class TaskServiceServicer:
 
     def PurgeQueue(self, request, context):
         """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
-        running ones go on.
+        running ones go on, and BLOCKED ones wait for their dependencies (or their workflow).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -343,6 +368,46 @@ class TaskServiceServicer:
 
     def TriggerSchedule(self, request, context):
         """TriggerSchedule fires a schedule now, paused or not, whatever its overlap policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWorkflow(self, request, context):
+        """CreateWorkflow validates and stores a workflow, all or none: every step's task as
+        ScheduleTask checks it, unique step names, depends_on naming known steps, no cycle
+        (INVALID_ARGUMENT names the field, "steps[3].depends_on"). The steps without dependencies
+        start at once; the others are BLOCKED until theirs have succeeded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkflow(self, request, context):
+        """GetWorkflow returns a workflow with its steps. NOT_FOUND for an unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflows(self, request, context):
+        """ListWorkflows pages through the caller's workflows, newest first, without their steps.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelWorkflow(self, request, context):
+        """CancelWorkflow cancels every step that has not finished (a running one as CancelTask
+        does). FAILED_PRECONDITION when the workflow has finished.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamWorkflow(self, request, context):
+        """StreamWorkflow sends the workflow as it stands, then one message per status change of a
+        step, and ends once the workflow is terminal.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -470,6 +535,31 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.TriggerSchedule,
                     request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleRequest.FromString,
                     response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleResponse.SerializeToString,
+            ),
+            'CreateWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWorkflow,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateWorkflowRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CreateWorkflowResponse.SerializeToString,
+            ),
+            'GetWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkflow,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.GetWorkflowRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.GetWorkflowResponse.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkflowsRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkflowsResponse.SerializeToString,
+            ),
+            'CancelWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelWorkflow,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.CancelWorkflowRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.CancelWorkflowResponse.SerializeToString,
+            ),
+            'StreamWorkflow': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamWorkflow,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1124,6 +1214,141 @@ class TaskService:
             '/taskscheduler.v1.TaskService/TriggerSchedule',
             taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleRequest.SerializeToString,
             taskscheduler_dot_v1_dot_task__service__pb2.TriggerScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/CreateWorkflow',
+            taskscheduler_dot_v1_dot_task__service__pb2.CreateWorkflowRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.CreateWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/GetWorkflow',
+            taskscheduler_dot_v1_dot_task__service__pb2.GetWorkflowRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.GetWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/ListWorkflows',
+            taskscheduler_dot_v1_dot_task__service__pb2.ListWorkflowsRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.ListWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/CancelWorkflow',
+            taskscheduler_dot_v1_dot_task__service__pb2.CancelWorkflowRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.CancelWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/StreamWorkflow',
+            taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -85,7 +85,7 @@ class TaskServiceStub:
     """ResumeQueue lets a paused queue's tasks flow again. Idempotent."""
     PurgeQueue: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.PurgeQueueRequest, _task_service_pb2.PurgeQueueResponse]
     """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
-    running ones go on.
+    running ones go on, and BLOCKED ones wait for their dependencies (or their workflow).
     """
     CreateSchedule: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.CreateScheduleRequest, _task_service_pb2.CreateScheduleResponse]
     """CreateSchedule validates and stores a cron schedule (its task template as ScheduleTask
@@ -110,6 +110,24 @@ class TaskServiceStub:
     """
     TriggerSchedule: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.TriggerScheduleRequest, _task_service_pb2.TriggerScheduleResponse]
     """TriggerSchedule fires a schedule now, paused or not, whatever its overlap policy."""
+    CreateWorkflow: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.CreateWorkflowRequest, _task_service_pb2.CreateWorkflowResponse]
+    """CreateWorkflow validates and stores a workflow, all or none: every step's task as
+    ScheduleTask checks it, unique step names, depends_on naming known steps, no cycle
+    (INVALID_ARGUMENT names the field, "steps[3].depends_on"). The steps without dependencies
+    start at once; the others are BLOCKED until theirs have succeeded.
+    """
+    GetWorkflow: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.GetWorkflowRequest, _task_service_pb2.GetWorkflowResponse]
+    """GetWorkflow returns a workflow with its steps. NOT_FOUND for an unknown id."""
+    ListWorkflows: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.ListWorkflowsRequest, _task_service_pb2.ListWorkflowsResponse]
+    """ListWorkflows pages through the caller's workflows, newest first, without their steps."""
+    CancelWorkflow: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.CancelWorkflowRequest, _task_service_pb2.CancelWorkflowResponse]
+    """CancelWorkflow cancels every step that has not finished (a running one as CancelTask
+    does). FAILED_PRECONDITION when the workflow has finished.
+    """
+    StreamWorkflow: _grpc.UnaryStreamMultiCallable[_task_service_pb2.StreamWorkflowRequest, _task_service_pb2.StreamWorkflowResponse]
+    """StreamWorkflow sends the workflow as it stands, then one message per status change of a
+    step, and ends once the workflow is terminal.
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -168,7 +186,7 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """ResumeQueue lets a paused queue's tasks flow again. Idempotent."""
     PurgeQueue: _aio.UnaryUnaryMultiCallable[_task_service_pb2.PurgeQueueRequest, _task_service_pb2.PurgeQueueResponse]  # type: ignore[assignment]
     """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
-    running ones go on.
+    running ones go on, and BLOCKED ones wait for their dependencies (or their workflow).
     """
     CreateSchedule: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CreateScheduleRequest, _task_service_pb2.CreateScheduleResponse]  # type: ignore[assignment]
     """CreateSchedule validates and stores a cron schedule (its task template as ScheduleTask
@@ -193,6 +211,24 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """
     TriggerSchedule: _aio.UnaryUnaryMultiCallable[_task_service_pb2.TriggerScheduleRequest, _task_service_pb2.TriggerScheduleResponse]  # type: ignore[assignment]
     """TriggerSchedule fires a schedule now, paused or not, whatever its overlap policy."""
+    CreateWorkflow: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CreateWorkflowRequest, _task_service_pb2.CreateWorkflowResponse]  # type: ignore[assignment]
+    """CreateWorkflow validates and stores a workflow, all or none: every step's task as
+    ScheduleTask checks it, unique step names, depends_on naming known steps, no cycle
+    (INVALID_ARGUMENT names the field, "steps[3].depends_on"). The steps without dependencies
+    start at once; the others are BLOCKED until theirs have succeeded.
+    """
+    GetWorkflow: _aio.UnaryUnaryMultiCallable[_task_service_pb2.GetWorkflowRequest, _task_service_pb2.GetWorkflowResponse]  # type: ignore[assignment]
+    """GetWorkflow returns a workflow with its steps. NOT_FOUND for an unknown id."""
+    ListWorkflows: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ListWorkflowsRequest, _task_service_pb2.ListWorkflowsResponse]  # type: ignore[assignment]
+    """ListWorkflows pages through the caller's workflows, newest first, without their steps."""
+    CancelWorkflow: _aio.UnaryUnaryMultiCallable[_task_service_pb2.CancelWorkflowRequest, _task_service_pb2.CancelWorkflowResponse]  # type: ignore[assignment]
+    """CancelWorkflow cancels every step that has not finished (a running one as CancelTask
+    does). FAILED_PRECONDITION when the workflow has finished.
+    """
+    StreamWorkflow: _aio.UnaryStreamMultiCallable[_task_service_pb2.StreamWorkflowRequest, _task_service_pb2.StreamWorkflowResponse]  # type: ignore[assignment]
+    """StreamWorkflow sends the workflow as it stands, then one message per status change of a
+    step, and ends once the workflow is terminal.
+    """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     """TaskService accepts background tasks, runs them on workers and reports where each stands.
@@ -344,7 +380,7 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_task_service_pb2.PurgeQueueResponse, _abc.Awaitable[_task_service_pb2.PurgeQueueResponse]]:
         """PurgeQueue cancels every task of the queue that waits (scheduled, pending or retrying);
-        running ones go on.
+        running ones go on, and BLOCKED ones wait for their dependencies (or their workflow).
         """
 
     @_abc_1.abstractmethod
@@ -417,5 +453,53 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_task_service_pb2.TriggerScheduleResponse, _abc.Awaitable[_task_service_pb2.TriggerScheduleResponse]]:
         """TriggerSchedule fires a schedule now, paused or not, whatever its overlap policy."""
+
+    @_abc_1.abstractmethod
+    def CreateWorkflow(
+        self,
+        request: _task_service_pb2.CreateWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.CreateWorkflowResponse, _abc.Awaitable[_task_service_pb2.CreateWorkflowResponse]]:
+        """CreateWorkflow validates and stores a workflow, all or none: every step's task as
+        ScheduleTask checks it, unique step names, depends_on naming known steps, no cycle
+        (INVALID_ARGUMENT names the field, "steps[3].depends_on"). The steps without dependencies
+        start at once; the others are BLOCKED until theirs have succeeded.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWorkflow(
+        self,
+        request: _task_service_pb2.GetWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.GetWorkflowResponse, _abc.Awaitable[_task_service_pb2.GetWorkflowResponse]]:
+        """GetWorkflow returns a workflow with its steps. NOT_FOUND for an unknown id."""
+
+    @_abc_1.abstractmethod
+    def ListWorkflows(
+        self,
+        request: _task_service_pb2.ListWorkflowsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.ListWorkflowsResponse, _abc.Awaitable[_task_service_pb2.ListWorkflowsResponse]]:
+        """ListWorkflows pages through the caller's workflows, newest first, without their steps."""
+
+    @_abc_1.abstractmethod
+    def CancelWorkflow(
+        self,
+        request: _task_service_pb2.CancelWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.CancelWorkflowResponse, _abc.Awaitable[_task_service_pb2.CancelWorkflowResponse]]:
+        """CancelWorkflow cancels every step that has not finished (a running one as CancelTask
+        does). FAILED_PRECONDITION when the workflow has finished.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamWorkflow(
+        self,
+        request: _task_service_pb2.StreamWorkflowRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_task_service_pb2.StreamWorkflowResponse], _abc.AsyncIterator[_task_service_pb2.StreamWorkflowResponse]]:
+        """StreamWorkflow sends the workflow as it stands, then one message per status change of a
+        step, and ends once the workflow is terminal.
+        """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

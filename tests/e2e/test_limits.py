@@ -138,6 +138,22 @@ def rest_schedule(**fields: Any) -> RestCall:
     return RestCall("POST", "/v1/schedules", json=body)
 
 
+def _step(name: str) -> dict[str, Any]:
+    return {"name": name, "task": {"kind": "demo.echo"}, "run_at": FUTURE}
+
+
+def _steps(count: int) -> list[dict[str, Any]]:
+    return [_step(f"s{index}") for index in range(count)]
+
+
+def grpc_workflow(**fields: Any) -> GrpcCall:
+    return GrpcCall("CreateWorkflow", json_format.ParseDict(fields, pb.CreateWorkflowRequest()))
+
+
+def rest_workflow(**fields: Any) -> RestCall:
+    return RestCall("POST", "/v1/workflows", json=fields)
+
+
 def seconds(value: float) -> str:
     """A protobuf Duration in its JSON form."""
     return f"{value}s"
@@ -249,6 +265,39 @@ WALKS = [
             json_format.ParseDict({"requests": _batch(n)}, pb.BatchScheduleTasksRequest()),
         ),
         lambda n: RestCall("POST", "/v1/tasks:batchCreate", json={"requests": _batch(n)}),
+    ),
+    Walk(
+        "MAX_WORKFLOW_STEPS",
+        "steps",
+        limits.MAX_WORKFLOW_STEPS,
+        limits.MAX_WORKFLOW_STEPS + 1,
+        lambda n: grpc_workflow(steps=_steps(n)),
+        lambda n: rest_workflow(steps=_steps(n)),
+    ),
+    Walk(
+        "MAX_STEP_NAME_LENGTH",
+        "steps[0].name",
+        "s" * limits.MAX_STEP_NAME_LENGTH,
+        "s" * (limits.MAX_STEP_NAME_LENGTH + 1),
+        lambda v: grpc_workflow(steps=[_step(v)]),
+        lambda v: rest_workflow(steps=[_step(v)]),
+    ),
+    Walk(
+        "MAX_WORKFLOW_NAME_LENGTH",
+        "name",
+        "n" * limits.MAX_WORKFLOW_NAME_LENGTH,
+        "n" * (limits.MAX_WORKFLOW_NAME_LENGTH + 1),
+        lambda v: grpc_workflow(name=v, steps=[_step("only")]),
+        lambda v: rest_workflow(name=v, steps=[_step("only")]),
+    ),
+    Walk(
+        "MAX_DEPENDS_ON",
+        "depends_on",
+        limits.MAX_DEPENDS_ON,
+        limits.MAX_DEPENDS_ON + 1,
+        lambda n: grpc_task(depends_on=[str(uuid.uuid4()) for _ in range(n)]),
+        lambda n: rest_task(depends_on=[str(uuid.uuid4()) for _ in range(n)]),
+        otherwise="no task",  # ids of no task of the caller's, refused one by one
     ),
     Walk(
         "MAX_PAGE_SIZE",

@@ -30,7 +30,31 @@ def _task(ids: Ids) -> dict[str, Any]:
 
 
 Body = Callable[[Ids], Any] | None
-LIST_ROUTES = frozenset({("GET", "/v1/tasks"), ("GET", "/v1/queues"), ("GET", "/v1/schedules")})
+
+
+def _workflow(ids: Ids) -> dict[str, Any]:
+    return _workflow_in(ids.queue)
+
+
+def _workflow_in(queue: str) -> dict[str, Any]:
+    """Two steps that wait: the first until LATER, the second for the first."""
+    task = {"kind": "demo.echo", "queue": queue}
+    return {
+        "steps": [
+            {"name": "first", "task": task, "run_at": LATER},
+            {"name": "second", "task": task, "depends_on": ["first"]},
+        ]
+    }
+
+
+LIST_ROUTES = frozenset(
+    {
+        ("GET", "/v1/tasks"),
+        ("GET", "/v1/queues"),
+        ("GET", "/v1/schedules"),
+        ("GET", "/v1/workflows"),
+    }
+)
 # Each route: the scope it needs, and its body naming the resources `ids`.
 EVERY_ROUTE: dict[tuple[str, str], tuple[str, Body]] = {
     ("POST", "/run-task/"): (WRITE, lambda ids: {"kind": "demo.echo", "queue": ids.queue}),
@@ -60,6 +84,11 @@ EVERY_ROUTE: dict[tuple[str, str], tuple[str, Body]] = {
     ("GET", "/v1/schedules/{schedule_id}"): (READ, None),
     ("PATCH", "/v1/schedules/{schedule_id}"): (WRITE, lambda ids: {"description": "taken over"}),
     ("DELETE", "/v1/schedules/{schedule_id}"): (WRITE, None),
+    ("POST", "/v1/workflows"): (WRITE, _workflow),
+    ("GET", "/v1/workflows"): (READ, None),
+    ("GET", "/v1/workflows/{workflow_id}"): (READ, None),
+    ("POST", "/v1/workflows/{workflow_id}:cancel"): (WRITE, None),
+    ("GET", "/v1/workflows/{workflow_id}/events"): (READ, None),
     # Last: it makes the intruder a queue of the owner's queue's name (its own, in its tenant).
     ("POST", "/v1/queues"): (WRITE, lambda ids: {"name": ids.queue}),
 }
@@ -112,7 +141,13 @@ def owner(stack: Stack) -> Any:
         schedule = client.post(
             "/v1/schedules", json={"cron": "@daily", "task": {"kind": "demo.echo", "queue": queue}}
         )
-        ids = Ids(task.json()["task_id"], queue, schedule.json()["schedule_id"])
+        workflow = client.post("/v1/workflows", json=_workflow_in(queue))
+        ids = Ids(
+            task.json()["task_id"],
+            queue,
+            schedule.json()["schedule_id"],
+            workflow.json()["workflow_id"],
+        )
         yield Owner(tenant, client, ids)
 
 
@@ -130,12 +165,24 @@ def assert_untouched(owner: Owner) -> None:
     assert (queue["max_concurrent"], queue["state"]) == (7, "RUNNING")
     schedule = client.get(f"/v1/schedules/{ids.schedule}").json()
     assert (schedule["description"], schedule["paused"]) == ("", False)
+    workflow = client.get(f"/v1/workflows/{ids.workflow}").json()
+    assert workflow["status"] == "RUNNING"
+    assert [step["status"] for step in workflow["steps"]] == ["SCHEDULED", "BLOCKED"]
 
 
 def listed_ids(client: httpx.Client, path: str) -> set[str]:
     body = client.get(path, params={"page_size": 1000}).json()
-    items = body.get("tasks") or body.get("queues") or body.get("schedules") or []
-    return {item.get("task_id") or item.get("schedule_id") or item["name"] for item in items}
+    items = (
+        body.get("tasks")
+        or body.get("queues")
+        or body.get("schedules")
+        or body.get("workflows")
+        or []
+    )
+    return {
+        item.get("task_id") or item.get("schedule_id") or item.get("workflow_id") or item["name"]
+        for item in items
+    }
 
 
 def test_another_tenants_resources_answer_as_unknown_ones_on_every_route(
@@ -144,7 +191,7 @@ def test_another_tenants_resources_answer_as_unknown_ones_on_every_route(
     with client_for(stack, f"intruder-{uuid.uuid4().hex[:8]}") as intruder:
         for _, path in sorted(LIST_ROUTES):
             own, seen = listed_ids(owner.client, path), listed_ids(intruder, path)
-            mine = {owner.ids.task, owner.ids.queue, owner.ids.schedule}
+            mine = {owner.ids.task, owner.ids.queue, owner.ids.schedule, owner.ids.workflow}
             assert own & mine and not seen & mine, path
         for route in EVERY_ROUTE:
             if route in LIST_ROUTES:

@@ -32,6 +32,7 @@ VALID_BODIES: dict[str, object] = {
     "/v1/queues/{name}": {"max_concurrent": 1},
     "/v1/schedules": {"cron": "@daily", "task": {"kind": "demo.echo"}},
     "/v1/schedules/{schedule_id}": {"description": "x"},
+    "/v1/workflows": {"steps": [{"name": "a", "task": {"kind": "demo.echo"}}]},
 }
 # The short run in `make test` draws the same examples every time (a stable CI); a longer run,
 # TASKSCHED_SCHEMATHESIS_EXAMPLES=3000, explores new ones.
@@ -115,7 +116,9 @@ def test_every_route_rejects_missing_and_bad_credentials(
     for route in _operations(gateway_schema):
         if route.path in OPEN_ROUTES:
             continue
-        path = route.path.replace("{task_id}", sample_id).replace("{schedule_id}", sample_id)
+        path = route.path
+        for name in ("{task_id}", "{schedule_id}", "{workflow_id}"):
+            path = path.replace(name, sample_id)
         url = base + path.replace("{name}", "default")
         for headers in ({}, {"authorization": "Bearer not-a-token"}):
             body = VALID_BODIES.get(route.path)
@@ -125,4 +128,4 @@ def test_every_route_rejects_missing_and_bad_credentials(
             assert response.status_code == 401, (route.method, route.path, headers)
             assert response.headers["www-authenticate"].startswith("Bearer")
         checked += 1
-    assert checked >= 24
+    assert checked >= 29

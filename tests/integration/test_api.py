@@ -257,6 +257,7 @@ async def test_count_tasks_by_status(stub: TaskServiceStub, clean_db: None) -> N
     counted = await stub.CountTasks(pb.CountTasksRequest())
     counts = {task_pb2.TaskStatus.Name(c.status): c.count for c in counted.counts}
     assert counts == {
+        "TASK_STATUS_BLOCKED": 0,
         "TASK_STATUS_SCHEDULED": 1,
         "TASK_STATUS_PENDING": 1,
         "TASK_STATUS_RUNNING": 0,

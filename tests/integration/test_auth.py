@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from google.protobuf import field_mask_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
@@ -29,7 +29,7 @@ from services.api.server import RunningApi, start_api
 from taskscheduler.devstack.embedded import free_port
 from taskscheduler.settings import Settings
 from taskscheduler.tokens import mint_token
-from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 from tests import helpers
@@ -358,8 +358,30 @@ def _template(queue: str) -> schedule_pb2.Schedule:
     )
 
 
+def _workflow(queue: str) -> pb.CreateWorkflowRequest:
+    """Two steps that wait: the first an hour, the second for the first."""
+    later = timestamp_pb2.Timestamp()
+    later.GetCurrentTime()
+    later.seconds += 3600
+    return pb.CreateWorkflowRequest(
+        steps=[
+            workflow_pb2.WorkflowStepSpec(
+                name="first",
+                task=schedule_pb2.TaskTemplate(kind="demo.echo", queue=queue),
+                run_at=later,
+            ),
+            workflow_pb2.WorkflowStepSpec(
+                name="second",
+                task=schedule_pb2.TaskTemplate(kind="demo.echo", queue=queue),
+                depends_on=["first"],
+            ),
+        ]
+    )
+
+
 READ, WRITE = "tasks:read", "tasks:write"
-LIST_CALLS = frozenset({"ListTasks", "CountTasks", "ListQueues", "ListSchedules"})
+LIST_CALLS = frozenset({"ListTasks", "CountTasks", "ListQueues", "ListSchedules", "ListWorkflows"})
+STREAMS = frozenset({"StreamStatus", "StreamWorkflow"})
 # Each RPC: the scope it needs, and its request naming the resources `ids`.
 EVERY_RPC: dict[str, tuple[str, Callable[[Ids], Message]]] = {
     "ScheduleTask": (WRITE, lambda ids: _later(ids.queue)),
@@ -400,6 +422,11 @@ EVERY_RPC: dict[str, tuple[str, Callable[[Ids], Message]]] = {
     "PauseSchedule": (WRITE, lambda ids: pb.PauseScheduleRequest(id=ids.schedule)),
     "ResumeSchedule": (WRITE, lambda ids: pb.ResumeScheduleRequest(id=ids.schedule)),
     "TriggerSchedule": (WRITE, lambda ids: pb.TriggerScheduleRequest(id=ids.schedule)),
+    "CreateWorkflow": (WRITE, lambda ids: _workflow(ids.queue)),
+    "GetWorkflow": (READ, lambda ids: pb.GetWorkflowRequest(workflow_id=ids.workflow)),
+    "ListWorkflows": (READ, lambda ids: pb.ListWorkflowsRequest(page_size=1000)),
+    "CancelWorkflow": (WRITE, lambda ids: pb.CancelWorkflowRequest(workflow_id=ids.workflow)),
+    "StreamWorkflow": (READ, lambda ids: pb.StreamWorkflowRequest(workflow_id=ids.workflow)),
     # Last: it makes the intruder a queue of the owner's queue's name (its own, in its tenant).
     "CreateQueue": (
         WRITE,
@@ -419,8 +446,8 @@ Outcome = tuple[str, str, str, str]
 async def outcome(stub: TaskServiceStub, method: str, message: Message, ids: Ids) -> Outcome:
     """(code, message, reason, field) of a call, its ids replaced by placeholders."""
     try:
-        if method == "StreamStatus":
-            await stub.StreamStatus(message).read()
+        if method in STREAMS:
+            await getattr(stub, method)(message).read()
         else:
             await getattr(stub, method)(message)
     except grpc.aio.AioRpcError as error:
@@ -466,7 +493,8 @@ async def owner(api: RunningApi) -> AsyncIterator[Owner]:
         schedule = (
             await stub.CreateSchedule(pb.CreateScheduleRequest(schedule=_template(queue)))
         ).schedule
-        yield Owner(tenant, stub, Ids(task.id, queue, schedule.id))
+        workflow = (await stub.CreateWorkflow(_workflow(queue))).workflow
+        yield Owner(tenant, stub, Ids(task.id, queue, schedule.id, workflow.id))
 
 
 async def test_another_tenants_resources_answer_as_unknown_ones_on_every_rpc(
@@ -501,6 +529,9 @@ async def assert_lists_none_of(intruder: TaskServiceStub, method: str, owner: Ow
     elif method == "ListSchedules":
         assert owner.ids.schedule in {s.id for s in own.schedules}
         assert owner.ids.schedule not in {s.id for s in seen.schedules}
+    elif method == "ListWorkflows":
+        assert owner.ids.workflow in {w.id for w in own.workflows}
+        assert owner.ids.workflow not in {w.id for w in seen.workflows}
     else:
         assert sum(count.count for count in own.counts) >= 1
         assert sum(count.count for count in seen.counts) == 0
@@ -514,6 +545,12 @@ async def assert_untouched(owner: Owner) -> None:
     assert (queue.max_concurrent, queue.state) == (7, queue_pb2.QUEUE_STATE_RUNNING)
     schedule = (await stub.GetSchedule(pb.GetScheduleRequest(id=ids.schedule))).schedule
     assert (schedule.description, schedule.paused, schedule.last_task_id) == ("", False, "")
+    workflow = (await stub.GetWorkflow(pb.GetWorkflowRequest(workflow_id=ids.workflow))).workflow
+    assert workflow.status == workflow_pb2.WORKFLOW_STATUS_RUNNING
+    assert [step.status for step in workflow.steps] == [
+        task_pb2.TASK_STATUS_SCHEDULED,
+        task_pb2.TASK_STATUS_BLOCKED,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from taskscheduler.adapters.postgres.compiled import Compiled
 from taskscheduler.adapters.postgres.engine import connection_options, storage_errors
 from taskscheduler.adapters.postgres.rows import claimed_from_row, expired_from_row
-from taskscheduler.adapters.postgres.schema import task_attempts, tasks
+from taskscheduler.adapters.postgres.schema import task_attempts, task_dependencies, tasks
 from taskscheduler.core.model import JSON, TaskStatus
 from taskscheduler.core.ports import (
     AttemptEnd,
@@ -81,7 +81,21 @@ def _claim_statement(task_parameter: str = "the_task") -> sa.Select[Any]:
         )
         .cte("recorded")
     )
-    return sa.select(claimed).add_cte(recorded)
+    parent = tasks.alias("parent")
+    results = (
+        sa.select(
+            sa.func.jsonb_object_agg(
+                sa.func.coalesce(parent.c.step_name, sa.cast(parent.c.id, sa.Text)), parent.c.result
+            )
+        )
+        .select_from(task_dependencies.join(parent, parent.c.id == task_dependencies.c.depends_on))
+        .where(task_dependencies.c.task_id == claimed.c.id)
+        .scalar_subquery()
+    )
+    # Evaluated only for a task that had dependencies (a subquery in a CASE branch runs when
+    # the branch is taken): the others pay nothing for it.
+    dependency_results = sa.case((claimed.c.blocked_on.isnot(None), results), else_=sa.null())
+    return sa.select(claimed, dependency_results.label("dependency_results")).add_cte(recorded)
 
 
 def _finish_statement(values: dict[str, Any], guards: list[sa.ColumnElement[bool]]) -> sa.Update:

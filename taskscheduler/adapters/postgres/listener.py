@@ -35,6 +35,7 @@ def parse_notification(payload: str) -> tuple[StatusEvent, datetime]:
         attempt=int(body["attempt"]),
         version=int(body["version"]),
         event_time=datetime.fromisoformat(body["time"]),
+        workflow_id=uuid.UUID(body["workflow_id"]) if body.get("workflow_id") else None,
     )
     return event, datetime.fromisoformat(body["run_at"])
 
@@ -84,9 +85,10 @@ class StatusListener:
     async def subscribe(
         self, task_id: uuid.UUID, wait_seconds: float = 5.0
     ) -> AsyncIterator[AsyncIterator[StatusEvent | None]]:
-        """Yields once the connection LISTENs (or after `wait_seconds` without it: the caller's
-        next read then fails, or a RESYNC follows the reconnection), so that every change
-        committed after the caller reads the task's state reaches it."""
+        """The events of a task, or of every step of a workflow (by the workflow's id). Yields
+        once the connection LISTENs (or after `wait_seconds` without it: the caller's next read
+        then fails, or a RESYNC follows the reconnection), so that every change committed after
+        the caller reads the task's state reaches it."""
         queue: asyncio.Queue[StatusEvent | None] = asyncio.Queue()
         self._subscribers[task_id].add(queue)
         if not self._status_listening.is_set():
@@ -194,6 +196,9 @@ class StatusListener:
             return
         for queue in self._subscribers.get(event.task_id, ()):
             queue.put_nowait(event)
+        if event.workflow_id is not None:
+            for queue in self._subscribers.get(event.workflow_id, ()):
+                queue.put_nowait(event)
         for observer in self._observers:
             observer(event, run_at)
 

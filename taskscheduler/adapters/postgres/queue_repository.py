@@ -16,6 +16,7 @@ from taskscheduler.adapters.postgres.rows import (
 from taskscheduler.adapters.postgres.schema import (
     DEFAULT_QUEUE,
     WAITING,
+    WAITING_IN_QUEUE,
     WAKE_CHANNEL,
     queues,
     schedules,
@@ -173,7 +174,12 @@ class PostgresQueueRepository:
         now = sa.func.now()
         statement = (
             tasks.update()
-            .where(tasks.c.tenant == tenant, tasks.c.queue == name, tasks.c.status.in_(WAITING))
+            # Not the BLOCKED ones: they end with their dependencies (or their workflow).
+            .where(
+                tasks.c.tenant == tenant,
+                tasks.c.queue == name,
+                tasks.c.status.in_(WAITING_IN_QUEUE),
+            )
             .values(
                 status=TaskStatus.CANCELLED.value,
                 finished_at=now,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -55,7 +56,9 @@ def attempt_from_row(row: Row) -> Attempt:
     )
 
 
-def task_from_row(row: Row, attempt_rows: Sequence[Row] = ()) -> Task:
+def task_from_row(
+    row: Row, attempt_rows: Sequence[Row] = (), depends_on: Sequence[uuid.UUID] = ()
+) -> Task:
     return Task(
         id=row["id"],
         tenant=row["tenant"],
@@ -81,6 +84,9 @@ def task_from_row(row: Row, attempt_rows: Sequence[Row] = ()) -> Task:
         fire_time=row["fire_time"],
         cancel_requested=row["cancel_requested_at"] is not None,
         version=row["version"],
+        workflow_id=row["workflow_id"],
+        step_name=row["step_name"] or "",
+        depends_on=tuple(depends_on),
         attempts=tuple(attempt_from_row(a) for a in attempt_rows),
     )
 
@@ -94,6 +100,9 @@ def claimed_from_row(row: Row) -> ClaimedAttempt:
         retry_policy=retry_policy_from_row(row),
         timeout=_timeout(row),
         waited=row["started_at"] - max(row["created_at"], row["run_at"]),
+        workflow_id=row["workflow_id"],
+        step_name=row["step_name"] or "",
+        dependency_results=row["dependency_results"] or {},
     )
 
 
@@ -129,6 +138,10 @@ INSERTED_COLUMNS = (
     "traceparent",
     "schedule_id",
     "fire_time",
+    "workflow_id",
+    "step_name",
+    "blocked_on",
+    "has_dependents",
 )
 """The columns of a task that its insert sets (insert_values' keys); the others have defaults."""
 
@@ -156,6 +169,10 @@ def insert_values(new: NewTask) -> dict[str, Any]:
         tasks.c.traceparent.name: new.traceparent or None,
         tasks.c.schedule_id.name: new.schedule_id,
         tasks.c.fire_time.name: new.fire_time,
+        tasks.c.workflow_id.name: new.workflow_id,
+        tasks.c.step_name.name: new.step_name or None,
+        tasks.c.blocked_on.name: new.blocked_on if new.depends_on else None,
+        tasks.c.has_dependents.name: new.has_dependents,
     }
 
 

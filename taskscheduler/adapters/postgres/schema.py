@@ -19,7 +19,8 @@ metadata = sa.MetaData(
 
 STATUS_NAMES = ", ".join(f"'{status.value}'" for status in TaskStatus)
 WAITING_FOR_TIMER = ("SCHEDULED", "RETRYING")
-WAITING = ("SCHEDULED", "PENDING", "RETRYING")
+WAITING_IN_QUEUE = ("SCHEDULED", "PENDING", "RETRYING")
+WAITING = ("BLOCKED", *WAITING_IN_QUEUE)
 FINISHED = ("SUCCESS", "FAILED", "CANCELLED")
 DEFAULT_QUEUE = "default"
 QUEUE_STATES = ("RUNNING", "PAUSED")
@@ -85,6 +86,15 @@ tasks = sa.Table(
     sa.Column("request_fingerprint", sa.Text, nullable=True),
     # Grows by one with each status change (set by trigger): lets a stream drop events it saw.
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    # A workflow's step: its workflow and its name there (both NULL for a task of its own).
+    sa.Column("workflow_id", UUID(as_uuid=True), nullable=True),
+    sa.Column("step_name", sa.Text, nullable=True),
+    # How many of the task's dependencies have not yet succeeded (BLOCKED while above 0); NULL
+    # for a task that never had any.
+    sa.Column("blocked_on", sa.Integer, nullable=True),
+    # Whether other tasks depend on this one: only then does its end look for them (the
+    # settle_dependents trigger's condition), so a task without dependents pays nothing.
+    sa.Column("has_dependents", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(f"status IN ({STATUS_NAMES})", name="status_known"),
     sa.CheckConstraint("attempt >= 0 AND attempt <= max_attempts", name="attempt_in_range"),
     sa.CheckConstraint("priority BETWEEN 0 AND 9", name="priority_in_range"),
@@ -176,6 +186,14 @@ tasks = sa.Table(
         "republish_at",
         postgresql_where=sa.text("status = 'PENDING' AND dispatched_at IS NOT NULL"),
     ),
+    # A workflow's steps (the tasks of no workflow have no entry).
+    sa.Index(
+        "ix_tasks_workflow_id_created_at_id",
+        "workflow_id",
+        sa.text("created_at DESC"),
+        sa.text("id DESC"),
+        postgresql_where=sa.text("workflow_id IS NOT NULL"),
+    ),
     sa.Index(
         "uq_tasks_tenant_request_id",
         "tenant",
@@ -210,6 +228,84 @@ task_attempts = sa.Table(
     sa.Column("error_message", sa.Text, nullable=True),
     sa.Column("traceback", sa.Text, nullable=True),
     sa.CheckConstraint(f"status IN ({STATUS_NAMES})", name="status_known"),
+)
+
+# The edges of the dependency graph: `task_id` starts once `depends_on` has succeeded.
+task_dependencies = sa.Table(
+    "task_dependencies",
+    metadata,
+    sa.Column(
+        "task_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey("tasks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "depends_on",
+        UUID(as_uuid=True),
+        sa.ForeignKey("tasks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # The dependents of a task that ends (the settle_dependents trigger).
+    sa.Index("ix_task_dependencies_depends_on", "depends_on"),
+)
+
+workflows = sa.Table(
+    "workflows",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("tenant", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    # RUNNING while a step has not finished, then SUCCESS, FAILED or CANCELLED (set by the
+    # settle_dependents trigger when the last step ends).
+    sa.Column("status", sa.Text, nullable=False, server_default="RUNNING"),
+    sa.Column("on_failure", sa.Text, nullable=False),
+    # Steps in all, those not yet terminal, and those that ended FAILED or CANCELLED.
+    sa.Column("steps", sa.Integer, nullable=False),
+    sa.Column("unfinished", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cancelled", sa.Integer, nullable=False, server_default="0"),
+    # Set once every unfinished step has been cancelled (CancelWorkflow, or a failure under
+    # CANCEL_WORKFLOW): a later end cancels nothing more.
+    sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("request_id", sa.Text, nullable=True),
+    sa.Column("request_fingerprint", sa.Text, nullable=True),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint(
+        "status IN ('RUNNING', 'SUCCESS', 'FAILED', 'CANCELLED')", name="status_known"
+    ),
+    sa.CheckConstraint("on_failure IN ('CANCEL_WORKFLOW', 'CONTINUE')", name="on_failure_known"),
+    sa.CheckConstraint("unfinished >= 0 AND unfinished <= steps", name="unfinished_in_range"),
+    sa.Index(
+        "ix_workflows_tenant_created_at_id",
+        "tenant",
+        sa.text("created_at DESC"),
+        sa.text("id DESC"),
+    ),
+    sa.Index(
+        "uq_workflows_tenant_request_id",
+        "tenant",
+        "request_id",
+        unique=True,
+        postgresql_where=sa.text("request_id IS NOT NULL"),
+    ),
+    # The workflows to stop (CancelWorkflow, or a failure under CANCEL_WORKFLOW).
+    sa.Index(
+        "ix_workflows_stopping",
+        "cancel_requested_at",
+        postgresql_where=sa.text("cancel_requested_at IS NOT NULL AND status = 'RUNNING'"),
+    ),
+    sa.Index(
+        "ix_workflows_finished_at",
+        "finished_at",
+        postgresql_where=sa.text("finished_at IS NOT NULL"),
+    ),
 )
 
 queues = sa.Table(
@@ -291,6 +387,8 @@ schedules = sa.Table(
 
 STATUS_CHANNEL = "task_status"
 """The NOTIFY channel of status changes; payload: {"id", "status", "attempt", "version", "time"}."""
+DEPENDENCY_FAILED = "taskscheduler.DependencyFailed"
+"""The error type of a task cancelled because a task it depends on failed or was cancelled."""
 WAKE_CHANNEL = "dispatch_wake"
 """NOTIFY channel that wakes the dispatchers: a queue created, resumed or its limits changed, a
 schedule created, changed or resumed (a worker serving every queue listens too)."""
@@ -321,7 +419,8 @@ EXECUTE FUNCTION tasks_bump_version()"""
 BEGIN
     PERFORM pg_notify('{STATUS_CHANNEL}', json_build_object(
         'id', NEW.id, 'status', NEW.status, 'attempt', NEW.attempt,
-        'version', NEW.version, 'time', NEW.updated_at, 'run_at', NEW.run_at)::text);
+        'version', NEW.version, 'time', NEW.updated_at, 'run_at', NEW.run_at,
+        'workflow_id', NEW.workflow_id)::text);
     RETURN NULL;
 END $$"""
     ),
@@ -333,6 +432,86 @@ FOR EACH ROW EXECUTE FUNCTION tasks_notify_status()"""
         """CREATE TRIGGER tasks_notify_update AFTER UPDATE OF status ON tasks
 FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
 EXECUTE FUNCTION tasks_notify_status()"""
+    ),
+    # The end of a task with dependents or in a workflow (migration 0013), in the transaction
+    # of the end itself, whoever writes it (a worker, a cancel, a lost lease): a dependent is
+    # released exactly once, never before its last dependency's success commits. A release
+    # decrements the dependent's blocked_on under its row lock: of two dependencies ending at
+    # the same instant, the second waits for the first and sees its count. A FAILED or
+    # CANCELLED end cancels the BLOCKED tasks below it (the walk stops at those already ended:
+    # each ended one walked its own); under CANCEL_WORKFLOW it marks the workflow to stop and
+    # wakes the dispatchers, which cancel its other steps one transaction each (see
+    # workflow_repository.py for why not here). (`%%` is the DDL's way to write `%`.)
+    _ddl(
+        f"""CREATE FUNCTION tasks_settle_dependents() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    policy text;
+BEGIN
+    IF NEW.workflow_id IS NOT NULL THEN
+        UPDATE workflows SET
+            unfinished = unfinished - 1,
+            failed = failed + (NEW.status = 'FAILED')::int,
+            cancelled = cancelled + (NEW.status = 'CANCELLED')::int,
+            status = CASE
+                WHEN unfinished > 1 THEN status
+                WHEN failed > 0 OR NEW.status = 'FAILED' THEN 'FAILED'
+                WHEN cancelled > 0 OR NEW.status = 'CANCELLED' THEN 'CANCELLED'
+                ELSE 'SUCCESS' END,
+            finished_at = CASE WHEN unfinished > 1 THEN NULL ELSE now() END,
+            cancel_requested_at = CASE
+                WHEN NEW.status <> 'SUCCESS' AND on_failure = 'CANCEL_WORKFLOW'
+                THEN coalesce(cancel_requested_at, now())
+                ELSE cancel_requested_at END,
+            updated_at = now()
+        WHERE id = NEW.workflow_id
+        RETURNING on_failure INTO policy;
+        IF NEW.status <> 'SUCCESS' AND policy = 'CANCEL_WORKFLOW' THEN
+            PERFORM pg_notify('{WAKE_CHANNEL}', NEW.workflow_id::text);
+        END IF;
+    END IF;
+    IF NEW.status = 'SUCCESS' THEN
+        IF NEW.has_dependents THEN
+            UPDATE tasks AS t SET
+                blocked_on = t.blocked_on - 1,
+                status = CASE
+                    WHEN t.blocked_on > 1 THEN 'BLOCKED'
+                    WHEN t.run_at > now() THEN 'SCHEDULED'
+                    ELSE 'PENDING' END,
+                updated_at = now()
+            FROM task_dependencies AS d
+            WHERE d.depends_on = NEW.id AND t.id = d.task_id AND t.status = 'BLOCKED';
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF NEW.has_dependents THEN
+        WITH RECURSIVE below(id) AS (
+            SELECT d.task_id FROM task_dependencies AS d JOIN tasks AS t ON t.id = d.task_id
+            WHERE d.depends_on = NEW.id AND t.status = 'BLOCKED'
+            UNION
+            SELECT d.task_id FROM below AS b
+            JOIN task_dependencies AS d ON d.depends_on = b.id
+            JOIN tasks AS t ON t.id = d.task_id
+            WHERE t.status = 'BLOCKED'
+        )
+        UPDATE tasks SET
+            status = 'CANCELLED',
+            finished_at = now(),
+            error = format('{DEPENDENCY_FAILED}: dependency %%s ended %%s',
+                NEW.id, NEW.status),
+            updated_at = now()
+        WHERE id IN (SELECT id FROM below) AND status = 'BLOCKED';
+    END IF;
+    RETURN NULL;
+END $$"""
+    ),
+    _ddl(
+        """CREATE TRIGGER tasks_settle_dependents AFTER UPDATE OF status ON tasks
+FOR EACH ROW WHEN (
+    OLD.status NOT IN ('SUCCESS', 'FAILED', 'CANCELLED')
+    AND NEW.status IN ('SUCCESS', 'FAILED', 'CANCELLED')
+    AND (NEW.has_dependents OR NEW.workflow_id IS NOT NULL)
+)
+EXECUTE FUNCTION tasks_settle_dependents()"""
     ),
 )
 """The functions and triggers of `tasks`, created with it by `metadata.create_all`."""

@@ -20,6 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from taskscheduler.adapters.postgres import settled
 from taskscheduler.adapters.postgres.compiled import Compiled
+from taskscheduler.adapters.postgres.dependencies import (
+    hold_dependencies,
+    insert_edges,
+    record_cancelled,
+)
 from taskscheduler.adapters.postgres.engine import storage_errors
 from taskscheduler.adapters.postgres.group_commit import GroupCommit
 from taskscheduler.adapters.postgres.queue_repository import hold_queues, missing_queues
@@ -29,7 +34,9 @@ from taskscheduler.adapters.postgres.schema import (
     READY,
     queues,
     task_attempts,
+    task_dependencies,
     tasks,
+    workflows,
 )
 from taskscheduler.core.errors import IdempotencyConflict, StorageUnavailable, unknown_queue
 from taskscheduler.core.model import (
@@ -209,6 +216,43 @@ _ATTEMPTS = (
     .order_by(task_attempts.c.number)
 )
 
+_DEPENDS_ON = (
+    sa.select(task_dependencies.c.depends_on)
+    .where(task_dependencies.c.task_id == sa.bindparam("task_id"))
+    .order_by(task_dependencies.c.depends_on)
+)
+
+_LOCK_WORKFLOW_OF_BLOCKED = (
+    sa.select(workflows.c.id)
+    .where(
+        workflows.c.id
+        == sa.select(tasks.c.workflow_id)
+        .where(
+            tasks.c.id == sa.bindparam("task_id"),
+            tasks.c.tenant == sa.bindparam("of_tenant"),
+            tasks.c.status == TaskStatus.BLOCKED.value,
+        )
+        .scalar_subquery()
+    )
+    .with_for_update(key_share=True)
+)
+
+
+def cancel_statement(*where: sa.ColumnElement[bool], error: str | None = None) -> sa.Update:
+    """Cancels the waiting tasks among `where`, and asks the RUNNING ones to stop: a worker
+    records CANCELLED once the handler has returned (the README's "Task life cycle"). `error`:
+    what the cancelled ones record as their error."""
+    now = sa.func.now()
+    values: dict[str, Any] = {
+        "status": sa.case((_RUNNING, tasks.c.status), else_=TaskStatus.CANCELLED.value),
+        "finished_at": sa.case((_RUNNING, tasks.c.finished_at), else_=now),
+        "cancel_requested_at": sa.func.coalesce(tasks.c.cancel_requested_at, now),
+        "updated_at": now,
+    }
+    if error is not None:
+        values["error"] = sa.case((_RUNNING, tasks.c.error), else_=error)
+    return tasks.update().where(*where, tasks.c.status.in_(_CANCELLABLE)).values(values)
+
 
 def _message(new: NewTask) -> TaskMessage:
     """The first attempt of a task just stored."""
@@ -268,7 +312,10 @@ class PostgresTaskRepository:
 
     async def insert(self, new: NewTask) -> tuple[Task, bool]:
         """Stored by the next group commit: the calls of this process that arrive while one
-        commits share the next transaction (see GroupCommit)."""
+        commits share the next transaction (see GroupCommit); a task with dependencies in a
+        transaction of its own, which holds them."""
+        if new.depends_on:
+            return (await self.insert_many([new]))[0]
         return await self._group.submit(new)
 
     async def _insert_group(self, news: list[NewTask]) -> list[tuple[Task, bool] | Exception]:
@@ -281,7 +328,7 @@ class PostgresTaskRepository:
                 keys = {(new.tenant, new.request_id) for new in news if new.request_id}
                 if keys:
                     await conn.execute(self._release_expired_keys(keys))
-                inserted, through = await self._store(conn, news)
+                inserted, through = await self.store_in(conn, news)
                 rest = [new for new in news if new.id not in inserted]
                 missing = await missing_queues(conn, {(new.tenant, new.queue) for new in rest})
                 existing = await self._with_keys(
@@ -292,7 +339,7 @@ class PostgresTaskRepository:
                         if new.request_id and (new.tenant, new.queue) not in missing
                     },
                 )
-        self._publish_soon(through)  # the callers have their answer without waiting for it
+        self.publish_soon(through)  # the callers have their answer without waiting for it
         for new in news:
             if (new.tenant, new.queue) in missing:
                 results.append(unknown_queue("queue", new.queue))
@@ -304,7 +351,7 @@ class PostgresTaskRepository:
                 results.append(StorageUnavailable("the request_id changed hands; call again"))
         return results
 
-    async def _store(
+    async def store_in(
         self, conn: AsyncConnection, news: list[NewTask]
     ) -> tuple[dict[uuid.UUID, Task], _LetThrough]:
         """Inserts the tasks (those whose key is taken or whose queue is missing are skipped),
@@ -339,7 +386,7 @@ class PostgresTaskRepository:
             backlog[name] = backlog.get(name, 0) + count
         return inserted, _LetThrough(messages, backlog, counts)
 
-    def _publish_soon(self, through: _LetThrough) -> None:
+    def publish_soon(self, through: _LetThrough) -> None:
         if self._publisher is None or not through.messages:
             return
         if self._on_let_through is not None:
@@ -382,7 +429,11 @@ class PostgresTaskRepository:
                 await hold_queues(conn, tenant, {new.queue for new in news})
                 if keys:
                     await conn.execute(self._release_expired_keys({(tenant, k) for k in keys}))
-                inserted, through = await self._store(conn, news)
+                news = [await hold_dependencies(conn, new) for new in news]
+                inserted, through = await self.store_in(conn, news)
+                stored_news = [new for new in news if new.id in inserted]
+                await insert_edges(conn, stored_news)
+                await record_cancelled(conn, stored_news)
                 missing = [new.request_id for new in news if new.id not in inserted]
                 existing: dict[str, Task] = {}
                 if missing:
@@ -393,7 +444,7 @@ class PostgresTaskRepository:
                         existing[row["request_id"]] = task_from_row(row)
                 # Raising inside the transaction rolls the whole batch back: all or none.
                 stored = [_stored_or_existing(new, inserted, existing) for new in news]
-        self._publish_soon(through)
+        self.publish_soon(through)
         return stored
 
     def _release_expired_keys(self, keys: set[tuple[str, str]]) -> sa.Update:
@@ -431,6 +482,8 @@ class PostgresTaskRepository:
             query = query.where(tasks.c.queue == task_filter.queue)
         if task_filter.schedule_id is not None:
             query = query.where(tasks.c.schedule_id == task_filter.schedule_id)
+        if task_filter.workflow_id is not None:
+            query = query.where(tasks.c.workflow_id == task_filter.workflow_id)
         if after is not None:
             query = query.where(
                 sa.tuple_(tasks.c.created_at, tasks.c.id) < (after.create_time, after.task_id)
@@ -469,24 +522,16 @@ class PostgresTaskRepository:
         return dict(zip(statuses, row, strict=True))
 
     async def cancel(self, tenant: str, task_id: uuid.UUID) -> Task | None:
-        now = sa.func.now()
-        statement = (
-            tasks.update()
-            .where(
-                tasks.c.id == task_id, tasks.c.tenant == tenant, tasks.c.status.in_(_CANCELLABLE)
-            )
-            .values(
-                # A RUNNING task is only asked to stop; its worker records CANCELLED once the
-                # handler has returned (the README's "Task life cycle").
-                status=sa.case((_RUNNING, tasks.c.status), else_=TaskStatus.CANCELLED.value),
-                finished_at=sa.case((_RUNNING, tasks.c.finished_at), else_=now),
-                cancel_requested_at=sa.func.coalesce(tasks.c.cancel_requested_at, now),
-                updated_at=now,
-            )
-            .returning(*tasks.c)
+        statement = cancel_statement(tasks.c.id == task_id, tasks.c.tenant == tenant).returning(
+            *tasks.c
         )
         with storage_errors():
             async with self._engine.begin() as conn:
+                # A BLOCKED step is locked by the ends of its dependencies after its workflow's
+                # row: its cancel takes them in that order too, or the two would deadlock.
+                await conn.execute(
+                    _LOCK_WORKFLOW_OF_BLOCKED, {"task_id": task_id, "of_tenant": tenant}
+                )
                 row = (await conn.execute(statement)).mappings().first()
                 if row is None:
                     return None
@@ -494,8 +539,12 @@ class PostgresTaskRepository:
 
     @staticmethod
     async def _with_attempts(conn: AsyncConnection, row: sa.RowMapping) -> Task:
+        """The task with its attempts, and its dependencies when it had any."""
         attempts = (await conn.execute(_ATTEMPTS, {"task_id": row["id"]})).mappings().all()
-        return task_from_row(row, attempts)
+        depends_on: list[uuid.UUID] = []
+        if row["blocked_on"] is not None:
+            depends_on = list((await conn.execute(_DEPENDS_ON, {"task_id": row["id"]})).scalars())
+        return task_from_row(row, attempts, depends_on)
 
 
 def _stored_or_existing(

@@ -1,0 +1,104 @@
+"""The release of a dependent when its dependencies end at the same instant on two workers (the
+fan-in race), against the real PostgreSQL store: the release happens in the transaction of the
+last success, under the dependent's row lock, so that exactly one of the two releases it."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore, connection_pool
+from taskscheduler.core.ports import AttemptError
+from taskscheduler.settings import Settings
+from taskscheduler.v1 import schedule_pb2, workflow_pb2
+from taskscheduler.v1 import task_service_pb2 as pb
+from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+
+ROUNDS = 25
+LEASE_SECONDS = 30
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[PostgresAttemptStore]:
+    store = PostgresAttemptStore(connection_pool(settings, size=4))
+    yield store
+    store.close()
+
+
+def _step(name: str, depends_on: tuple[str, ...] = ()) -> workflow_pb2.WorkflowStepSpec:
+    return workflow_pb2.WorkflowStepSpec(
+        name=name, task=schedule_pb2.TaskTemplate(kind="demo.echo"), depends_on=list(depends_on)
+    )
+
+
+async def _diamond_tail(stub: TaskServiceStub) -> dict[str, str]:
+    """Two parents and their join; task ids by step name."""
+    steps = [_step("left"), _step("right"), _step("join", ("left", "right"))]
+    workflow = (await stub.CreateWorkflow(pb.CreateWorkflowRequest(steps=steps))).workflow
+    return {step.name: step.task_id for step in workflow.steps}
+
+
+def _end_together(
+    store: PostgresAttemptStore,
+    db: psycopg.Connection[tuple[object, ...]],
+    ids: dict[str, str],
+    fail_right: bool,
+) -> None:
+    """Lets both parents through (as the dispatcher would), claims them, then ends them from
+    two threads released by one barrier."""
+    lease = timedelta(seconds=LEASE_SECONDS)
+    parents = [uuid.UUID(ids["left"]), uuid.UUID(ids["right"])]
+    db.execute("UPDATE tasks SET dispatched_at = now() WHERE id = ANY(%s)", (parents,))
+    for worker, parent in zip(("w1", "w2"), parents, strict=True):
+        assert store.claim(parent, worker, lease) is not None
+    barrier = threading.Barrier(2)
+
+    def end(parent: uuid.UUID, fail: bool) -> None:
+        barrier.wait()
+        if fail:
+            store.fail(parent, 1, AttemptError("builtins.RuntimeError", "boom"), None)
+        else:
+            store.succeed(parent, 1, {"ok": True})
+
+    threads = [
+        threading.Thread(target=end, args=(parents[0], False)),
+        threading.Thread(target=end, args=(parents[1], fail_right)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_two_parents_succeeding_at_once_release_their_join_exactly_once(
+    stub: TaskServiceStub, store: PostgresAttemptStore, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    for _ in range(ROUNDS):
+        ids = await _diamond_tail(stub)
+        _end_together(store, db, ids, fail_right=False)
+        row = db.execute(
+            "SELECT status, blocked_on, version FROM tasks WHERE id = %s", (ids["join"],)
+        ).fetchone()
+        # version 2: inserted (1), then one status change, BLOCKED -> PENDING.
+        assert row == ("PENDING", 0, 2)
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_a_success_and_a_failure_at_once_cancel_the_join(
+    stub: TaskServiceStub, store: PostgresAttemptStore, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    for _ in range(ROUNDS):
+        ids = await _diamond_tail(stub)
+        _end_together(store, db, ids, fail_right=True)
+        row = db.execute(
+            "SELECT status, version, attempt FROM tasks WHERE id = %s", (ids["join"],)
+        ).fetchone()
+        assert row == ("CANCELLED", 2, 0)
+    statuses = db.execute("SELECT DISTINCT status FROM workflows").fetchall()
+    assert statuses == [("FAILED",)]
