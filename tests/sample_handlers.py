@@ -75,13 +75,3 @@ class Nap(PayloadModel):
 def nap(payload: Nap, context: TaskContext) -> None:
     """Sleeps; a nap longer than the kind's default timeout is stopped by it."""
     time.sleep(payload.seconds)
-
-
-class Gather(PayloadModel):
-    pass
-
-
-@registry.register("sample.gather", payload=Gather)
-def gather(payload: Gather, context: TaskContext) -> dict[str, object]:
-    """Returns the results of the tasks it depended on, as it received them (a fan-in)."""
-    return {"received": dict(context.dependency_results)}

@@ -7,11 +7,20 @@ the generated stubs, with the bearer token, TLS, deadlines and retries of UNAVAI
         task = tasks.schedule("demo.sleep", {"seconds": 1})
         done = tasks.wait(task.id, timeout=30)
 
-Queues (`create_queue`, `pause_queue`, `purge_queue`, ...) and cron schedules
-(`create_schedule`, `trigger_schedule`, ...) are managed through the same clients.
+Queues (`create_queue`, `pause_queue`, `purge_queue`, ...), cron schedules
+(`create_schedule`, `trigger_schedule`, ...) and workflows are managed through the same
+clients. A workflow is built as Celery's canvas is, or step by step:
+
+    from taskscheduler.client import chain, chord, group, task
+
+    flow = chain(task("demo.echo", {"n": 1}, name="fetch"),
+                 chord([task("demo.echo", name="left"), task("demo.echo", name="right")],
+                       task("demo.echo", name="join")))
+    done = tasks.wait_workflow(tasks.create_workflow(flow).id)
 """
 
 from taskscheduler.client._async import AsyncClient
+from taskscheduler.client._canvas import Canvas, WorkflowPlan, chain, chord, group, task
 from taskscheduler.client._common import (
     FINISHED,
     ClientError,
@@ -21,6 +30,7 @@ from taskscheduler.client._common import (
     RetryOptions,
     ScheduleChanges,
     TaskNotFinished,
+    WorkflowNotFinished,
     retry_policy,
     status_name,
     task_request,
@@ -30,12 +40,16 @@ from taskscheduler.v1.queue_pb2 import Queue, QueueState, RateLimit
 from taskscheduler.v1.schedule_pb2 import OverlapPolicy, Schedule, TaskTemplate
 from taskscheduler.v1.task_pb2 import RetryPolicy, Task, TaskStatus
 from taskscheduler.v1.task_service_pb2 import StreamStatusResponse as StatusEvent
+from taskscheduler.v1.task_service_pb2 import StreamWorkflowResponse as WorkflowEvent
+from taskscheduler.v1.workflow_pb2 import FailurePolicy, Workflow, WorkflowStatus, WorkflowStep
 
 __all__ = [
     "FINISHED",
     "AsyncClient",
+    "Canvas",
     "Client",
     "ClientError",
+    "FailurePolicy",
     "OverlapPolicy",
     "Purged",
     "Queue",
@@ -52,7 +66,17 @@ __all__ = [
     "TaskNotFinished",
     "TaskStatus",
     "TaskTemplate",
+    "Workflow",
+    "WorkflowEvent",
+    "WorkflowNotFinished",
+    "WorkflowPlan",
+    "WorkflowStatus",
+    "WorkflowStep",
+    "chain",
+    "chord",
+    "group",
     "retry_policy",
     "status_name",
+    "task",
     "task_request",
 ]

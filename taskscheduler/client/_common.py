@@ -14,7 +14,7 @@ from google.protobuf import duration_pb2, struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -79,6 +79,24 @@ class TaskNotFinished(TimeoutError):
         self.task = task
 
 
+class WorkflowNotFinished(TimeoutError):
+    """wait_workflow() ran out of time; `workflow` is the workflow as last read."""
+
+    def __init__(self, workflow: workflow_pb2.Workflow) -> None:
+        status = workflow_pb2.WorkflowStatus.Name(workflow.status).removeprefix("WORKFLOW_STATUS_")
+        super().__init__(f"workflow {workflow.id} is still {status}")
+        self.workflow = workflow
+
+
+WORKFLOW_FINISHED = frozenset(
+    {
+        workflow_pb2.WORKFLOW_STATUS_SUCCESS,
+        workflow_pb2.WORKFLOW_STATUS_FAILED,
+        workflow_pb2.WORKFLOW_STATUS_CANCELLED,
+    }
+)
+
+
 class RetryOptions(TypedDict, total=False):
     """A task's retry policy, field by field, as schedule() and the schedule templates take it:
     a field not given (or None) takes the queue's, the kind's, then the service's default."""
@@ -108,6 +126,7 @@ def task_request(
     queue: str = "",
     priority: int | None = None,
     concurrency_key: str = "",
+    depends_on: Iterable[str] = (),
     **retry: Unpack[RetryOptions],
 ) -> pb.ScheduleTaskRequest:
     """One task to schedule, from schedule()'s arguments: what schedule_many() takes. Without a
@@ -117,6 +136,7 @@ def task_request(
         request_id=request_id or str(uuid.uuid4()),
         queue=queue,
         concurrency_key=concurrency_key,
+        depends_on=depends_on,
     )
     if payload:
         request.payload.CopyFrom(struct(payload))
@@ -144,6 +164,7 @@ def list_request(
     page_token: str,
     queue: str = "",
     schedule_id: str = "",
+    workflow_id: str = "",
 ) -> pb.ListTasksRequest:
     request = pb.ListTasksRequest(
         kind=kind,
@@ -151,6 +172,7 @@ def list_request(
         page_token=page_token,
         queue=queue,
         schedule_id=schedule_id,
+        workflow_id=workflow_id,
     )
     request.statuses.extend(task_pb2.TaskStatus.ValueType(status) for status in statuses)
     return request

@@ -12,10 +12,12 @@ from typing import Any, TypeVar, Unpack
 
 import grpc
 
+from taskscheduler.client._canvas import Canvas, WorkflowPlan, workflow_request
 from taskscheduler.client._common import (
     DEFAULT_ADDRESS,
     FINISHED,
     RETRYABLE,
+    WORKFLOW_FINISHED,
     ClientError,
     Purged,
     QueueChanges,
@@ -23,6 +25,7 @@ from taskscheduler.client._common import (
     RetryOptions,
     ScheduleChanges,
     TaskNotFinished,
+    WorkflowNotFinished,
     call_metadata,
     changed_template,
     credentials,
@@ -36,7 +39,7 @@ from taskscheduler.client._common import (
     update_queue_request,
     update_schedule_request,
 )
-from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
@@ -109,12 +112,14 @@ class Client:
         queue: str = "",
         priority: int | None = None,
         concurrency_key: str = "",
+        depends_on: Iterable[str] = (),
         **retry: Unpack[RetryOptions],
     ) -> task_pb2.Task:
         """Schedules a task, into `queue` ("default" when empty), with a `priority` from 0 to 9
         (higher first; None means 5) and a `concurrency_key` for the queue's
-        max_concurrent_per_key. Without a `request_id` one is made up, so that a retried call
-        never schedules the task twice. The retry policy comes field by field (`max_attempts`,
+        max_concurrent_per_key. With `depends_on` (task ids), it waits BLOCKED until they have
+        succeeded. Without a `request_id` one is made up, so that a retried call never
+        schedules the task twice. The retry policy comes field by field (`max_attempts`,
         `initial_backoff`, `max_backoff`, `backoff_multiplier`, `jitter`: RetryOptions); a
         field not given takes the queue's, the kind's, then the service's default."""
         request = task_request(
@@ -126,6 +131,7 @@ class Client:
             queue=queue,
             priority=priority,
             concurrency_key=concurrency_key,
+            depends_on=depends_on,
             **retry,
         )
         response: pb.ScheduleTaskResponse = self._call(self._stub.ScheduleTask, request)
@@ -174,13 +180,16 @@ class Client:
         statuses: Iterable[int] = (),
         queue: str = "",
         schedule_id: str = "",
+        workflow_id: str = "",
         page_size: int = 100,
     ) -> Iterator[task_pb2.Task]:
-        """Every task that matches (of a kind, in statuses, of a queue, made by a schedule;
-        empty means any), newest first, fetching page after page."""
+        """Every task that matches (of a kind, in statuses, of a queue, made by a schedule, a
+        step of a workflow; empty means any), newest first, fetching page after page."""
         token = ""
         while True:
-            request = list_request(kind, statuses, page_size, token, queue, schedule_id)
+            request = list_request(
+                kind, statuses, page_size, token, queue, schedule_id, workflow_id
+            )
             response: pb.ListTasksResponse = self._call(self._stub.ListTasks, request)
             yield from response.tasks
             token = response.next_page_token
@@ -419,3 +428,114 @@ class Client:
             self._stub.TriggerSchedule, pb.TriggerScheduleRequest(id=schedule_id), retry=False
         )
         return response.task
+
+    # Workflows
+
+    def workflow(self) -> WorkflowPlan:
+        """A workflow to build step by step (`plan.step(name, kind, payload, depends_on=...)`),
+        then to create with create_workflow(plan)."""
+        return WorkflowPlan()
+
+    def create_workflow(
+        self,
+        steps: Canvas | WorkflowPlan,
+        *,
+        name: str = "",
+        on_failure: workflow_pb2.FailurePolicy.ValueType = workflow_pb2.FAILURE_POLICY_UNSPECIFIED,
+        request_id: str | None = None,
+    ) -> workflow_pb2.Workflow:
+        """Creates a workflow from a canvas (`chain`, `group`, `chord` of `task`s) or a plan
+        (workflow()). `on_failure` is a FailurePolicy (unset: CANCEL_WORKFLOW). Without a
+        `request_id` one is made up, so that a retried call never creates it twice."""
+        request = workflow_request(steps, name=name, on_failure=on_failure, request_id=request_id)
+        response: pb.CreateWorkflowResponse = self._call(self._stub.CreateWorkflow, request)
+        return response.workflow
+
+    def get_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
+        """The workflow with its steps."""
+        response: pb.GetWorkflowResponse = self._call(
+            self._stub.GetWorkflow, pb.GetWorkflowRequest(workflow_id=workflow_id)
+        )
+        return response.workflow
+
+    def list_workflows(
+        self, *, statuses: Iterable[int] = (), page_size: int = 100
+    ) -> Iterator[workflow_pb2.Workflow]:
+        """Every workflow in `statuses` (WorkflowStatus; empty means any), newest first, without
+        their steps, fetching page after page."""
+        token = ""
+        while True:
+            request = pb.ListWorkflowsRequest(page_size=page_size, page_token=token)
+            request.statuses.extend(
+                workflow_pb2.WorkflowStatus.ValueType(status) for status in statuses
+            )
+            response: pb.ListWorkflowsResponse = self._call(self._stub.ListWorkflows, request)
+            yield from response.workflows
+            token = response.next_page_token
+            if not token:
+                return
+
+    def cancel_workflow(self, workflow_id: str) -> workflow_pb2.Workflow:
+        """Cancels every step that has not finished (running ones are asked to stop). A
+        workflow already CANCELLED is returned as it is (a cancel retried after UNAVAILABLE
+        may find its own earlier try committed); one finished otherwise raises ClientError
+        FAILED_PRECONDITION."""
+        try:
+            response: pb.CancelWorkflowResponse = self._call(
+                self._stub.CancelWorkflow, pb.CancelWorkflowRequest(workflow_id=workflow_id)
+            )
+        except ClientError as error:
+            if error.reason != "WORKFLOW_ALREADY_FINISHED":
+                raise
+            workflow = self.get_workflow(workflow_id)
+            if workflow.status != workflow_pb2.WORKFLOW_STATUS_CANCELLED:
+                raise
+            return workflow
+        return response.workflow
+
+    def watch_workflow(
+        self,
+        workflow_id: str,
+        timeout: float | None = None,
+    ) -> Iterator[pb.StreamWorkflowResponse]:
+        """The workflow as it stands, then each step's change, until the workflow is terminal
+        (its last event carries it whole), within `timeout` seconds in all. A stream cut by
+        UNAVAILABLE is opened again, starting with the workflow as it then stands."""
+        ends = None if timeout is None else time.monotonic() + timeout
+        delays = self._retries.delays()
+        while True:
+            remaining = None if ends is None else max(0.0, ends - time.monotonic())
+            stream = self._stub.StreamWorkflow(
+                pb.StreamWorkflowRequest(workflow_id=workflow_id),
+                timeout=remaining,
+                metadata=self._metadata,
+            )
+            try:
+                for event in stream:
+                    yield event
+                    delays = self._retries.delays()  # it got through: a fresh budget of tries
+                return
+            except grpc.RpcError as error:
+                delay = next(delays)
+                if error.code() not in RETRYABLE or delay is None:
+                    raise ClientError.of(error) from None
+                time.sleep(delay)
+
+    def wait_workflow(
+        self,
+        workflow_id: str,
+        timeout: float = 60.0,
+    ) -> workflow_pb2.Workflow:
+        """Returns the workflow, with its steps, once terminal (SUCCESS, FAILED or CANCELLED);
+        raises WorkflowNotFinished after `timeout` seconds."""
+        seen: workflow_pb2.Workflow | None = None
+        try:
+            for event in self.watch_workflow(workflow_id, timeout=timeout):
+                if event.HasField("workflow"):
+                    seen = event.workflow
+                    if seen.status in WORKFLOW_FINISHED:
+                        return seen
+        except ClientError as error:
+            if error.code is not grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+        raise WorkflowNotFinished(seen or self.get_workflow(workflow_id))

@@ -1,4 +1,5 @@
-"""The demo kinds: demo.sleep, demo.echo and demo.fail, to try the service and watch it work."""
+"""The demo kinds: demo.sleep, demo.echo, demo.fail and demo.gather, to try the service and
+watch it work."""
 
 from __future__ import annotations
 
@@ -54,6 +55,17 @@ def sleep(payload: SleepPayload, context: TaskContext) -> dict[str, Any]:
 @registry.register("demo.echo", payload=EchoPayload)
 def echo(payload: EchoPayload, context: TaskContext) -> dict[str, Any]:
     return payload.model_dump()
+
+
+class GatherPayload(PayloadModel):
+    pass
+
+
+@registry.register("demo.gather", payload=GatherPayload)
+def gather(payload: GatherPayload, context: TaskContext) -> dict[str, Any]:
+    """A fan-in: returns the results of the tasks it depended on, by step name (by task id
+    outside a workflow)."""
+    return {"received": dict(context.dependency_results)}
 
 
 @registry.register("demo.fail", payload=FailPayload)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,41 @@ def test_a_minted_token_is_accepted(stack: Stack) -> None:
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
     denied = taskctl(stack, "schedule", "demo.echo", token=minted.stdout.strip())
     assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stderr
+
+
+def test_workflows_create_from_a_file_watch_list_get_and_cancel(
+    stack: Stack, tmp_path: Path
+) -> None:
+    body = {
+        "name": "cli diamond",
+        "on_failure": "CONTINUE",
+        "steps": [
+            {"name": "fetch", "task": {"kind": "demo.echo", "payload": {"n": 1}, "timeout": 30}},
+            {"name": "left", "task": {"kind": "demo.echo"}, "depends_on": ["fetch"]},
+            {"name": "right", "task": {"kind": "demo.echo"}, "depends_on": ["fetch"]},
+            {"name": "join", "task": {"kind": "demo.gather"}, "depends_on": ["left", "right"]},
+        ],
+    }
+    path = tmp_path / "diamond.json"
+    path.write_text(json.dumps(body))
+    run = taskctl(stack, "workflows", "create", str(path), "--watch")
+    assert run.returncode == 0, run.stderr
+    assert "SUCCESS" in run.stdout and "join" in run.stdout
+    listed = json.loads(taskctl(stack, "workflows", "list", "--status", "success", "--json").stdout)
+    workflow = next(w for w in listed if w["name"] == "cli diamond")
+    assert workflow["on_failure"] == "FAILURE_POLICY_CONTINUE"
+    shown = json.loads(taskctl(stack, "workflows", "get", workflow["id"], "--json").stdout)
+    assert [step["name"] for step in shown["steps"]] == ["fetch", "left", "right", "join"]
+    waiting = {
+        "steps": [{"name": "nap", "task": {"kind": "demo.sleep", "payload": {"seconds": 30}}}]
+    }
+    created = taskctl(stack, "workflows", "create", "-", "--json", stdin=json.dumps(waiting))
+    nap = json.loads(created.stdout)
+    cancelled = taskctl(stack, "workflows", "cancel", nap["id"], "--json")
+    assert cancelled.returncode == 0, cancelled.stderr
+    ended = taskctl(stack, "workflows", "watch", nap["id"])
+    assert ended.returncode == 1 and "CANCELLED" in ended.stdout
+    bad = taskctl(
+        stack, "workflows", "create", "-", stdin='{"steps": [{"name": "a", "depends_on": ["a"]}]}'
+    )
+    assert bad.returncode == 1 and "steps[0].depends_on" in bad.stderr

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
 from taskscheduler.client import (
     AsyncClient,
@@ -16,7 +17,12 @@ from taskscheduler.client import (
     Retries,
     TaskNotFinished,
     TaskStatus,
+    WorkflowNotFinished,
+    WorkflowStatus,
+    chain,
+    chord,
     status_name,
+    task,
 )
 from taskscheduler.devstack.stack import Stack
 
@@ -115,3 +121,56 @@ async def test_the_async_client(stack: Stack) -> None:
         listed = [t.id async for t in tasks.list(kind="demo.echo", page_size=1)]
         assert listed == [task.id]
     assert statuses[0] in {"PENDING", "RUNNING", "SUCCESS"}
+
+
+def test_a_chord_runs_to_success_and_its_join_gets_the_results(client: Client) -> None:
+    flow = chain(
+        task("demo.echo", {"n": 0}, name="fetch"),
+        chord(
+            [task("demo.echo", {"n": 1}, name="left"), task("demo.echo", {"n": 2}, name="right")],
+            task("demo.gather", name="join"),
+        ),
+    )
+    with client:
+        created = client.create_workflow(flow, name="sdk chord")
+        done = client.wait_workflow(created.id, timeout=60)
+        join = client.get(next(s.task_id for s in done.steps if s.name == "join"))
+        listed = [t.id for t in client.list(workflow_id=created.id)]
+    assert done.status == WorkflowStatus.Value("WORKFLOW_STATUS_SUCCESS")
+    assert [s.name for s in done.steps] == ["fetch", "left", "right", "join"]
+    assert json_format.MessageToDict(join.result)["received"] == {
+        "left": {"n": 1},
+        "right": {"n": 2},
+    }
+    assert sorted(listed) == sorted(s.task_id for s in done.steps)
+
+
+async def test_the_asyncio_client_builds_watches_and_cancels_a_workflow(stack: Stack) -> None:
+    address = f"127.0.0.1:{stack.config.grpc_port}"
+    async with AsyncClient(address, token=stack.token(tenant="sdk")) as tasks:
+        plan = tasks.workflow()
+        nap = plan.step("nap", "demo.sleep", {"seconds": 30})
+        plan.step("after", "demo.echo", depends_on=[nap])
+        created = await tasks.create_workflow(plan)
+        first = await anext(tasks.watch_workflow(created.id, timeout=30))
+        assert first.workflow.id == created.id
+        cancelled = await tasks.cancel_workflow(created.id)
+        assert {s.name: status_name(s.status) for s in cancelled.steps}["after"] == "CANCELLED"
+        done = await tasks.wait_workflow(created.id, timeout=30)
+        again = await tasks.cancel_workflow(created.id)  # a retried cancel finds it cancelled
+        listed = [w.id async for w in tasks.list_workflows(statuses=[done.status])]
+    assert done.status == WorkflowStatus.Value("WORKFLOW_STATUS_CANCELLED")
+    assert again.status == done.status
+    assert created.id in listed
+
+
+def test_wait_workflow_gives_up_after_its_timeout(client: Client) -> None:
+    with client:
+        later = datetime.now(UTC) + timedelta(hours=1)
+        plan = client.workflow()
+        plan.step("later", "demo.echo", run_at=later)
+        created = client.create_workflow(plan)
+        with pytest.raises(WorkflowNotFinished) as waited:
+            client.wait_workflow(created.id, timeout=0.5)
+        client.cancel_workflow(created.id)
+    assert waited.value.workflow.id == created.id

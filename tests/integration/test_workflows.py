@@ -82,7 +82,7 @@ async def test_a_diamond_runs_each_step_after_its_dependencies_with_their_result
             step("fetch"),
             step("left", depends_on=["fetch"]),
             step("right", depends_on=["fetch"]),
-            step("join", "sample.gather", {}, depends_on=["left", "right"]),
+            step("join", "demo.gather", {}, depends_on=["left", "right"]),
         ],
     )
     assert workflow.status == W.WORKFLOW_STATUS_RUNNING
@@ -109,7 +109,7 @@ async def test_a_fan_in_starts_once_after_every_one_of_fifty_parents(
 ) -> None:
     parents = [step(f"part-{i}") for i in range(50)]
     workflow = await create(
-        stub, [*parents, step("sum", "sample.gather", {}, [p.name for p in parents])]
+        stub, [*parents, step("sum", "demo.gather", {}, [p.name for p in parents])]
     )
     done = await finished(stub, workflow.id)
     assert done.status == W.WORKFLOW_STATUS_SUCCESS
@@ -307,7 +307,7 @@ async def test_steps_run_once_each_when_parents_end_together(stub: TaskServiceSt
                     step("root"),
                     step("x", depends_on=["root"]),
                     step("y", depends_on=["root"]),
-                    step("join", "sample.gather", {}, ["x", "y"]),
+                    step("join", "demo.gather", {}, ["x", "y"]),
                 ],
             )
             for _ in range(20)

@@ -12,7 +12,7 @@ from taskscheduler.settings import Settings
 
 def test_builtin_kinds_are_registered() -> None:
     kinds = load_handler_modules()
-    assert {"demo.sleep", "demo.echo", "demo.fail"} <= set(kinds.names())
+    assert {"demo.sleep", "demo.echo", "demo.fail", "demo.gather"} <= set(kinds.names())
 
 
 def test_handler_modules_named_by_the_setting_are_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
