@@ -28,7 +28,16 @@ from bench.common import Bench, Figure
 from taskscheduler.devstack.stack import Stack, on_free_ports
 
 RESULTS = Path(__file__).parent / "results"
-SECTIONS = ("accept", "eventloop", "throughput", "streams", "lateness", "scale", "peers")
+SECTIONS = (
+    "accept",
+    "eventloop",
+    "throughput",
+    "workflows",
+    "streams",
+    "lateness",
+    "scale",
+    "peers",
+)
 WORKER_PROCESSES = 2
 
 

@@ -1,7 +1,8 @@
 """The web dashboard at /dashboard: server-rendered pages over the same gRPC API and auth. A
 browser signs in once with a bearer token, kept in an HttpOnly, SameSite=Strict cookie (never
 in a URL); a task's page follows it live over the SSE endpoint. Tasks, queues (pause, resume,
-purge) and cron schedules (pause, resume, run now) each have a page; every button is a plain
+purge), cron schedules (pause, resume, run now) and workflows (their graph, live; cancel) each
+have a page; every button is a plain
 form POST, which only pages of this origin can make with the cookie."""
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse
 
 from gateway.calls import SESSION_COOKIE, Api
+from gateway.graph import layout
 from gateway.params import PageToken
-from gateway.schemas import queues, schedules, tasks
+from gateway.schemas import queues, schedules, tasks, workflows
 from gateway.schemas.common import status_name
 from taskscheduler.core.limits import (
     MAX_FILTER_ID_LENGTH,
@@ -137,23 +139,32 @@ async def task_list(
     kind: Annotated[str, Query(max_length=MAX_KIND_LENGTH)] = "",
     queue: Annotated[str, Query(max_length=MAX_QUEUE_NAME_LENGTH)] = "",
     schedule_id: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
+    workflow_id: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
     page_token: PageToken = "",
 ) -> Response:
     chosen = [name for name in status or [] if name in STATUSES]
     kind, queue, schedule_id = kind.strip(), queue.strip(), schedule_id.strip()
+    workflow_id = workflow_id.strip()
     message = pb.ListTasksRequest(
         page_size=PAGE_SIZE,
         page_token=page_token,
         kind=kind,
         queue=queue,
         schedule_id=schedule_id,
+        workflow_id=workflow_id,
     )
     message.statuses.extend(task_pb2.TaskStatus.Value(f"TASK_STATUS_{name}") for name in chosen)
     try:
         listed = await api.stub.ListTasks(message, timeout=api.deadline, metadata=api.metadata)
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
-    filters = {"status": chosen, "kind": kind, "queue": queue, "schedule_id": schedule_id}
+    filters = {
+        "status": chosen,
+        "kind": kind,
+        "queue": queue,
+        "schedule_id": schedule_id,
+        "workflow_id": workflow_id,
+    }
     return _page(
         request,
         "tasks.html",
@@ -162,11 +173,13 @@ async def task_list(
         if listed.next_page_token
         else "",
         without_schedule=_query(filters, schedule_id=""),
+        without_workflow=_query(filters, workflow_id=""),
         statuses=STATUSES,
         chosen=chosen,
         kind=kind,
         queue=queue,
         schedule_id=schedule_id,
+        workflow_id=workflow_id,
     )
 
 
@@ -397,3 +410,51 @@ async def _then_go(request: Request, call: Callable[[], Awaitable[str]]) -> Resp
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
     return RedirectResponse(where, status_code=303)
+
+
+# -- workflows -------------------------------------------------------------------------------
+
+
+@router.get("/workflows", response_model=None)
+async def workflow_list(request: Request, api: Api, page_token: PageToken = "") -> Response:
+    try:
+        listed = await api.stub.ListWorkflows(
+            pb.ListWorkflowsRequest(page_size=LIST_SIZE, page_token=page_token),
+            timeout=api.deadline,
+            metadata=api.metadata,
+        )
+    except grpc.aio.AioRpcError as error:
+        return _problem(request, error)
+    return _page(
+        request,
+        "workflows.html",
+        workflows=[workflows.workflow_out(workflow) for workflow in listed.workflows],
+        next_page_token=listed.next_page_token,
+    )
+
+
+@router.get("/workflows/{workflow_id}", response_model=None)
+async def workflow_page(request: Request, api: Api, workflow_id: str) -> Response:
+    try:
+        found = await api.stub.GetWorkflow(
+            pb.GetWorkflowRequest(workflow_id=workflow_id),
+            timeout=api.deadline,
+            metadata=api.metadata,
+        )
+    except grpc.aio.AioRpcError as error:
+        return _problem(request, error)
+    workflow = workflows.workflow_out(found.workflow)
+    return _page(request, "workflow.html", workflow=workflow, graph=layout(workflow.steps))
+
+
+@router.post("/workflows/{workflow_id}/cancel", response_model=None)
+async def cancel_workflow(request: Request, api: Api, workflow_id: str) -> Response:
+    async def call() -> str:
+        await api.stub.CancelWorkflow(
+            pb.CancelWorkflowRequest(workflow_id=workflow_id),
+            timeout=api.deadline,
+            metadata=api.metadata,
+        )
+        return f"/dashboard/workflows/{quote(workflow_id, safe='')}"
+
+    return await _then_go(request, call)

@@ -434,7 +434,13 @@ class InMemoryAttemptStore:
                 retry_policy=task.retry_policy,
                 timeout=task.timeout,
                 waited=now - max(task.create_time, task.run_at),
+                tenant=task.tenant,
             )
+
+    def queue_settings(self, tenant: str, name: str) -> QueueSettings | None:
+        with self._db.lock:
+            queue = self._db.queue(tenant, name, counted=False)
+            return None if queue is None else queue.settings
 
     def _this_attempt(self, task_id: uuid.UUID, attempt: int) -> _Row | None:
         """The fence: only the worker running this very attempt may change the row."""
@@ -451,7 +457,11 @@ class InMemoryAttemptStore:
             row.lease_expires_at = self._db.clock() + lease
             return Lease(held=True, cancel_requested=row.task.cancel_requested)
 
-    def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool:
+    def succeed(
+        self, task_id: uuid.UUID, attempt: int, result: JSON, spawned: tuple[NewTask, ...] = ()
+    ) -> bool:
+        if spawned:
+            raise NotImplementedError("the in-memory store keeps no workflows to spawn into")
         with self._db.lock:
             row = self._this_attempt(task_id, attempt)
             if row is None:

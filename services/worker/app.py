@@ -37,6 +37,7 @@ from taskscheduler.core.execution import (
 )
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.ports import ClaimedAttempt
+from taskscheduler.core.tasks import TaskPreparer
 from taskscheduler.settings import get_settings
 
 log = logging.getLogger("taskscheduler.worker")
@@ -93,6 +94,7 @@ def _build_executor() -> TaskExecutor:
         settings.lease,
         INTERRUPTS,
         observer=AttemptObserver(),
+        preparer=TaskPreparer(kinds, settings.default_retry_policy, settings.max_payload_bytes),
     )
 
 

@@ -24,6 +24,8 @@ from taskscheduler.core.limits import MAX_ERROR_MESSAGE_CHARS, MAX_TRACEBACK_CHA
 from taskscheduler.core.model import JSON, RetryPolicy
 from taskscheduler.core.payloads import check_json
 from taskscheduler.core.ports import AttemptEnd, AttemptError, AttemptStore, ClaimedAttempt
+from taskscheduler.core.spawning import Spawner
+from taskscheduler.core.tasks import TaskPreparer
 
 log = logging.getLogger("taskscheduler.worker")
 
@@ -240,7 +242,7 @@ def record_end(store: AttemptStore, end: AttemptEnd) -> bool:
     """Records an attempt's end with the store's succeed or fail, as it ended; False when the
     attempt fence refused it."""
     if end.error is None:
-        return store.succeed(end.task_id, end.attempt, end.result)
+        return store.succeed(end.task_id, end.attempt, end.result, end.spawned)
     return store.fail(end.task_id, end.attempt, end.error, end.retry_in)
 
 
@@ -263,10 +265,14 @@ class TaskExecutor:
         lease: LeaseSettings,
         interrupts: Interrupts,
         observer: ExecutionObserver | None = None,
+        preparer: TaskPreparer | None = None,
     ) -> None:
+        """`preparer`: how the steps a handler spawns are checked and completed (the service's
+        default retry policy and payload bound; the built-in defaults when not given)."""
         self._observer = observer or _NoExecutionObserver()
         self._store = store
         self._kinds = kinds
+        self._preparer = preparer or TaskPreparer(kinds, RetryPolicy())
         self._worker_name = worker_name
         self._lease = lease
         self._watchdog = Watchdog(store, lease, interrupts)
@@ -308,10 +314,11 @@ class TaskExecutor:
 
     def _run(self, claimed: ClaimedAttempt) -> tuple[Outcome, AttemptEnd]:
         cancel_event = threading.Event()
+        spawner = Spawner(claimed, self._preparer, self._store.queue_settings)
         watch: _Watch | None = None
         try:
             with self._watchdog.watching(claimed, cancel_event) as watch:
-                result = self._run_handler(claimed, cancel_event)
+                result = self._run_handler(claimed, cancel_event, spawner)
         except Exception as exc:
             stop_reason = None if watch is None else watch.stop_reason
             error = self._error_of(exc, claimed, stop_reason)
@@ -322,7 +329,10 @@ class TaskExecutor:
             if stop_reason is StopReason.CANCELLED:
                 return Outcome.CANCELLED, end
             return (Outcome.FAILED if retry_in is None else Outcome.RETRYING), end
-        return Outcome.SUCCEEDED, AttemptEnd(claimed.task_id, claimed.attempt, result)
+        spawned = tuple(spawner.spawned)
+        return Outcome.SUCCEEDED, AttemptEnd(
+            claimed.task_id, claimed.attempt, result, spawned=spawned
+        )
 
     def _record(self, end: AttemptEnd, claim_next: uuid.UUID | None) -> NextAttempt | None:
         """Writes an attempt's end (and the next claim), waiting out a short database outage
@@ -342,14 +352,16 @@ class TaskExecutor:
                 delay = min(delay * 2, 2.0)
 
     def _write(self, end: AttemptEnd, claim_next: uuid.UUID | None) -> NextAttempt | None:
-        if claim_next is not None:
+        if claim_next is not None and not end.spawned:
             return NextAttempt(
                 self._store.end_and_claim(end, claim_next, self._worker_name, self._lease.duration)
             )
         record_end(self._store, end)
-        return None
+        return None if claim_next is None else NextAttempt(self._claim(claim_next))
 
-    def _run_handler(self, claimed: ClaimedAttempt, cancel_event: threading.Event) -> JSON:
+    def _run_handler(
+        self, claimed: ClaimedAttempt, cancel_event: threading.Event, spawner: Spawner
+    ) -> JSON:
         kind = self._kinds.get(claimed.kind)
         payload = kind.parse_payload(claimed.payload)
         context = TaskContext(
@@ -358,6 +370,7 @@ class TaskExecutor:
             claimed.retry_policy.max_attempts,
             cancel_event,
             claimed.dependency_results,
+            spawner if claimed.workflow_id is not None else None,
         )
         result = kind.handler(payload, context)
         json.dumps(result)  # a result that cannot be stored is the handler's error

@@ -6,8 +6,8 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
 
 import pydantic
 
@@ -27,6 +27,25 @@ class TaskCancelled(Exception):
     """Raised by TaskContext.raise_if_cancelled when the task was cancelled while running."""
 
 
+class StepSpawner(Protocol):
+    """What context.spawn hands its steps to (core.spawning.Spawner)."""
+
+    def spawn(
+        self,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        depends_on: Iterable[str] = (),
+        run_at: datetime | None = None,
+        queue: str = "",
+        priority: int | None = None,
+        concurrency_key: str = "",
+        timeout: timedelta | None = None,
+        retry_policy: RetryPolicyOverride | None = None,
+    ) -> str: ...
+
+
 @dataclass(frozen=True)
 class TaskContext:
     """What a handler may know about the attempt it runs in."""
@@ -38,6 +57,40 @@ class TaskContext:
     dependency_results: Mapping[str, JSON] = field(default_factory=dict)
     """The results of the tasks this one depends on: by step name in a workflow, by task id
     for a task scheduled with depends_on."""
+    spawner: StepSpawner | None = field(default=None, repr=False)
+
+    def spawn(
+        self,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        depends_on: Iterable[str] = (),
+        run_at: datetime | None = None,
+        queue: str = "",
+        priority: int | None = None,
+        concurrency_key: str = "",
+        timeout: timedelta | None = None,
+        retry_policy: RetryPolicyOverride | None = None,
+    ) -> str:
+        """Adds a step to this task's workflow and returns its task id: a dynamic fan-out, and
+        with `depends_on` (ids this attempt spawned) its fan-in. The step is named
+        `<this step>/<name>` (name: `<kind>-<n>` when not given) and checked as ScheduleTask
+        checks a task; it is stored only if this attempt succeeds, in the same transaction."""
+        if self.spawner is None:
+            raise InvalidArgument("spawn", "only a workflow's step may spawn steps")
+        return self.spawner.spawn(
+            kind,
+            payload,
+            name=name,
+            depends_on=depends_on,
+            run_at=run_at,
+            queue=queue,
+            priority=priority,
+            concurrency_key=concurrency_key,
+            timeout=timeout,
+            retry_policy=retry_policy,
+        )
 
     @property
     def cancel_requested(self) -> bool:

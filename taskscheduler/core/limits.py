@@ -35,6 +35,7 @@ MAX_BATCH_SIZE = 1000  # tasks of one BatchScheduleTasks
 MAX_PAGE_SIZE = 1000
 MAX_WORKFLOW_STEPS = 1000  # steps of one CreateWorkflow
 MAX_DEPENDS_ON = 1000  # task ids one ScheduleTask may depend on
+MAX_SPAWNED = 1000  # steps one attempt may add to its workflow (context.spawn)
 # Protobuf parsers stop at 64 nested messages, and each level of a Struct costs two or three.
 MAX_PAYLOAD_DEPTH = 20  # objects and lists nested in a payload, the payload itself included
 

@@ -204,6 +204,7 @@ class ClaimedAttempt:
     retry_policy: RetryPolicy
     timeout: timedelta | None
     waited: timedelta = timedelta(0)  # from when it was due (accepted, or its run_at) to now
+    tenant: str = ""
     workflow_id: uuid.UUID | None = None
     step_name: str = ""
     dependency_results: Mapping[str, JSON] = field(default_factory=dict)
@@ -241,6 +242,8 @@ class AttemptEnd:
     result: JSON = None
     error: AttemptError | None = None
     retry_in: timedelta | None = None
+    spawned: tuple[NewTask, ...] = ()
+    """Steps the handler spawned: stored with the success, never with a failure."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,16 @@ class AttemptStore(Protocol):
 
     def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease: ...
 
-    def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool: ...
+    def succeed(
+        self, task_id: uuid.UUID, attempt: int, result: JSON, spawned: tuple[NewTask, ...] = ()
+    ) -> bool:
+        """RUNNING -> SUCCESS (CANCELLED when a cancel was asked for), with the steps the
+        handler spawned stored in the same transaction (not when it ends CANCELLED)."""
+        ...
+
+    def queue_settings(self, tenant: str, name: str) -> QueueSettings | None:
+        """A queue's settings (the defaults of a spawned step); None when it does not exist."""
+        ...
 
     def fail(
         self,

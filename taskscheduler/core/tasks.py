@@ -136,37 +136,19 @@ def fingerprint(request: ScheduleRequest) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
-class TaskManager:
-    """Validates requests against the kind registry and the queues, and stores them: the
-    dispatcher hands them to the workers as their queues let them through."""
+class TaskPreparer:
+    """Validates a request to create a task and applies the defaults: what ScheduleTask,
+    CreateWorkflow's steps and a handler's context.spawn share."""
 
     def __init__(
         self,
-        repository: TaskRepository,
-        queues: QueueDefaults,
-        events: StatusEvents,
         kinds: KindRegistry,
         default_retry_policy: RetryPolicy,
         max_payload_bytes: int = 256 * 1024,
-        observer: TaskObserver | None = None,
     ) -> None:
-        self._observer = observer or NoObserver()
-        self._repository = repository
-        self._queues = queues
-        self._events = events
         self._kinds = kinds
         self._default_retry_policy = default_retry_policy
         self._max_payload_bytes = max_payload_bytes
-
-    async def _queue_of(self, caller: Caller, request: ScheduleRequest) -> QueueSettings:
-        name = request.queue or DEFAULT_QUEUE
-        check_queue_name(name, "queue")
-        return await self._queues.settings(caller.tenant, name)
-
-    async def prepare_for(self, caller: Caller, request: ScheduleRequest, now: datetime) -> NewTask:
-        """Validates a request against its queue as schedule() does, storing nothing."""
-        queue = await self._queue_of(caller, request)
-        return self.prepare(caller, request, now, queue)
 
     def prepare(
         self, caller: Caller, request: ScheduleRequest, now: datetime, queue: QueueSettings
@@ -227,6 +209,43 @@ class TaskManager:
         for override in (kind, queue.retry_policy, request.retry_policy):
             policy = override.applied_to(policy)
         return policy
+
+
+class TaskManager:
+    """Validates requests against the kind registry and the queues, and stores them: the
+    dispatcher hands them to the workers as their queues let them through."""
+
+    def __init__(
+        self,
+        repository: TaskRepository,
+        queues: QueueDefaults,
+        events: StatusEvents,
+        kinds: KindRegistry,
+        default_retry_policy: RetryPolicy,
+        max_payload_bytes: int = 256 * 1024,
+        observer: TaskObserver | None = None,
+    ) -> None:
+        self._observer = observer or NoObserver()
+        self._repository = repository
+        self._queues = queues
+        self._events = events
+        self._preparer = TaskPreparer(kinds, default_retry_policy, max_payload_bytes)
+
+    async def _queue_of(self, caller: Caller, request: ScheduleRequest) -> QueueSettings:
+        name = request.queue or DEFAULT_QUEUE
+        check_queue_name(name, "queue")
+        return await self._queues.settings(caller.tenant, name)
+
+    async def prepare_for(self, caller: Caller, request: ScheduleRequest, now: datetime) -> NewTask:
+        """Validates a request against its queue as schedule() does, storing nothing."""
+        queue = await self._queue_of(caller, request)
+        return self.prepare(caller, request, now, queue)
+
+    def prepare(
+        self, caller: Caller, request: ScheduleRequest, now: datetime, queue: QueueSettings
+    ) -> NewTask:
+        """Validates a request and applies defaults (see TaskPreparer)."""
+        return self._preparer.prepare(caller, request, now, queue)
 
     async def check(self, caller: Caller, request: ScheduleRequest) -> None:
         """Validates a request as schedule() does, storing nothing (a schedule's template)."""

@@ -1,5 +1,5 @@
-"""The demo kinds: demo.sleep, demo.echo, demo.fail and demo.gather, to try the service and
-watch it work."""
+"""The demo kinds: demo.sleep, demo.echo, demo.fail, demo.gather and demo.fanout, to try the
+service and watch it work."""
 
 from __future__ import annotations
 
@@ -66,6 +66,27 @@ def gather(payload: GatherPayload, context: TaskContext) -> dict[str, Any]:
     """A fan-in: returns the results of the tasks it depended on, by step name (by task id
     outside a workflow)."""
     return {"received": dict(context.dependency_results)}
+
+
+class FanoutPayload(PayloadModel):
+    parts: int = pydantic.Field(default=3, ge=1, le=1000, description="Children to spawn.")
+    fail_times: int = pydantic.Field(
+        default=0, ge=0, description="Fail the first n attempts after spawning (none stored)."
+    )
+
+
+@registry.register("demo.fanout", payload=FanoutPayload)
+def fanout(payload: FanoutPayload, context: TaskContext) -> dict[str, Any]:
+    """A dynamic fan-out and its fan-in, in a workflow: spawns `parts` demo.echo steps and a
+    demo.gather step that waits for them all."""
+    parts = [
+        context.spawn("demo.echo", {"part": number}, name=f"part-{number}")
+        for number in range(1, payload.parts + 1)
+    ]
+    gather = context.spawn("demo.gather", name="gather", depends_on=parts)
+    if context.attempt <= payload.fail_times:
+        raise DemoFailure(f"failing after spawning (attempt {context.attempt})")
+    return {"spawned": len(parts), "gather": gather}
 
 
 @registry.register("demo.fail", payload=FailPayload)

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -210,3 +211,53 @@ def test_queues_and_schedules_are_run_from_their_pages(
     page.goto(f"{base}/dashboard/schedules")
     schedule_row.locator("button.resume").click()
     expect(schedule_row.locator(".state")).to_have_text("ACTIVE")
+
+
+WORKFLOW_TENANT = "dashboard-workflows"
+
+
+def test_a_workflow_graph_colors_live_and_draws_spawned_steps(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    base = f"http://127.0.0.1:{stack.config.gateway_port}"
+    nap = {"kind": "demo.sleep", "payload": {"seconds": 0.5}}
+    soon = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+    body = {
+        "name": "graph",
+        "steps": [
+            {"name": "wait", "task": {"kind": "demo.echo"}, "run_at": soon},
+            {"name": "split", "task": {"kind": "demo.fanout", "payload": {"parts": 3}},
+             "depends_on": ["wait"]},
+            {"name": "left", "task": nap, "depends_on": ["split"]},
+            {"name": "right", "task": nap, "depends_on": ["split"]},
+            {"name": "join", "task": {"kind": "demo.gather"}, "depends_on": ["left", "right"]},
+        ],
+    }  # fmt: skip
+    with rest_client(stack, WORKFLOW_TENANT) as rest:
+        created = rest.post("/v1/workflows", json=body)
+    assert created.status_code == 201, created.text
+    workflow = created.json()
+    page = signed_in(browser, stack, tenant=WORKFLOW_TENANT)
+    page.get_by_role("navigation").get_by_role("link", name="Workflows").click()
+    expect(page.locator("h1")).to_have_text("Workflows")
+    page.click(f"a[href='/dashboard/workflows/{workflow['workflow_id']}']")
+    # Drawn while the first step waits for its run_at: five steps, five edges.
+    expect(page.locator("#graph a.node[data-step='wait']")).to_have_class("node SCHEDULED")
+    expect(page.locator("#graph a.node[data-step='join']")).to_have_class("node BLOCKED")
+    expect(page.locator("#graph a.node")).to_have_count(5)
+    expect(page.locator("#graph line.edge")).to_have_count(5)
+    # Live: each step turns SUCCESS, and the four split spawns appear with their edges.
+    expect(page.locator("#workflow-status")).to_have_text("SUCCESS", timeout=30_000)
+    expect(page.locator("#graph a.node")).to_have_count(5 + 3 + 1, timeout=10_000)
+    expect(page.locator("#graph a.node.SUCCESS")).to_have_count(9)
+    expect(page.locator("#graph line.edge")).to_have_count(5 + 3 + 4)  # and 4 spawned-by
+    expect(page.locator("#graph line.edge.spawned")).to_have_count(4)
+    expect(page.locator("#finish-time")).not_to_be_empty()
+    expect(page.locator("#graph a.node[data-step='split/gather']")).to_be_visible()
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    page.screenshot(path=str(shots / "dashboard-workflow.png"), full_page=True)
+    page.click("#graph a.node[data-step='join']")
+    expect(page.locator("#workflow")).to_have_text("step join")
+    expect(page.locator("#depends-on a")).to_have_count(2)
+    page.goto(f"{base}/dashboard?workflow_id={workflow['workflow_id']}")
+    expect(page.locator("#workflow-filter")).to_be_visible()

@@ -1,25 +1,29 @@
 """The release of a dependent when its dependencies end at the same instant on two workers (the
 fan-in race), against the real PostgreSQL store: the release happens in the transaction of the
-last success, under the dependent's row lock, so that exactly one of the two releases it."""
+last success, under the dependent's row lock, so that exactly one of the two releases it. And
+the steps a handler spawns: stored with its success, once, and never with a cancelled end."""
 
 from __future__ import annotations
 
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore, connection_pool
+from taskscheduler.core.model import NewTask, RetryPolicy, TaskStatus
 from taskscheduler.core.ports import AttemptError
 from taskscheduler.settings import Settings
 from taskscheduler.v1 import schedule_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
+from tests.conftest import TENANT
 
 ROUNDS = 25
+S = TaskStatus
 LEASE_SECONDS = 30
 
 
@@ -102,3 +106,53 @@ async def test_a_success_and_a_failure_at_once_cancel_the_join(
         assert row == ("CANCELLED", 2, 0)
     statuses = db.execute("SELECT DISTINCT status FROM workflows").fetchall()
     assert statuses == [("FAILED",)]
+
+
+def _spawned(workflow_id: uuid.UUID, names: list[str]) -> tuple[NewTask, ...]:
+    now = datetime.now(UTC)
+    return tuple(
+        NewTask(
+            id=uuid.uuid4(),
+            tenant=TENANT,
+            kind="demo.echo",
+            payload={},
+            status=S.PENDING,
+            retry_policy=RetryPolicy(),
+            timeout=None,
+            run_at=now,
+            workflow_id=workflow_id,
+            step_name=name,
+        )
+        for name in names
+    )
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_a_success_stores_its_spawned_steps_once_and_a_cancelled_one_none(
+    stub: TaskServiceStub, store: PostgresAttemptStore, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    workflow = await stub.CreateWorkflow(pb.CreateWorkflowRequest(steps=[_step("a"), _step("b")]))
+    a, b = (uuid.UUID(s.task_id) for s in workflow.workflow.steps)
+    workflow_id = uuid.UUID(workflow.workflow.id)
+    db.execute("UPDATE tasks SET dispatched_at = now() WHERE id = ANY(%s)", ([a, b],))
+    lease = timedelta(seconds=LEASE_SECONDS)
+    assert store.claim(a, "w1", lease) is not None and store.claim(b, "w2", lease) is not None
+    children = _spawned(workflow_id, ["a/x", "a/y"])
+    assert store.succeed(a, 1, {"ok": True}, children)
+    assert not store.succeed(a, 1, {"ok": True}, _spawned(workflow_id, ["a/z"]))  # fenced
+    db.execute("UPDATE tasks SET cancel_requested_at = now() WHERE id = %s", (b,))
+    assert store.succeed(b, 1, None, _spawned(workflow_id, ["b/x"]))  # ends CANCELLED
+    names = db.execute(
+        "SELECT step_name, status FROM tasks WHERE workflow_id = %s ORDER BY step_name",
+        (workflow_id,),
+    ).fetchall()
+    assert names == [
+        ("a", "SUCCESS"),
+        ("a/x", "PENDING"),
+        ("a/y", "PENDING"),
+        ("b", "CANCELLED"),
+    ]
+    counters = db.execute(
+        "SELECT steps, unfinished, status FROM workflows WHERE id = %s", (workflow_id,)
+    ).fetchone()
+    assert counters == (4, 2, "RUNNING")

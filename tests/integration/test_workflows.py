@@ -319,3 +319,48 @@ async def test_steps_run_once_each_when_parents_end_together(stub: TaskServiceSt
         tasks = await tasks_of(stub, done)
         assert len(tasks["join"].attempts) == 1
         assert started(tasks["join"]) >= max(ended(tasks["x"]), ended(tasks["y"]))
+
+
+async def test_a_step_spawns_a_fan_out_and_its_fan_in_at_run_time(stub: TaskServiceStub) -> None:
+    workflow = await create(
+        stub,
+        [
+            step("split", "demo.fanout", {"parts": 5}),
+            step("after", depends_on=["split"]),
+        ],
+    )
+    assert workflow.step_count == 2
+    done = await finished(stub, workflow.id)
+    assert done.status == W.WORKFLOW_STATUS_SUCCESS
+    assert done.step_count == 2 + 5 + 1
+    tasks = await tasks_of(stub, done)
+    parts = {f"split/part-{n}" for n in range(1, 6)}
+    assert set(tasks) == {"split", "after", "split/gather"} | parts
+    assert all(len(task.attempts) == 1 for task in tasks.values())
+    gather = tasks["split/gather"]
+    assert started(gather) >= max(ended(tasks[name]) for name in parts)
+    assert started(min((tasks[name] for name in parts), key=started)) >= ended(tasks["split"])
+    received = json_format.MessageToDict(gather.result)["received"]
+    assert received == {f"split/part-{n}": {"part": n} for n in range(1, 6)}
+    split = json_format.MessageToDict(tasks["split"].result)
+    assert split == {"spawned": 5, "gather": gather.id}
+
+
+async def test_steps_spawned_by_a_failed_attempt_are_never_stored(stub: TaskServiceStub) -> None:
+    """The first attempt spawns, then fails: only the second attempt's steps exist."""
+    spec = step("split", "demo.fanout", {"parts": 3, "fail_times": 1}, max_attempts=2)
+    spec.task.retry_policy.initial_backoff.FromMilliseconds(50)
+    workflow = await create(stub, [spec])
+    done = await finished(stub, workflow.id)
+    assert done.status == W.WORKFLOW_STATUS_SUCCESS
+    assert done.step_count == 1 + 3 + 1
+    split = await get(stub, next(s.task_id for s in done.steps if s.name == "split"))
+    assert [a.status for a in split.attempts] == [S.TASK_STATUS_FAILED, S.TASK_STATUS_SUCCESS]
+    assert len({s.name for s in done.steps}) == len(done.steps)
+
+
+async def test_spawning_outside_a_workflow_fails_the_task_naming_why(stub: TaskServiceStub) -> None:
+    task = await schedule(stub, request("demo.fanout", {"parts": 1}))
+    failed = await wait_for_status(stub, task.id, S.TASK_STATUS_FAILED)
+    assert "spawn" in failed.error and "workflow" in failed.error
+    assert len(failed.attempts) == 1  # a misuse: not retried

@@ -20,7 +20,7 @@ from taskscheduler.core.execution import (
     Outcome,
     TaskExecutor,
 )
-from taskscheduler.core.model import JSON, Task, TaskStatus
+from taskscheduler.core.model import JSON, NewTask, Task, TaskStatus
 from taskscheduler.core.ports import AttemptEnd, ClaimedAttempt, Lease
 from taskscheduler.core.recovery import recover_expired_leases
 from taskscheduler.core.tasks import ScheduleRequest
@@ -100,9 +100,11 @@ class CallsStore(InMemoryAttemptStore):
         self.calls.append("claim")
         return super().claim(task_id, worker, lease)
 
-    def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool:
+    def succeed(
+        self, task_id: uuid.UUID, attempt: int, result: JSON, spawned: tuple[NewTask, ...] = ()
+    ) -> bool:
         self.calls.append("succeed")
-        return super().succeed(task_id, attempt, result)
+        return super().succeed(task_id, attempt, result, spawned)
 
     def end_and_claim(
         self, end: AttemptEnd, task_id: uuid.UUID, worker: str, lease: timedelta

@@ -19,9 +19,21 @@ from psycopg_pool import ConnectionPool
 
 from taskscheduler.adapters.postgres.compiled import Compiled
 from taskscheduler.adapters.postgres.engine import connection_options, storage_errors
-from taskscheduler.adapters.postgres.rows import claimed_from_row, expired_from_row
-from taskscheduler.adapters.postgres.schema import task_attempts, task_dependencies, tasks
-from taskscheduler.core.model import JSON, TaskStatus
+from taskscheduler.adapters.postgres.rows import (
+    INSERTED_COLUMNS,
+    claimed_from_row,
+    expired_from_row,
+    insert_values,
+    queue_from_row,
+)
+from taskscheduler.adapters.postgres.schema import (
+    queues,
+    task_attempts,
+    task_dependencies,
+    tasks,
+    workflows,
+)
+from taskscheduler.core.model import JSON, NewTask, QueueSettings, TaskStatus
 from taskscheduler.core.ports import (
     AttemptEnd,
     AttemptError,
@@ -158,6 +170,32 @@ _EXPIRED = (
     .order_by(tasks.c.lease_expires_at)
     .limit(sa.bindparam("most", type_=sa.Integer()))
 )
+_HOLD = (
+    sa.select(tasks.c.workflow_id, tasks.c.cancel_requested_at)
+    .where(*_THIS_ATTEMPT)
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE, as the success's UPDATE takes it
+)
+_INSERT_STEP = tasks.insert().values({name: sa.bindparam(name) for name in INSERTED_COLUMNS})
+_EDGE = task_dependencies.insert().values(
+    task_id=sa.bindparam("child"), depends_on=sa.bindparam("parent")
+)
+_GROW = (
+    workflows.update()
+    .where(workflows.c.id == sa.bindparam("the_workflow"))
+    .values(
+        steps=workflows.c.steps + sa.bindparam("more", type_=sa.Integer()),
+        unfinished=workflows.c.unfinished + sa.bindparam("more", type_=sa.Integer()),
+        updated_at=sa.func.now(),
+    )
+)
+_QUEUE = sa.select(queues).where(
+    queues.c.tenant == sa.bindparam("of_tenant"), queues.c.name == sa.bindparam("queue_name")
+)
+_HOLD_SQL = Compiled.of(_HOLD)
+_INSERT_STEP_SQL = Compiled.of(_INSERT_STEP)
+_EDGE_SQL = Compiled.of(_EDGE)
+_GROW_SQL = Compiled.of(_GROW)
+_QUEUE_SQL = Compiled.of(_QUEUE)
 _CLAIM_SQL = Compiled.of(_CLAIM)
 _SUCCEED_SQL = Compiled.of(_SUCCEED)
 _RENEW_SQL = Compiled.of(_RENEW)
@@ -197,9 +235,43 @@ class PostgresAttemptStore:
         row = self._execute(_CLAIM_SQL, parameters)
         return None if row is None else claimed_from_row(row)
 
-    def succeed(self, task_id: uuid.UUID, attempt: int, result: JSON) -> bool:
+    def succeed(
+        self, task_id: uuid.UUID, attempt: int, result: JSON, spawned: tuple[NewTask, ...] = ()
+    ) -> bool:
         end = AttemptEnd(task_id, attempt, result)
+        if spawned:
+            return self._succeed_spawning(end, spawned)
         return self._execute(_SUCCEED_SQL, _end_parameters(end)) is not None
+
+    def _succeed_spawning(self, end: AttemptEnd, spawned: tuple[NewTask, ...]) -> bool:
+        """The success and the steps it spawned, one transaction. The attempt's row first (the
+        fence; a cancel asked for stores no step), then the steps and the workflow's counters,
+        then the success, whose trigger finds the workflow with them: the locks in the order a
+        step's end takes them."""
+        fence = _end_parameters(end)
+        with storage_errors(), self._pool.connection() as conn, conn.transaction():
+            cursor = conn.cursor(row_factory=dict_row)
+            held = cursor.execute(_HOLD_SQL.text, _HOLD_SQL.parameters(fence)).fetchone()
+            if held is None:
+                return False
+            if held["cancel_requested_at"] is None:
+                cursor.executemany(_INSERT_STEP_SQL.text, [_step_values(new) for new in spawned])
+                edges = [
+                    _EDGE_SQL.parameters({"child": new.id, "parent": parent})
+                    for new in spawned
+                    for parent in new.depends_on
+                ]
+                if edges:
+                    cursor.executemany(_EDGE_SQL.text, edges)
+                grown = {"the_workflow": held["workflow_id"], "more": len(spawned)}
+                cursor.execute(_GROW_SQL.text, _GROW_SQL.parameters(grown))
+            cursor.execute(_SUCCEED_SQL.text, _SUCCEED_SQL.parameters(fence))
+            return cursor.fetchone() is not None
+
+    def queue_settings(self, tenant: str, name: str) -> QueueSettings | None:
+        parameters = {"of_tenant": tenant, "queue_name": name}
+        row = self._execute(_QUEUE_SQL, parameters)
+        return None if row is None else queue_from_row(row).settings
 
     def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease:
         parameters = {"the_task": task_id, "the_attempt": attempt, "lease": lease}
@@ -242,6 +314,13 @@ class PostgresAttemptStore:
         with storage_errors(), self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=dict_row)
             return cursor.execute(compiled.text, compiled.parameters(parameters)).fetchone()
+
+
+def _step_values(new: NewTask) -> dict[str, Any]:
+    """A spawned step's row, as the api's insert writes a task's."""
+    values = insert_values(new)
+    values["payload"] = Jsonb(values["payload"])
+    return _INSERT_STEP_SQL.parameters(values)
 
 
 def _end_parameters(end: AttemptEnd) -> dict[str, Any]:

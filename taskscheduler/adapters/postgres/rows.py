@@ -100,6 +100,7 @@ def claimed_from_row(row: Row) -> ClaimedAttempt:
         retry_policy=retry_policy_from_row(row),
         timeout=_timeout(row),
         waited=row["started_at"] - max(row["created_at"], row["run_at"]),
+        tenant=row["tenant"],
         workflow_id=row["workflow_id"],
         step_name=row["step_name"] or "",
         dependency_results=row["dependency_results"] or {},
