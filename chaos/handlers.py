@@ -48,3 +48,21 @@ def work(payload: Work, context: TaskContext) -> dict[str, int]:
     _record(context.task_id, context.attempt)
     time.sleep(random.uniform(0, payload.max_ms) / 1000)
     return {"attempt": context.attempt}
+
+
+class Spawn(PayloadModel):
+    parts: int = pydantic.Field(default=5, ge=1, le=100)
+
+
+@registry.register("chaos.spawn", payload=Spawn)
+def spawn(payload: Spawn, context: TaskContext) -> dict[str, int]:
+    """A workflow step that records its execution, spawns `parts` chaos.work steps and one
+    that waits for them all (a fan-in), then sleeps a little: a kill may land after the
+    spawns and before the success, which must then store none of them."""
+    _record(context.task_id, context.attempt)
+    parts = [
+        context.spawn("chaos.work", {"max_ms": 30}, name=f"part-{n}") for n in range(payload.parts)
+    ]
+    context.spawn("chaos.work", {"max_ms": 30}, name="join", depends_on=parts)
+    time.sleep(random.uniform(0, 0.2))
+    return {"attempt": context.attempt}

@@ -1,9 +1,10 @@
-"""The fault suite: while a few thousand short tasks flow through the real stack, worker pool
+"""The fault suite: while a few thousand short tasks and a few dozen workflows (diamonds, 50-way
+fan-outs with their fan-in, steps that spawn children) flow through the real stack, worker pool
 processes are SIGKILLed again and again, the worker's main process is killed and restarted,
 Redis is restarted empty, a dispatcher exits between commit and publish (fault injection) and is
 restarted, the api is killed amid calls, and PostgreSQL is stopped and started. Then every
-accepted task must reach a terminal state, no request may have made two tasks, and no attempt
-may have run twice.
+accepted task and workflow must reach a terminal state, no request may have made two tasks, no
+attempt may have run twice, and no step may have started before its dependencies succeeded.
 
     python -m chaos.suite [--tasks 3000] [--rate 100]        (make chaos)
 
@@ -33,10 +34,12 @@ import psycopg
 from chaos.handlers import EXECUTIONS_TABLE
 from taskscheduler.devstack.stack import Stack, on_free_ports
 from taskscheduler.settings import with_driver
+from taskscheduler.v1 import schedule_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+SPAWNED_PARTS = 5  # children of each chaos.spawn step (and one fan-in)
 RETRYABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 FAULT_KINDS = (
     "SIGKILL worker pool process",
@@ -57,6 +60,7 @@ class ChaosConfig:
     lease_seconds: float = 3.0
     republish_after_seconds: float = 3.0
     settle_seconds: float = 180.0  # how long the tasks may take to finish once faults stop
+    workflow_every: int = 60  # one workflow submitted with every this many tasks
 
 
 @dataclass
@@ -66,6 +70,15 @@ class Report:
     lost: int = 0
     tasks_stored: int = 0
     terminal: dict[str, int] = field(default_factory=dict)
+    workflows_attempted: int = 0
+    workflows_acknowledged: int = 0
+    workflows_lost: int = 0  # acknowledged, not terminal
+    workflows_stored: int = 0
+    workflows_terminal: dict[str, int] = field(default_factory=dict)
+    steps: int = 0
+    steps_spawned: int = 0
+    steps_started_early: int = 0  # before a dependency's success, or after it failed
+    spawned_twice: int = 0  # workflows with more spawned steps than one success makes
     duplicated_executions: int = 0
     re_executed_attempts: int = 0
     recovered_from_lost_workers: int = 0
@@ -89,6 +102,11 @@ class Report:
         return (
             self.lost == 0
             and self.tasks_stored == self.attempted
+            and self.workflows_lost == 0
+            and self.workflows_stored == self.workflows_attempted
+            and self.workflows_acknowledged == self.workflows_attempted > 0
+            and self.steps_started_early == 0
+            and self.spawned_twice == 0
             and self.duplicated_executions == 0
             and self.acknowledged == self.attempted > 0
             and not self.missing_faults
@@ -101,6 +119,7 @@ class Chaos:
         self.config = config
         self.report = Report()
         self.acknowledged: set[str] = set()
+        self.workflows: set[str] = set()
         self._faults_done = threading.Event()
         self._stopping = threading.Event()
         # Exits the suite caused itself, by process name; any other exit is a defect.
@@ -169,6 +188,8 @@ class Chaos:
             async def submit(index: int) -> None:
                 async with semaphore:
                     await self._submit_one(stub, credentials, index)
+                    if index % self.config.workflow_every == 0:
+                        await self._submit_workflow(stub, credentials, index)
 
             # Tasks keep flowing until every fault is done, so that each one hits work in flight.
             pending = []
@@ -199,6 +220,30 @@ class Chaos:
                 await asyncio.sleep(0.2)
                 continue
             self.acknowledged.add(response.task.id)
+            return
+
+    async def _submit_workflow(
+        self, stub: TaskServiceStub, credentials: tuple[tuple[str, str], ...], index: int
+    ) -> None:
+        """Creates a workflow (a diamond, a 50-way fan-out and fan-in, or a step spawning
+        children, in turn), retrying through outages with the same idempotency key."""
+        request = pb.CreateWorkflowRequest(
+            name=f"chaos-{index}", steps=_workflow_steps(index // self.config.workflow_every)
+        )
+        request.request_id = f"chaos-workflow-{index}"
+        self.report.workflows_attempted += 1
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                response: pb.CreateWorkflowResponse = await stub.CreateWorkflow(
+                    request, timeout=5, metadata=credentials
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() not in RETRYABLE_CODES:
+                    raise
+                await asyncio.sleep(0.2)
+                continue
+            self.workflows.add(response.workflow.id)
             return
 
     # -- faults ------------------------------------------------------------------------------
@@ -328,16 +373,52 @@ class Chaos:
             time.sleep(0.5)
 
     def _unfinished(self) -> int:
+        """The acknowledged tasks and workflows not yet terminal."""
         try:
             with psycopg.connect(self._database_url, autocommit=True, connect_timeout=2) as conn:
                 row = conn.execute(
-                    "SELECT count(*) FROM tasks WHERE id = ANY(%s::uuid[]) "
-                    "AND status NOT IN ('SUCCESS', 'FAILED', 'CANCELLED')",
-                    (list(self.acknowledged),),
+                    "SELECT (SELECT count(*) FROM tasks WHERE id = ANY(%s::uuid[]) "
+                    "AND status NOT IN ('SUCCESS', 'FAILED', 'CANCELLED')) + "
+                    "(SELECT count(*) FROM workflows WHERE id = ANY(%s::uuid[]) "
+                    "AND status = 'RUNNING')",
+                    (list(self.acknowledged), list(self.workflows)),
                 ).fetchone()
         except psycopg.OperationalError:
             return -1
         return int(row[0]) if row else -1
+
+    def _measure_workflows(self, conn: psycopg.Connection[Any]) -> None:
+        report = self.report
+        report.workflows_acknowledged = len(self.workflows)
+        ids = list(self.workflows)
+        rows = conn.execute(
+            "SELECT status, count(*) FROM workflows WHERE id = ANY(%s::uuid[]) GROUP BY status",
+            (ids,),
+        ).fetchall()
+        report.workflows_terminal = {str(status): int(count) for status, count in rows}
+        report.workflows_lost = report.workflows_acknowledged - sum(
+            count for status, count in report.workflows_terminal.items() if status != "RUNNING"
+        )
+        report.workflows_stored = _scalar(conn, "SELECT count(*) FROM workflows")
+        report.steps = _scalar(conn, "SELECT count(*) FROM tasks WHERE workflow_id IS NOT NULL")
+        report.steps_spawned = _scalar(
+            conn, "SELECT count(*) FROM tasks WHERE step_name LIKE 'spawner/%'"
+        )
+        # A step whose first attempt started before a dependency's success was committed
+        # (or at all, when the dependency did not succeed).
+        report.steps_started_early = _scalar(
+            conn,
+            "SELECT count(*) FROM task_dependencies d "
+            "JOIN tasks parent ON parent.id = d.depends_on "
+            "JOIN task_attempts child ON child.task_id = d.task_id AND child.number = 1 "
+            "WHERE parent.status <> 'SUCCESS' OR child.started_at < parent.finished_at",
+        )
+
+        report.spawned_twice = _scalar(
+            conn,
+            "SELECT count(*) FROM (SELECT workflow_id FROM tasks WHERE step_name LIKE 'spawner/%' "
+            f"GROUP BY workflow_id HAVING count(*) > {SPAWNED_PARTS + 1}) AS twice",
+        )
 
     def _measure(self) -> None:
         report = self.report
@@ -356,7 +437,10 @@ class Chaos:
             )
             report.lost = report.acknowledged - terminal
             # Calls retried after the api died must not have made a second task.
-            report.tasks_stored = _scalar(conn, "SELECT count(*) FROM tasks")
+            report.tasks_stored = _scalar(
+                conn, "SELECT count(*) FROM tasks WHERE workflow_id IS NULL"
+            )
+            self._measure_workflows(conn)
             report.duplicated_executions = _scalar(
                 conn,
                 "SELECT count(*) FROM (SELECT task_id, attempt FROM chaos_executions "
@@ -408,6 +492,34 @@ class Chaos:
         report.longest_lost_attempt_to_rerun_seconds = round(rerun, 2)
 
 
+def _workflow_steps(number: int) -> list[workflow_pb2.WorkflowStepSpec]:
+    """The steps of the suite's `number`th workflow: a diamond, a fan-out of 50 and its
+    fan-in, or a step that spawns five children and their fan-in, in turn."""
+    shape = number % 3
+    if shape == 0:
+        return [
+            _step("top"),
+            _step("left", ["top"]),
+            _step("right", ["top"]),
+            _step("bottom", ["left", "right"]),
+        ]
+    if shape == 1:
+        parts = [_step(f"part-{n}") for n in range(50)]
+        return [*parts, _step("join", [part.name for part in parts])]
+    spawner = schedule_pb2.TaskTemplate(kind="chaos.spawn")
+    spawner.payload.update({"parts": SPAWNED_PARTS})
+    return [
+        workflow_pb2.WorkflowStepSpec(name="spawner", task=spawner),
+        _step("after", ["spawner"]),
+    ]
+
+
+def _step(name: str, depends_on: list[str] | None = None) -> workflow_pb2.WorkflowStepSpec:
+    task = schedule_pb2.TaskTemplate(kind="chaos.work")
+    task.payload.update({"max_ms": 30})
+    return workflow_pb2.WorkflowStepSpec(name=name, task=task, depends_on=depends_on or [])
+
+
 def _scalar(conn: psycopg.Connection[Any], query: str) -> int:
     row = conn.execute(query).fetchone()
     return int(row[0]) if row else 0
@@ -426,6 +538,15 @@ def print_report(report: Report) -> None:
         ("lost (acknowledged, not terminal)", report.lost),
         ("tasks stored (one per attempted request)", report.tasks_stored),
         ("terminal by status", report.terminal),
+        ("workflows attempted", report.workflows_attempted),
+        ("workflows acknowledged", report.workflows_acknowledged),
+        ("workflows lost (acknowledged, not terminal)", report.workflows_lost),
+        ("workflows stored (one per attempted request)", report.workflows_stored),
+        ("workflows by status", report.workflows_terminal),
+        ("steps (spawned ones included)", report.steps),
+        ("steps spawned at run time", report.steps_spawned),
+        ("steps started before a dependency succeeded", report.steps_started_early),
+        ("workflows whose steps were spawned twice", report.spawned_twice),
         ("duplicated executions (an attempt run twice)", report.duplicated_executions),
         ("attempts re-run after a fault or failure", report.re_executed_attempts),
         ("tasks recovered from a lost worker (lease expired)", report.recovered_from_lost_workers),

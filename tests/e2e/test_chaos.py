@@ -1,6 +1,6 @@
-"""The short fault suite: tasks flow while workers are killed, Redis restarts empty, a dispatcher
-exits between commit and publish, the api is killed, and PostgreSQL stops; none may be lost,
-made twice or run twice."""
+"""The short fault suite: tasks and workflows flow while workers are killed, Redis restarts
+empty, a dispatcher exits between commit and publish, the api is killed, and PostgreSQL stops;
+none may be lost, made twice or run twice, and no step may start before its dependencies."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ def test_no_task_is_lost_or_executed_twice_under_faults() -> None:
     assert report.lost == 0, report
     assert report.tasks_stored == report.attempted, "a retried call made a second task"
     assert report.duplicated_executions == 0, report
+    # Workflows through the same faults: every one terminal, no step started before its
+    # dependencies succeeded, no step spawned twice.
+    assert report.workflows_acknowledged == report.workflows_attempted > 0, report
+    assert report.workflows_lost == 0, report
+    assert report.workflows_stored == report.workflows_attempted, "a retried call made two"
+    assert report.steps_started_early == 0, report
+    assert report.steps_spawned > 0 and report.spawned_twice == 0, report
     assert sum(report.terminal.values()) == report.attempted
     # Every fault happened, each while tasks were unfinished, and no process gave up by itself.
     assert report.missing_faults == [], report.faults
