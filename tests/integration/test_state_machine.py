@@ -1,12 +1,13 @@
 """A property-based stateful test of the task life cycle against the real PostgreSQL store.
 
-Rules: schedule (PENDING and dispatched at once, PENDING held back, SCHEDULED due, SCHEDULED
-an hour later), promote due timers, dispatch, deliver, deliver one message twice, deliver a
-stale message, crash a worker, expire leases, repair lost messages, complete, fail, retry (a
-RETRYING task's backoff elapses: promoted, dispatched, claimed again, maybe with a late report
-of the attempt before), a late completion of an ended attempt, and cancel (RUNNING tasks too).
-The rules that act on one task draw it from the tasks they apply to (preconditions), so claims,
-outcomes and faults happen in most examples instead of waiting for a lucky order.
+Rules: schedule (PENDING and dispatched at once, PENDING held back, SCHEDULED due, SCHEDULED an
+hour later), schedule a task depending on one or two others (BLOCKED, released or cancelled by
+their ends in the same transaction), promote due timers, dispatch, deliver, deliver one message
+twice, deliver a stale message, crash a worker, expire leases, repair lost messages, complete,
+fail, retry (a RETRYING task's backoff elapses: promoted, dispatched, claimed again, maybe with
+a late report of the attempt before), a late completion of an ended attempt, and cancel (RUNNING
+tasks too). The rules that act on one task draw it from the tasks they apply to (preconditions),
+so claims, outcomes and faults happen in most examples instead of waiting for a lucky order.
 
 Each rule predicts its effect in a model (status, attempt rows, dispatched, lease, cancel
 request) and checks it. After every step the store is compared with the model, and each change
@@ -71,6 +72,9 @@ EVENTS = (
     "cancels honoured at the end of an attempt",
     "lost messages republished",
     "timers promoted",
+    "dependents scheduled blocked",
+    "dependents released",
+    "dependents cancelled by a dependency's end",
 )
 
 Row = tuple[str, str | None]  # an attempt row: its status, its error type
@@ -87,6 +91,7 @@ class Expected:
     lease_lost: bool = False  # RUNNING, but its worker crashed and the lease has expired
     cancel_requested: bool = False
     attempts: list[Row] = field(default_factory=list)
+    depends_on: tuple[uuid.UUID, ...] = ()
 
     @property
     def attempt(self) -> int:
@@ -228,6 +233,35 @@ def make_machine(store: Store, events: Counter[str]) -> type[RuleBasedStateMachi
             self.expected[new.id] = Expected(new.status, max_attempts, due=when == "due")
             if when == "now":
                 self._dispatch_ready()
+
+        @precondition(some(lambda task: True))
+        @rule(data=st.data(), count=st.integers(1, 2))
+        @step
+        def schedule_dependent(self, data: st.DataObject, count: int) -> None:
+            """A task that depends on one or two others, whatever they stand at: BLOCKED on
+            those not yet succeeded, CANCELLED at once when one failed or was cancelled."""
+            parents = tuple(dict.fromkeys(self.pick(data, lambda task: True) for _ in range(count)))
+            new = NewTask(
+                id=uuid.uuid4(),
+                tenant=TENANT,
+                kind="demo.echo",
+                payload={},
+                status=S.PENDING,
+                retry_policy=RetryPolicy(
+                    max_attempts=2, initial_backoff=LONG, max_backoff=LONG, jitter=False
+                ),
+                timeout=None,
+                run_at=datetime.now(UTC) - timedelta(seconds=1),
+                depends_on=parents,
+                blocked_on=len(parents),
+            )
+            task, created = store.run(store.repository.insert(new))
+            expected = Expected(S.BLOCKED, 2, depends_on=parents)
+            self.expected[new.id] = expected
+            self._settle_blocked()
+            assert created and task.status is expected.status
+            if expected.status is S.BLOCKED:
+                events["dependents scheduled blocked"] += 1
 
         # The rules without a task to draw are only taken when they have work: hypothesis
         # favours rules without arguments, and no-op passes would crowd out the rest.
@@ -418,13 +452,34 @@ def make_machine(store: Store, events: Counter[str]) -> type[RuleBasedStateMachi
             assert stored == (None if task.status is S.CANCELLED else result, True)
 
         def _end_attempt(self, task: Expected, status: S, error_type: str | None) -> None:
-            """A cancel asked for while the attempt ran wins over its outcome."""
+            """A cancel asked for while the attempt ran wins over its outcome. The task's
+            dependents are settled in the same transaction as its end."""
             if task.cancel_requested:
                 task.end_attempt(S.CANCELLED, error_type)
                 if not self.tearing_down:
                     events["cancels honoured at the end of an attempt"] += 1
             else:
                 task.end_attempt(status, error_type)
+            self._settle_blocked()
+
+        def _settle_blocked(self) -> None:
+            """What the end of a dependency does to the BLOCKED tasks (transitively): one whose
+            dependency failed or was cancelled is CANCELLED, one whose dependencies have all
+            succeeded is PENDING, ready for its queue."""
+            changed = True
+            while changed:
+                changed = False
+                for task in self.expected.values():
+                    if task.status is not S.BLOCKED:
+                        continue
+                    parents = [self.expected[parent].status for parent in task.depends_on]
+                    if any(status in (S.FAILED, S.CANCELLED) for status in parents):
+                        task.status, changed = S.CANCELLED, True
+                        if not self.tearing_down:
+                            events["dependents cancelled by a dependency's end"] += 1
+                    elif all(status is S.SUCCESS for status in parents):
+                        task.status, changed = S.PENDING, True
+                        events["dependents released"] += 1
 
         def _expire_lease(self, where: str, parameters: tuple[Any, ...] = ()) -> None:
             where = f"status = 'RUNNING' AND {where}"
@@ -472,6 +527,7 @@ def make_machine(store: Store, events: Counter[str]) -> type[RuleBasedStateMachi
             task.cancel_requested = True
             if not task.running:
                 task.status = S.CANCELLED
+                self._settle_blocked()
             assert cancelled.status is task.status
 
         # -- invariants --------------------------------------------------------------------
@@ -551,7 +607,9 @@ def make_machine(store: Store, events: Counter[str]) -> type[RuleBasedStateMachi
             """No more crashes, lost messages or failures: leases of RUNNING tasks expire,
             timers come due, the dispatcher promotes and dispatches, and workers run and
             complete every PENDING task, until every task is terminal."""
-            for _ in range(3):
+            for _ in range(len(self.expected) + 3):  # a chain of dependents: one a round
+                if all(task.status.is_terminal for task in self.expected.values()):
+                    break
                 self._expire_lease("true")
                 self._recover_expired_leases()
                 self.observe()
