@@ -32,6 +32,8 @@ NOT_WALKED = {
     "MAX_ERROR_MESSAGE_CHARS": "what a worker keeps of a handler's error, not what a caller sends",
     "MAX_TRACEBACK_CHARS": "what a worker keeps of a handler's traceback, not what a caller sends",
     "MAX_METADATA_BYTES": "gRPC's own bound, set on the api so that MAX_TOKEN_LENGTH binds first",
+    "MAX_SPAWNED": "what a handler may spawn in one attempt, not what a caller sends "
+    "(tests/unit/test_spawning.py walks it)",
 }
 
 
