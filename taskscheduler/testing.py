@@ -19,7 +19,7 @@ import asyncio
 import copy
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -436,6 +436,12 @@ class InMemoryAttemptStore:
                 waited=now - max(task.create_time, task.run_at),
                 tenant=task.tenant,
             )
+
+    def claim_released(
+        self, parent_id: uuid.UUID, worker: str, lease: timedelta, queues: Sequence[str] = ()
+    ) -> ClaimedAttempt | None:
+        """The in-memory store keeps no dependencies: nothing is ever released."""
+        return None
 
     def queue_settings(self, tenant: str, name: str) -> QueueSettings | None:
         with self._db.lock:

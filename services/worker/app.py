@@ -95,6 +95,7 @@ def _build_executor() -> TaskExecutor:
         INTERRUPTS,
         observer=AttemptObserver(),
         preparer=TaskPreparer(kinds, settings.default_retry_policy, settings.max_payload_bytes),
+        served_queues=settings.worker_queues,
     )
 
 
@@ -146,13 +147,15 @@ def execute(self: Task, task_id: str, attempt: int, then: list[list[Any]] | None
     """Claims and runs one attempt of task_id, then of each task in `then` ([task id, attempt,
     traceparent]); the attempt numbers are for logs and tracing only."""
     first = Delivery(task_id, attempt, getattr(self.request, "traceparent", None) or "")
-    if not then:
-        outcome, _ = _run_one(first)
-        return outcome.value
-    backlog = Backlog(self, [Delivery(str(i), int(a), str(t)) for i, a, t in then])
+    # A released dependent runs on the spot only under no hard time limit: the message's covers
+    # its own tasks, and the pool would kill a dependent run past it.
+    run_released = (self.request.timelimit or (None, None))[0] is None
+    backlog = Backlog(self, [Delivery(str(i), int(a), str(t)) for i, a, t in then or ()])
+    if not then:  # nothing to hand back: no timer
+        return _run_in_turn(first, backlog, run_released).value
     with backlog.handed_back_after(settings.message_time_budget_seconds):
         try:
-            outcome = _run_in_turn(first, backlog)
+            outcome = _run_in_turn(first, backlog, run_released)
         except Reject:
             raise  # the whole message comes again; the ids done by then are skipped
         except BaseException:
@@ -202,29 +205,44 @@ class Backlog:
             timer.cancel()
 
 
-def _run_in_turn(first: Delivery, backlog: Backlog) -> Outcome:
+def _run_in_turn(first: Delivery, backlog: Backlog, run_released: bool) -> Outcome:
     """Runs a message's tasks in order, each one's end and the claim of the one after it in one
-    statement: one round trip and one commit a task, not two. Returns the first's outcome."""
-    outcome, claimed = _run_one(first, backlog.take_next)
-    while (delivery := backlog.taken) is not None:
-        _, claimed = _run_one(delivery, backlog.take_next, claimed)
+    statement: one round trip and one commit a task, not two; then the dependents their
+    successes released, claimed on the spot (see TaskExecutor.execute_then). Returns the
+    first's outcome."""
+    outcome, claimed = _run_one(first, backlog.take_next, run_released=run_released)
+    while (delivery := _next_delivery(backlog, claimed)) is not None:
+        _, claimed = _run_one(delivery, backlog.take_next, claimed, run_released)
     return outcome
+
+
+def _next_delivery(backlog: Backlog, claimed: NextAttempt | None) -> Delivery | None:
+    """The message's next task (its attempt in `claimed`, or None when it was not claimable),
+    else the released dependent `claimed` holds."""
+    if backlog.taken is not None:
+        return backlog.taken
+    if claimed is None or claimed.claimed is None:
+        return None
+    return Delivery(str(claimed.claimed.task_id), claimed.claimed.attempt, "")
 
 
 def _run_one(
     delivery: Delivery,
     take_next: Callable[[], uuid.UUID | None] = no_next_task,
     claimed: NextAttempt | None = None,
+    run_released: bool = False,
 ) -> tuple[Outcome, NextAttempt | None]:
     """Runs one delivery (its attempt claimed already when `claimed` holds it), claiming the
-    task `take_next` names with its end."""
+    task `take_next` names with its end, or a dependent it released."""
     task_id, attempt = delivery.task_id, delivery.attempt
     with (
         logs.bound(task_id=task_id, attempt=attempt),
         tracing.span(EXECUTE_TASK, delivery.traceparent or None, task_id=task_id, attempt=attempt),
     ):
         try:
-            outcome, next_attempt = executor().execute_then(uuid.UUID(task_id), take_next, claimed)
+            outcome, next_attempt = executor().execute_then(
+                uuid.UUID(task_id), take_next, claimed, run_released
+            )
         except StorageUnavailable:
             # Hand the message back rather than lose it; the database may be restarting. Its
             # ids already done are skipped when it comes again.

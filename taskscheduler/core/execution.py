@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -266,9 +266,13 @@ class TaskExecutor:
         interrupts: Interrupts,
         observer: ExecutionObserver | None = None,
         preparer: TaskPreparer | None = None,
+        served_queues: Sequence[str] = (),
     ) -> None:
         """`preparer`: how the steps a handler spawns are checked and completed (the service's
-        default retry policy and payload bound; the built-in defaults when not given)."""
+        default retry policy and payload bound; the built-in defaults when not given).
+        `served_queues`: the queues this worker serves (empty: every one), whose released
+        dependents it may run on the spot."""
+        self._served_queues = tuple(served_queues)
         self._observer = observer or _NoExecutionObserver()
         self._store = store
         self._kinds = kinds
@@ -290,12 +294,16 @@ class TaskExecutor:
         task_id: uuid.UUID,
         take_next: Callable[[], uuid.UUID | None] = no_next_task,
         claimed: NextAttempt | None = None,
+        run_released: bool = False,
     ) -> tuple[Outcome, NextAttempt | None]:
         """Claims task_id (unless `claimed` holds its attempt, claimed with the end of the task
         before it), runs it and records its end. When the handler has returned, `take_next`
         names the task to run after it, if any: that one is claimed in the same statement as
         the end, and its attempt returned for the next call. (Asked only then, so that a task
-        left waiting behind a slow one can still go to another worker meanwhile.)"""
+        left waiting behind a slow one can still go to another worker meanwhile.) Without one,
+        and with `run_released`, a dependent its success released is claimed instead, when its
+        queue would let it through at once: the caller runs it next, with no dispatcher and no
+        broker between the two."""
         if claimed is None:
             claimed = NextAttempt(self._claim(task_id))
         if claimed.claimed is None:
@@ -307,7 +315,20 @@ class TaskExecutor:
         outcome, end = self._run(attempt)
         following = self._record(end, take_next())
         self._observer.attempt_finished(attempt, outcome, time.monotonic() - started)
+        if following is None and run_released and attempt.releases_alone:
+            following = self._claim_released(attempt, outcome)
         return outcome, following
+
+    def _claim_released(self, parent: ClaimedAttempt, outcome: Outcome) -> NextAttempt | None:
+        if outcome is not Outcome.SUCCEEDED:
+            return None
+        try:
+            claimed = self._store.claim_released(
+                parent.task_id, self._worker_name, self._lease.duration, self._served_queues
+            )
+        except StorageUnavailable:
+            return None  # the dispatcher lets it through, as any released task
+        return None if claimed is None else NextAttempt(claimed)
 
     def _claim(self, task_id: uuid.UUID) -> ClaimedAttempt | None:
         return self._store.claim(task_id, self._worker_name, self._lease.duration)

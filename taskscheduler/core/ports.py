@@ -4,7 +4,7 @@ schedules; the broker; status events; observers), and the values they exchange."
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -205,6 +205,9 @@ class ClaimedAttempt:
     timeout: timedelta | None
     waited: timedelta = timedelta(0)  # from when it was due (accepted, or its run_at) to now
     tenant: str = ""
+    releases_alone: bool = False
+    """A dependent depends on this task alone (a chain's next step): its success releases
+    it."""
     workflow_id: uuid.UUID | None = None
     step_name: str = ""
     dependency_results: Mapping[str, JSON] = field(default_factory=dict)
@@ -272,6 +275,14 @@ class AttemptStore(Protocol):
 
     def queue_settings(self, tenant: str, name: str) -> QueueSettings | None:
         """A queue's settings (the defaults of a spawned step); None when it does not exist."""
+        ...
+
+    def claim_released(
+        self, parent_id: uuid.UUID, worker: str, lease: timedelta, queues: Sequence[str] = ()
+    ) -> ClaimedAttempt | None:
+        """Claims a dependent that the end of parent_id released, when its queue (one of
+        `queues`; empty: any) would let it through at once; None otherwise. It never passes a
+        task already waiting in its queue or at the broker: it skips only the dispatcher."""
         ...
 
     def fail(

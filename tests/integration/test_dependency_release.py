@@ -17,7 +17,7 @@ from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore, 
 from taskscheduler.core.model import NewTask, RetryPolicy, TaskStatus
 from taskscheduler.core.ports import AttemptError
 from taskscheduler.settings import Settings
-from taskscheduler.v1 import schedule_pb2, workflow_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 from tests.conftest import TENANT
@@ -156,3 +156,79 @@ async def test_a_success_stores_its_spawned_steps_once_and_a_cancelled_one_none(
         "SELECT steps, unfinished, status FROM workflows WHERE id = %s", (workflow_id,)
     ).fetchone()
     assert counters == (4, 2, "RUNNING")
+
+
+async def _chain(stub: TaskServiceStub, queue: str = "") -> tuple[uuid.UUID, uuid.UUID]:
+    """A two-step chain in `queue`: (first, second) task ids."""
+    template = schedule_pb2.TaskTemplate(kind="demo.echo", queue=queue)
+    steps = [
+        workflow_pb2.WorkflowStepSpec(name="first", task=template),
+        workflow_pb2.WorkflowStepSpec(name="second", task=template, depends_on=["first"]),
+    ]
+    workflow = (await stub.CreateWorkflow(pb.CreateWorkflowRequest(steps=steps))).workflow
+    first, second = (uuid.UUID(step.task_id) for step in workflow.steps)
+    return first, second
+
+
+def _run_first(
+    store: PostgresAttemptStore, db: psycopg.Connection[tuple[object, ...]], first: uuid.UUID
+) -> None:
+    db.execute("UPDATE tasks SET dispatched_at = now() WHERE id = %s", (first,))
+    assert store.claim(first, "w1", timedelta(seconds=LEASE_SECONDS)) is not None
+    assert store.succeed(first, 1, {"made": "here"})
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_the_worker_that_ends_a_step_claims_the_dependent_it_released(
+    stub: TaskServiceStub, store: PostgresAttemptStore, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    first, second = await _chain(stub)
+    lease = timedelta(seconds=LEASE_SECONDS)
+    _run_first(store, db, first)
+    claimed = store.claim_released(first, "w1", lease)
+    assert claimed is not None and claimed.task_id == second and claimed.attempt == 1
+    assert claimed.dependency_results == {"first": {"made": "here"}}
+    row = db.execute(
+        "SELECT status, dispatched_at IS NOT NULL, worker FROM tasks WHERE id = %s", (second,)
+    ).fetchone()
+    assert row == ("RUNNING", True, "w1")
+    assert store.claim_released(first, "w2", lease) is None  # once
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_a_released_dependent_is_left_to_the_dispatcher_when_its_queue_holds_it(
+    stub: TaskServiceStub, store: PostgresAttemptStore, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """A rate-limited or paused queue, a task of the queue already at the broker, a queue this
+    worker does not serve: the dependent waits, ready, for the dispatcher."""
+    lease = timedelta(seconds=LEASE_SECONDS)
+    limited = queue_pb2.Queue(name="limited", rate_limit=queue_pb2.RateLimit(per_second=5))
+    await stub.CreateQueue(pb.CreateQueueRequest(queue=limited))
+    first, second = await _chain(stub, "limited")
+    _run_first(store, db, first)
+    assert store.claim_released(first, "w1", lease) is None
+    first, second = await _chain(stub)
+    ahead = (await stub.ScheduleTask(pb.ScheduleTaskRequest(kind="demo.echo"))).task
+    db.execute("UPDATE tasks SET dispatched_at = now() WHERE id = %s", (ahead.id,))
+    _run_first(store, db, first)
+    assert store.claim_released(first, "w1", lease) is None  # it would pass `ahead`
+    db.execute("UPDATE tasks SET status = 'CANCELLED' WHERE id = %s", (ahead.id,))
+    assert store.claim_released(first, "w1", lease, queues=["elsewhere"]) is None
+    claimed = store.claim_released(first, "w1", lease, queues=["default"])
+    assert claimed is not None and claimed.task_id == second
+
+
+@pytest.mark.usefixtures("clean_db")
+async def test_a_claim_says_whether_a_dependent_waits_for_this_task_alone(
+    stub: TaskServiceStub, store: PostgresAttemptStore, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """A chain's step: yes (its success releases the next one, which the worker may run on
+    the spot); a fan-in's parent: no (the last of them to end is not known at its claim)."""
+    lease = timedelta(seconds=LEASE_SECONDS)
+    first, _ = await _chain(stub)
+    tail = await _diamond_tail(stub)
+    parents = [first, uuid.UUID(tail["left"])]
+    db.execute("UPDATE tasks SET dispatched_at = now() WHERE id = ANY(%s)", (parents,))
+    chained, joined = (store.claim(parent, "w1", lease) for parent in parents)
+    assert chained is not None and chained.releases_alone
+    assert joined is not None and not joined.releases_alone

@@ -415,6 +415,28 @@ async def test_finished_tasks_past_retention_are_deleted_in_small_batches(
     assert orphans.fetchone() == (0,)
 
 
+async def test_finished_workflows_past_retention_are_deleted_with_the_tasks(
+    settings: Settings, db: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    ids = {name: uuid.uuid4() for name in ("old", "recent", "running")}
+    for name, finished in (("old", "40 days"), ("recent", "1 day"), ("running", None)):
+        db.execute(
+            "INSERT INTO workflows (id, tenant, on_failure, steps, unfinished, status, "
+            "finished_at) VALUES (%s, 't', 'CONTINUE', 1, %s, %s, now() - %s::interval)",
+            (ids[name], 1 if finished is None else 0, "RUNNING" if finished is None else
+             "SUCCESS", finished),
+        )  # fmt: skip
+    engine = make_async_engine(settings)
+    try:
+        await PostgresDueTasks.from_settings(engine, settings).delete_finished(
+            timedelta(days=30), limit=10
+        )
+    finally:
+        await engine.dispose()
+    remaining = {row[0] for row in db.execute("SELECT id FROM workflows").fetchall()}
+    assert remaining == {ids["recent"], ids["running"]}
+
+
 async def test_concurrent_inserts_share_commits_and_keep_their_own_outcomes(
     repository: PostgresTaskRepository, db: psycopg.Connection[Any]
 ) -> None:

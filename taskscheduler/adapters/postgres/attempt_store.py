@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from taskscheduler.adapters.postgres.compiled import Compiled
 from taskscheduler.adapters.postgres.engine import connection_options, storage_errors
@@ -55,17 +57,51 @@ _THIS_ATTEMPT = (
 )
 
 
-def _claim_statement(task_parameter: str = "the_task") -> sa.Select[Any]:
-    """PENDING -> RUNNING with a lease, and the attempt's row, in one statement."""
+# What a claim reads back (claimed_from_row, the attempt's row, the two CASEs below): not the
+# whole row, so that the statement with an end beside it stays short enough for psycopg's cache.
+_CLAIMED_COLUMNS = (
+    "id",
+    "tenant",
+    "kind",
+    "payload",
+    "attempt",
+    "max_attempts",
+    "initial_backoff_seconds",
+    "max_backoff_seconds",
+    "backoff_multiplier",
+    "jitter",
+    "timeout_seconds",
+    "run_at",
+    "created_at",
+    "started_at",
+    "worker",
+    "workflow_id",
+    "step_name",
+    "blocked_on",
+    "has_dependents",
+)
+
+
+def _claim_statement(
+    task_parameter: str = "the_task", chosen: sa.ColumnElement[Any] | None = None
+) -> sa.Select[Any]:
+    """PENDING -> RUNNING with a lease, and the attempt's row, in one statement: the task named
+    by `task_parameter`, let through its queue already; or the one `chosen` selects, which the
+    claim lets through itself (a released dependent, see _released_dependent)."""
     now = sa.func.now()
+    # A task its queue has not let through (or took back: a pause) is not to run yet, whatever
+    # message of its the broker delivers.
+    through: sa.ColumnElement[bool] = tasks.c.dispatched_at.isnot(None)
+    values: dict[str, Any] = {}
+    if chosen is not None:
+        through = tasks.c.dispatched_at.is_(None)
+        values["dispatched_at"] = now
     claimed = (
         tasks.update()
         .where(
-            tasks.c.id == sa.bindparam(task_parameter),
+            tasks.c.id == (sa.bindparam(task_parameter) if chosen is None else chosen),
             tasks.c.status == S.PENDING.value,
-            # A task its queue has not let through (or took back: a pause) is not to run yet,
-            # whatever message of its the broker delivers.
-            tasks.c.dispatched_at.isnot(None),
+            through,
             tasks.c.attempt < tasks.c.max_attempts,
         )
         .values(
@@ -75,8 +111,9 @@ def _claim_statement(task_parameter: str = "the_task") -> sa.Select[Any]:
             updated_at=now,
             worker=sa.bindparam("claim_worker"),
             lease_expires_at=now + sa.bindparam("lease", type_=sa.Interval()),
+            **values,
         )
-        .returning(*tasks.c)
+        .returning(*(tasks.c[name] for name in _CLAIMED_COLUMNS))
         .cte("claimed")
     )
     recorded = (
@@ -107,7 +144,25 @@ def _claim_statement(task_parameter: str = "the_task") -> sa.Select[Any]:
     # Evaluated only for a task that had dependencies (a subquery in a CASE branch runs when
     # the branch is taken): the others pay nothing for it.
     dependency_results = sa.case((claimed.c.blocked_on.isnot(None), results), else_=sa.null())
-    return sa.select(claimed, dependency_results.label("dependency_results")).add_cte(recorded)
+    # Whether a dependent depends on this task alone (a chain's next step: this task's success
+    # releases it), from the edges only, read only for a task with dependents as above. Never
+    # the dependent's row: a fan-in's is rewritten by every parent's end, and each read would
+    # walk its versions.
+    edge, other = task_dependencies.alias("edge"), task_dependencies.alias("other")
+    waits_alone = sa.exists().where(
+        edge.c.depends_on == claimed.c.id,
+        sa.not_(
+            sa.exists().where(
+                other.c.task_id == edge.c.task_id, other.c.depends_on != edge.c.depends_on
+            )
+        ),
+    )
+    releases_alone = sa.case((claimed.c.has_dependents, waits_alone), else_=sa.false())
+    return sa.select(
+        claimed,
+        dependency_results.label("dependency_results"),
+        releases_alone.label("releases_alone"),
+    ).add_cte(recorded)
 
 
 def _finish_statement(values: dict[str, Any], guards: list[sa.ColumnElement[bool]]) -> sa.Update:
@@ -170,6 +225,58 @@ _EXPIRED = (
     .order_by(tasks.c.lease_expires_at)
     .limit(sa.bindparam("most", type_=sa.Integer()))
 )
+
+
+def _released_dependent() -> sa.ScalarSelect[Any]:
+    """A dependent of the task `the_parent` that its end released (PENDING, not let through)
+    and that its queue would let through at once: the queue runs, has no rate limit and no
+    caps, nothing of it waits at the broker, and the dependent is first in its dispatch order;
+    among the queues `served` (empty: any). Locked, or skipped when a dispatcher holds it."""
+    child, ready, held = tasks.alias("child"), tasks.alias("ready"), tasks.alias("held")
+    same_queue = (ready.c.tenant == child.c.tenant, ready.c.queue == child.c.queue)
+    first_ready = (
+        sa.select(ready.c.id)
+        .where(*same_queue, ready.c.status == S.PENDING.value, ready.c.dispatched_at.is_(None))
+        .order_by(ready.c.priority.desc(), ready.c.run_at, ready.c.created_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    at_broker = sa.exists().where(
+        held.c.tenant == child.c.tenant,
+        held.c.queue == child.c.queue,
+        held.c.status == S.PENDING.value,
+        held.c.dispatched_at.isnot(None),
+    )
+    served = sa.bindparam("served", type_=ARRAY(sa.Text()))
+    return (
+        sa.select(child.c.id)
+        .select_from(
+            task_dependencies.join(child, child.c.id == task_dependencies.c.task_id).join(
+                queues, sa.and_(queues.c.tenant == child.c.tenant, queues.c.name == child.c.queue)
+            )
+        )
+        .where(
+            task_dependencies.c.depends_on == sa.bindparam("the_parent"),
+            child.c.status == S.PENDING.value,
+            child.c.dispatched_at.is_(None),
+            child.c.run_at <= sa.func.now(),
+            sa.or_(sa.func.cardinality(served) == 0, child.c.queue == sa.func.any(served)),
+            queues.c.state == "RUNNING",
+            queues.c.rate_per_second.is_(None),
+            queues.c.max_concurrent.is_(None),
+            queues.c.max_concurrent_per_key.is_(None),
+            child.c.id == first_ready,
+            sa.not_(at_broker),
+        )
+        .order_by(child.c.priority.desc())
+        .limit(1)
+        # A pause committed meanwhile finds the dependent RUNNING, as one claimed just before
+        # it: running tasks go on through a pause.
+        .with_for_update(of=[child], skip_locked=True)
+        .scalar_subquery()
+    )
+
+
 _HOLD = (
     sa.select(tasks.c.workflow_id, tasks.c.cancel_requested_at)
     .where(*_THIS_ATTEMPT)
@@ -197,6 +304,7 @@ _EDGE_SQL = Compiled.of(_EDGE)
 _GROW_SQL = Compiled.of(_GROW)
 _QUEUE_SQL = Compiled.of(_QUEUE)
 _CLAIM_SQL = Compiled.of(_CLAIM)
+_CLAIM_RELEASED_SQL = Compiled.of(_claim_statement(chosen=_released_dependent()))
 _SUCCEED_SQL = Compiled.of(_SUCCEED)
 _RENEW_SQL = Compiled.of(_RENEW)
 _EXPIRED_SQL = Compiled.of(_EXPIRED)
@@ -267,6 +375,18 @@ class PostgresAttemptStore:
                 cursor.execute(_GROW_SQL.text, _GROW_SQL.parameters(grown))
             cursor.execute(_SUCCEED_SQL.text, _SUCCEED_SQL.parameters(fence))
             return cursor.fetchone() is not None
+
+    def claim_released(
+        self, parent_id: uuid.UUID, worker: str, lease: timedelta, queues: Sequence[str] = ()
+    ) -> ClaimedAttempt | None:
+        parameters = {
+            "the_parent": parent_id,
+            "served": list(queues),
+            "claim_worker": worker,
+            "lease": lease,
+        }
+        row = self._execute(_CLAIM_RELEASED_SQL, parameters)
+        return None if row is None else claimed_from_row(row)
 
     def queue_settings(self, tenant: str, name: str) -> QueueSettings | None:
         parameters = {"of_tenant": tenant, "queue_name": name}

@@ -20,6 +20,7 @@ from taskscheduler.adapters.postgres.schema import (
     queues,
     schedules,
     tasks,
+    workflows,
 )
 from taskscheduler.core.model import HeldBackBy, QueueState, TaskStatus
 from taskscheduler.core.ports import TaskMessage
@@ -246,9 +247,18 @@ class PostgresDueTasks:
             tasks.c.finished_at,
             limit,
         )
+        # A workflow goes with its last steps: it finished when they did.
+        ended = (
+            sa.select(workflows.c.id)
+            .where(workflows.c.finished_at < sa.func.now() - older_than)
+            .order_by(workflows.c.finished_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
         with storage_errors():
             async with self._engine.begin() as conn:
                 result = await conn.execute(tasks.delete().where(tasks.c.id.in_(finished)))
+                await conn.execute(workflows.delete().where(workflows.c.id.in_(ended)))
         return int(result.rowcount)
 
     async def next_times(self) -> tuple[datetime | None, datetime | None, bool]:

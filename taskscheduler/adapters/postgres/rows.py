@@ -101,6 +101,7 @@ def claimed_from_row(row: Row) -> ClaimedAttempt:
         timeout=_timeout(row),
         waited=row["started_at"] - max(row["created_at"], row["run_at"]),
         tenant=row["tenant"],
+        releases_alone=row["releases_alone"],
         workflow_id=row["workflow_id"],
         step_name=row["step_name"] or "",
         dependency_results=row["dependency_results"] or {},
