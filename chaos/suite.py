@@ -23,9 +23,10 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import psutil
@@ -38,6 +39,7 @@ from taskscheduler.v1 import schedule_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
+T = TypeVar("T")
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 SPAWNED_PARTS = 5  # children of each chaos.spawn step (and one fan-in)
 RETRYABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -208,19 +210,9 @@ class Chaos:
         # Mostly short tasks; every 25th runs long enough to be caught by a kill.
         request.payload.update({"max_ms": 400 if index % 25 == 0 else 30})
         self.report.attempted += 1
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                response: pb.ScheduleTaskResponse = await stub.ScheduleTask(
-                    request, timeout=5, metadata=credentials
-                )
-            except grpc.aio.AioRpcError as error:
-                if error.code() not in RETRYABLE_CODES:
-                    raise
-                await asyncio.sleep(0.2)
-                continue
+        response = await _until_answered(stub.ScheduleTask, request, credentials)
+        if response is not None:
             self.acknowledged.add(response.task.id)
-            return
 
     async def _submit_workflow(
         self, stub: TaskServiceStub, credentials: tuple[tuple[str, str], ...], index: int
@@ -232,19 +224,9 @@ class Chaos:
         )
         request.request_id = f"chaos-workflow-{index}"
         self.report.workflows_attempted += 1
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                response: pb.CreateWorkflowResponse = await stub.CreateWorkflow(
-                    request, timeout=5, metadata=credentials
-                )
-            except grpc.aio.AioRpcError as error:
-                if error.code() not in RETRYABLE_CODES:
-                    raise
-                await asyncio.sleep(0.2)
-                continue
+        response = await _until_answered(stub.CreateWorkflow, request, credentials)
+        if response is not None:
             self.workflows.add(response.workflow.id)
-            return
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -490,6 +472,22 @@ class Chaos:
         report.longest_recovery_seconds = round(float(longest or 0), 2)
         report.longest_lost_worker_detection_seconds = round(detection, 2)
         report.longest_lost_attempt_to_rerun_seconds = round(rerun, 2)
+
+
+async def _until_answered(
+    method: Callable[..., Awaitable[T]], request: Any, credentials: tuple[tuple[str, str], ...]
+) -> T | None:
+    """The call's answer, sent again through outages (with the request's idempotency key)
+    for up to two minutes; None when none came."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            return await method(request, timeout=5, metadata=credentials)
+        except grpc.aio.AioRpcError as error:
+            if error.code() not in RETRYABLE_CODES:
+                raise
+            await asyncio.sleep(0.2)
+    return None
 
 
 def _workflow_steps(number: int) -> list[workflow_pb2.WorkflowStepSpec]:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from taskscheduler.core.errors import (
     IdempotencyConflict,
+    InvalidArgument,
     QueueExists,
     QueueInUse,
     QueueNotFound,
@@ -69,7 +70,7 @@ from taskscheduler.core.ports import (
 )
 from taskscheduler.core.queues import QueueDefaults, QueueManager
 from taskscheduler.core.schedules import ScheduleManager
-from taskscheduler.core.states import CANCELLABLE
+from taskscheduler.core.states import CANCELLABLE, DEPENDENCY_FAILED
 from taskscheduler.core.tasks import TaskManager
 
 S = TaskStatus
@@ -121,6 +122,7 @@ class InMemoryDatabase:
         self.queues: dict[tuple[str, str], Queue] = {}
         self.schedules: dict[uuid.UUID, Schedule] = {}
         self.held_schedules: set[uuid.UUID] = set()
+        self.dependents: dict[uuid.UUID, list[uuid.UUID]] = {}  # a task -> the tasks after it
         self._subscriptions: dict[uuid.UUID, list[_Subscription]] = {}
 
     # Tasks ---------------------------------------------------------------------------------
@@ -146,6 +148,39 @@ class InMemoryDatabase:
         row.task = task
         if task.status is not old:
             self.announce(task)
+            if task.status.is_terminal:
+                self._settle_dependents(task)
+
+    def _settle_dependents(self, task: Task) -> None:
+        """What the settle_dependents trigger does at a task's end: its success releases each
+        BLOCKED dependent whose dependencies have all succeeded; a failure or cancel cancels
+        them (and, through their own ends, the tasks after them)."""
+        for dependent_id in self.dependents.get(task.id, []):
+            dependent = self.rows.get(dependent_id)
+            if dependent is None or dependent.task.status is not S.BLOCKED:
+                continue
+            if task.status is not S.SUCCESS:
+                error = f"{DEPENDENCY_FAILED}: dependency {task.id} ended {task.status.value}"
+                self.update(dependent, status=S.CANCELLED, finish_time=self.clock(), error=error)
+                continue
+            parents = [self.rows[parent] for parent in dependent.task.depends_on]
+            if all(parent.task.status is S.SUCCESS for parent in parents):
+                due_later = dependent.task.run_at > self.clock()
+                self.update(dependent, status=S.SCHEDULED if due_later else S.PENDING)
+
+    def blocked_status(self, new: NewTask) -> NewTask:
+        """The task with the status its dependencies give it (see dependencies.py); raises
+        InvalidArgument naming depends_on[i] for an id of no task of the tenant."""
+        statuses: list[TaskStatus] = []
+        for index, parent in enumerate(new.depends_on):
+            row = self.row(parent, new.tenant)
+            if row is None:
+                raise InvalidArgument(f"depends_on[{index}]", f"no task {parent}")
+            statuses.append(row.task.status)
+        if any(status in (S.FAILED, S.CANCELLED) for status in statuses):
+            return replace(new, status=S.CANCELLED)
+        waiting = sum(status is not S.SUCCESS for status in statuses)
+        return replace(new, status=S.BLOCKED if waiting else new.status, blocked_on=waiting)
 
     def insert(self, new: NewTask) -> Task:
         now = self.clock()
@@ -168,8 +203,14 @@ class InMemoryDatabase:
             concurrency_key=new.concurrency_key,
             schedule_id=new.schedule_id,
             fire_time=new.fire_time,
+            depends_on=new.depends_on,
         )
+        if task.status is S.CANCELLED:  # a dependency had failed or been cancelled
+            error = f"{DEPENDENCY_FAILED}: a dependency had failed or been cancelled"
+            task = replace(task, finish_time=now, error=error)
         self.rows[task.id] = _Row(task, traceparent=new.traceparent)
+        for parent in new.depends_on:
+            self.dependents.setdefault(parent, []).append(task.id)
         self.announce(task)
         return self.task(self.rows[task.id], with_attempts=False)
 
@@ -307,7 +348,7 @@ class InMemoryTaskRepository:
         self._db = database
 
     async def insert(self, new: NewTask) -> tuple[Task, bool]:
-        _refuse_dependencies([new])
+        _refuse_workflows([new])
         with self._db.lock:
             missing = self._db.missing_queue(new.tenant, {new.queue})
             if missing is not None:
@@ -315,12 +356,12 @@ class InMemoryTaskRepository:
             existing = self._db.with_key(new.tenant, new.request_id)
             if existing is not None:
                 return self._db.task(existing), False
-            return self._db.insert(new), True
+            return self._db.insert(self._db.blocked_status(new)), True
 
     async def insert_many(self, news: list[NewTask]) -> list[tuple[Task, bool]]:
         if not news:
             return []
-        _refuse_dependencies(news)
+        _refuse_workflows(news)
         tenant = news[0].tenant
         with self._db.lock:
             missing = self._db.missing_queue(tenant, {new.queue for new in news})
@@ -338,7 +379,7 @@ class InMemoryTaskRepository:
     def _stored(self, new: NewTask, existing: _Row | None) -> tuple[Task, bool]:
         if existing is not None:
             return self._db.task(existing, with_attempts=False), False
-        return self._db.insert(new), True
+        return self._db.insert(self._db.blocked_status(new)), True
 
     async def get(
         self, tenant: str, task_id: uuid.UUID, *, with_attempts: bool = True
@@ -435,6 +476,11 @@ class InMemoryAttemptStore:
                 timeout=task.timeout,
                 waited=now - max(task.create_time, task.run_at),
                 tenant=task.tenant,
+                dependency_results={
+                    str(parent): copy.deepcopy(self._db.rows[parent].task.result)
+                    for parent in task.depends_on
+                    if parent in self._db.rows
+                },
             )
 
     def claim_released(
@@ -870,11 +916,11 @@ async def _drain(events: asyncio.Queue[StatusEvent | None]) -> AsyncIterator[Sta
         yield await events.get()
 
 
-def _refuse_dependencies(news: list[NewTask]) -> None:
-    """Dependencies (depends_on, workflows) are the PostgreSQL store's alone for now: a test
-    that needs them runs on it."""
-    if any(new.depends_on for new in news):
-        raise NotImplementedError("the in-memory store keeps no dependencies between tasks")
+def _refuse_workflows(news: list[NewTask]) -> None:
+    """Workflows are the PostgreSQL store's alone for now (a test of them runs on it); a task's
+    own dependencies (depends_on) are kept here too."""
+    if any(new.workflow_id is not None for new in news):
+        raise NotImplementedError("the in-memory store keeps no workflows")
 
 
 class InMemoryPublisher:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
@@ -210,18 +218,29 @@ class AsyncClient:
         current state (changes made while it was cut are not replayed) and never repeats the
         event seen last."""
         last: pb.StreamStatusResponse | None = None
+        request = pb.StreamStatusRequest(task_id=task_id)
+        async for event in self._stream(self._stub.StreamStatus, request, timeout):
+            if not same_event(last, event):
+                yield event
+            last = event
+
+    async def _stream(
+        self,
+        method: Callable[..., AsyncIterable[Response]],
+        request: Any,
+        timeout: float | None,  # noqa: ASYNC109 (the stream's gRPC deadline)
+    ) -> AsyncIterator[Response]:
+        """The messages of a server stream within `timeout` seconds in all; a stream cut by
+        UNAVAILABLE is opened again (under the retries, renewed by each message that gets
+        through), and starts over with the state as it then stands."""
         ends = None if timeout is None else time.monotonic() + timeout
         delays = self._retries.delays()
         while True:
             remaining = None if ends is None else max(0.0, ends - time.monotonic())
-            stream = self._stub.StreamStatus(
-                pb.StreamStatusRequest(task_id=task_id), timeout=remaining, metadata=self._metadata
-            )
+            stream = method(request, timeout=remaining, metadata=self._metadata)
             try:
-                async for event in stream:
-                    if not same_event(last, event):
-                        yield event
-                    last = event
+                async for message in stream:
+                    yield message
                     delays = self._retries.delays()  # it got through: a fresh budget of tries
                 return
             except grpc.aio.AioRpcError as error:
@@ -508,25 +527,9 @@ class AsyncClient:
         """The workflow as it stands, then each step's change, until the workflow is terminal
         (its last event carries it whole), within `timeout` seconds in all. A stream cut by
         UNAVAILABLE is opened again, starting with the workflow as it then stands."""
-        ends = None if timeout is None else time.monotonic() + timeout
-        delays = self._retries.delays()
-        while True:
-            remaining = None if ends is None else max(0.0, ends - time.monotonic())
-            stream = self._stub.StreamWorkflow(
-                pb.StreamWorkflowRequest(workflow_id=workflow_id),
-                timeout=remaining,
-                metadata=self._metadata,
-            )
-            try:
-                async for event in stream:
-                    yield event
-                    delays = self._retries.delays()  # it got through: a fresh budget of tries
-                return
-            except grpc.aio.AioRpcError as error:
-                delay = next(delays)
-                if error.code() not in RETRYABLE or delay is None:
-                    raise ClientError.of(error) from None
-                await asyncio.sleep(delay)
+        request = pb.StreamWorkflowRequest(workflow_id=workflow_id)
+        async for event in self._stream(self._stub.StreamWorkflow, request, timeout):
+            yield event
 
     async def wait_workflow(
         self,

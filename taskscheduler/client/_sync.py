@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
@@ -206,18 +212,29 @@ class Client:
         current state (changes made while it was cut are not replayed) and never repeats the
         event seen last."""
         last: pb.StreamStatusResponse | None = None
+        request = pb.StreamStatusRequest(task_id=task_id)
+        for event in self._stream(self._stub.StreamStatus, request, timeout):
+            if not same_event(last, event):
+                yield event
+            last = event
+
+    def _stream(
+        self,
+        method: Callable[..., Iterable[Response]],
+        request: Any,
+        timeout: float | None,
+    ) -> Iterator[Response]:
+        """The messages of a server stream within `timeout` seconds in all; a stream cut by
+        UNAVAILABLE is opened again (under the retries, renewed by each message that gets
+        through), and starts over with the state as it then stands."""
         ends = None if timeout is None else time.monotonic() + timeout
         delays = self._retries.delays()
         while True:
             remaining = None if ends is None else max(0.0, ends - time.monotonic())
-            stream = self._stub.StreamStatus(
-                pb.StreamStatusRequest(task_id=task_id), timeout=remaining, metadata=self._metadata
-            )
+            stream = method(request, timeout=remaining, metadata=self._metadata)
             try:
-                for event in stream:
-                    if not same_event(last, event):
-                        yield event
-                    last = event
+                for message in stream:
+                    yield message
                     delays = self._retries.delays()  # it got through: a fresh budget of tries
                 return
             except grpc.RpcError as error:
@@ -501,25 +518,8 @@ class Client:
         """The workflow as it stands, then each step's change, until the workflow is terminal
         (its last event carries it whole), within `timeout` seconds in all. A stream cut by
         UNAVAILABLE is opened again, starting with the workflow as it then stands."""
-        ends = None if timeout is None else time.monotonic() + timeout
-        delays = self._retries.delays()
-        while True:
-            remaining = None if ends is None else max(0.0, ends - time.monotonic())
-            stream = self._stub.StreamWorkflow(
-                pb.StreamWorkflowRequest(workflow_id=workflow_id),
-                timeout=remaining,
-                metadata=self._metadata,
-            )
-            try:
-                for event in stream:
-                    yield event
-                    delays = self._retries.delays()  # it got through: a fresh budget of tries
-                return
-            except grpc.RpcError as error:
-                delay = next(delays)
-                if error.code() not in RETRYABLE or delay is None:
-                    raise ClientError.of(error) from None
-                time.sleep(delay)
+        request = pb.StreamWorkflowRequest(workflow_id=workflow_id)
+        yield from self._stream(self._stub.StreamWorkflow, request, timeout)
 
     def wait_workflow(
         self,

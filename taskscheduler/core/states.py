@@ -6,6 +6,10 @@ from taskscheduler.core.model import TaskStatus
 
 S = TaskStatus
 
+DEPENDENCY_FAILED = "taskscheduler.DependencyFailed"
+"""The error type of a task cancelled (BLOCKED -> CANCELLED) because a task it depends on
+failed or was cancelled."""
+
 ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     S.BLOCKED: frozenset({S.PENDING, S.SCHEDULED, S.CANCELLED}),
     S.SCHEDULED: frozenset({S.PENDING, S.CANCELLED}),

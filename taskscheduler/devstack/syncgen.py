@@ -25,6 +25,7 @@ HEADER = f"# Generated from _async.py by `make gen` ({COMMAND}): do not edit.\n"
 # Dotted names of asyncio and grpc.aio, and their blocking twins.
 NAMES = {
     "AsyncClient": "Client",
+    "AsyncIterable": "Iterable",
     "AsyncIterator": "Iterator",
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",

@@ -4,6 +4,7 @@ starts."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -38,9 +39,11 @@ def sse(client: httpx.Client, path: str) -> list[tuple[str, Any]]:
 
 
 def test_a_chain_runs_to_success_with_its_events_and_steps_listed(client: httpx.Client) -> None:
+    # The first step waits a second and a half: the stream is open before anything moves.
+    extract = step("extract") | {"run_at": (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()}
     body = {
         "name": "nightly report",
-        "steps": [step("extract"), step("transform", ["extract"]), step("load", ["transform"])],
+        "steps": [extract, step("transform", ["extract"]), step("load", ["transform"])],
     }
     workflow = created(client.post("/v1/workflows", json=body))
     assert workflow["name"] == "nightly report" and workflow["on_failure"] == "CANCEL_WORKFLOW"
@@ -90,7 +93,7 @@ def test_invalid_workflows_are_400_naming_the_field(client: httpx.Client) -> Non
 
 def test_a_task_depends_on_another_over_rest(client: httpx.Client) -> None:
     first = created(
-        client.post("/v1/tasks", json={"kind": "demo.sleep", "payload": {"seconds": 0.3}})
+        client.post("/v1/tasks", json={"kind": "demo.sleep", "payload": {"seconds": 1}})
     )
     second = created(
         client.post("/v1/tasks", json={"kind": "demo.echo", "depends_on": [first["task_id"]]})

@@ -363,3 +363,47 @@ async def test_queues_default_names_pause_and_purge(stores: Stores) -> None:
     assert purged is not None and purged.status is S.CANCELLED
     assert await stores.queues.purge(T, "nope") is None
     assert await stores.queues.set_state(T, "nope", QueueState.PAUSED) is None
+
+
+def dependent(*parents: uuid.UUID) -> NewTask:
+    return new_task(depends_on=parents, blocked_on=len(parents))
+
+
+async def test_a_dependent_waits_blocked_and_is_released_by_its_last_dependency(
+    stores: Stores,
+) -> None:
+    first, _ = await stores.tasks.insert(new_task())
+    second, _ = await stores.tasks.insert(new_task())
+    waiting, _ = await stores.tasks.insert(dependent(first.id, second.id))
+    assert waiting.status is S.BLOCKED
+    assert stores.attempts.claim(waiting.id, "w1", LEASE) is None
+    for parent, result in ((first, {"a": 1}), (second, {"b": 2})):
+        claimed = stores.claim(parent.id)
+        assert stores.attempts.succeed(parent.id, claimed.attempt, result)
+    released = await stores.tasks.get(T, waiting.id)
+    assert released is not None and released.status is S.PENDING
+    assert set(released.depends_on) == {first.id, second.id}
+    claimed = stores.claim(waiting.id)
+    assert dict(claimed.dependency_results) == {str(first.id): {"a": 1}, str(second.id): {"b": 2}}
+
+
+async def test_a_failed_or_cancelled_dependency_cancels_what_depends_on_it(
+    stores: Stores,
+) -> None:
+    parent, _ = await stores.tasks.insert(new_task(max_attempts=1))
+    child, _ = await stores.tasks.insert(dependent(parent.id))
+    grandchild, _ = await stores.tasks.insert(dependent(child.id))
+    claimed = stores.claim(parent.id)
+    assert stores.attempts.fail(parent.id, claimed.attempt, ERROR, None)
+    for task_id in (child.id, grandchild.id):
+        ended = await stores.tasks.get(T, task_id)
+        assert ended is not None and ended.status is S.CANCELLED
+        assert ended.error.startswith("taskscheduler.DependencyFailed")
+    late, _ = await stores.tasks.insert(dependent(parent.id))
+    assert late.status is S.CANCELLED  # its dependency had failed already
+    with pytest.raises(InvalidArgument) as excinfo:
+        await stores.tasks.insert(dependent(parent.id, uuid.uuid4()))
+    assert excinfo.value.field == "depends_on[1]"
+    other, _ = await stores.tasks.insert(new_task(tenant="tenant-b"))
+    with pytest.raises(InvalidArgument):
+        await stores.tasks.insert(dependent(other.id))  # another tenant's task is no task

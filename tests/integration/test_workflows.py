@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -192,7 +192,9 @@ async def test_cancel_workflow_cancels_every_unfinished_step(stub: TaskServiceSt
 async def test_stream_workflow_sends_the_state_then_each_step_change(
     stub: TaskServiceStub,
 ) -> None:
-    workflow = await create(stub, [step("a"), step("b", depends_on=["a"])])
+    first = step("a")
+    first.run_at.FromDatetime(datetime.now(UTC) + timedelta(seconds=1))  # the stream opens first
+    workflow = await create(stub, [first, step("b", depends_on=["a"])])
     events = [
         event
         async for event in stub.StreamWorkflow(

@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from taskscheduler.adapters.postgres.schema import DEPENDENCY_FAILED, task_dependencies, tasks
+from taskscheduler.adapters.postgres.schema import task_dependencies, tasks
 from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.model import NewTask, TaskStatus
+from taskscheduler.core.states import DEPENDENCY_FAILED
 
 S = TaskStatus
 _ENDED_BADLY = (S.FAILED, S.CANCELLED)

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from taskscheduler.core.model import TaskStatus
+from taskscheduler.core.states import DEPENDENCY_FAILED
 
 metadata = sa.MetaData(
     naming_convention={
@@ -387,8 +388,6 @@ schedules = sa.Table(
 
 STATUS_CHANNEL = "task_status"
 """The NOTIFY channel of status changes; payload: {"id", "status", "attempt", "version", "time"}."""
-DEPENDENCY_FAILED = "taskscheduler.DependencyFailed"
-"""The error type of a task cancelled because a task it depends on failed or was cancelled."""
 WAKE_CHANNEL = "dispatch_wake"
 """NOTIFY channel that wakes the dispatchers: a queue created, resumed or its limits changed, a
 schedule created, changed or resumed (a worker serving every queue listens too)."""
