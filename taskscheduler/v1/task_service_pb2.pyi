@@ -109,7 +109,9 @@ class ScheduleTaskResponse(_message.Message):
     TASK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def task(self) -> _task_pb2.Task:
-        """The task as stored (PENDING or SCHEDULED)."""
+        """The task as stored: PENDING or SCHEDULED; BLOCKED while a task of depends_on has not
+        succeeded; CANCELLED when one had failed or been cancelled.
+        """
 
     def __init__(
         self,
