@@ -30,6 +30,7 @@ from taskscheduler.client import (
     WorkflowStatus,
     WorkflowStep,
     status_name,
+    workflow_status_name,
 )
 from taskscheduler.v1 import task_service_pb2 as pb
 
@@ -40,10 +41,6 @@ app = typer.Typer(
 WorkflowId = Annotated[str, typer.Argument(metavar="ID")]
 DURATIONS = ("timeout",)
 POLICY_DURATIONS = ("initial_backoff", "max_backoff")
-
-
-def workflow_status(workflow: Workflow) -> str:
-    return WorkflowStatus.Name(workflow.status).removeprefix("WORKFLOW_STATUS_")
 
 
 def _as_duration(value: Any) -> Any:
@@ -87,7 +84,7 @@ def show_workflow(workflow: Workflow, as_json: bool) -> None:
     if as_json:
         print(json.dumps(as_dict(workflow)))
         return
-    status = workflow_status(workflow)
+    status = workflow_status_name(workflow.status)
     name = f"  {escape(workflow.name)}" if workflow.name else ""
     out.print(f"[bold]{workflow.id}[/bold]{name}  [{COLORS.get(status, 'white')}]{status}[/]")
     out.print(f"  {workflow.step_count} steps, on failure {_policy(workflow)}")
@@ -113,7 +110,7 @@ def follow_workflow(client: Client, workflow_id: str, as_json: bool) -> Workflow
         else:
             out.print(_step_line(event.step))
     show_workflow(final, as_json)
-    if workflow_status(final) != "SUCCESS":
+    if workflow_status_name(final.status) != "SUCCESS":
         raise typer.Exit(1)
     return final
 
@@ -192,7 +189,7 @@ def list_workflows(
         return
     table = Table("id", "name", "status", "steps", "created", "finished")
     for workflow in found:
-        name = workflow_status(workflow)
+        name = workflow_status_name(workflow.status)
         table.add_row(
             workflow.id,
             escape(workflow.name),

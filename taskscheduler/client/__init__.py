@@ -34,6 +34,7 @@ from taskscheduler.client._common import (
     retry_policy,
     status_name,
     task_request,
+    workflow_status_name,
 )
 from taskscheduler.client._sync import Client
 from taskscheduler.v1.queue_pb2 import Queue, QueueState, RateLimit
@@ -79,4 +80,5 @@ __all__ = [
     "status_name",
     "task",
     "task_request",
+    "workflow_status_name",
 ]

@@ -29,6 +29,12 @@ def status_name(status: int) -> str:
     return task_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_")  # type: ignore[arg-type]
 
 
+def workflow_status_name(status: int) -> str:
+    """WORKFLOW_STATUS_SUCCESS -> SUCCESS."""
+    name = workflow_pb2.WorkflowStatus.Name(status)  # type: ignore[arg-type]
+    return name.removeprefix("WORKFLOW_STATUS_")
+
+
 @dataclass(frozen=True)
 class Retries:
     """How a call that fails with UNAVAILABLE is tried again: up to `attempts` tries in all,
@@ -83,8 +89,7 @@ class WorkflowNotFinished(TimeoutError):
     """wait_workflow() ran out of time; `workflow` is the workflow as last read."""
 
     def __init__(self, workflow: workflow_pb2.Workflow) -> None:
-        status = workflow_pb2.WorkflowStatus.Name(workflow.status).removeprefix("WORKFLOW_STATUS_")
-        super().__init__(f"workflow {workflow.id} is still {status}")
+        super().__init__(f"workflow {workflow.id} is still {workflow_status_name(workflow.status)}")
         self.workflow = workflow
 
 

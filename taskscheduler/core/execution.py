@@ -391,7 +391,7 @@ class TaskExecutor:
             claimed.retry_policy.max_attempts,
             cancel_event,
             claimed.dependency_results,
-            spawner if claimed.workflow_id is not None else None,
+            spawner.spawn if claimed.workflow_id is not None else None,
         )
         result = kind.handler(payload, context)
         json.dumps(result)  # a result that cannot be stored is the handler's error

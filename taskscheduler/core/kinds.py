@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pydantic
 
@@ -27,23 +27,8 @@ class TaskCancelled(Exception):
     """Raised by TaskContext.raise_if_cancelled when the task was cancelled while running."""
 
 
-class StepSpawner(Protocol):
-    """What context.spawn hands its steps to (core.spawning.Spawner)."""
-
-    def spawn(
-        self,
-        kind: str,
-        payload: Mapping[str, Any] | None = None,
-        *,
-        name: str | None = None,
-        depends_on: Iterable[str] = (),
-        run_at: datetime | None = None,
-        queue: str = "",
-        priority: int | None = None,
-        concurrency_key: str = "",
-        timeout: timedelta | None = None,
-        retry_policy: RetryPolicyOverride | None = None,
-    ) -> str: ...
+StepSpawner = Callable[..., str]
+"""What context.spawn hands its arguments to (core.spawning.Spawner.spawn)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +64,7 @@ class TaskContext:
         checks a task; it is stored only if this attempt succeeds, in the same transaction."""
         if self.spawner is None:
             raise InvalidArgument("spawn", "only a workflow's step may spawn steps")
-        return self.spawner.spawn(
+        return self.spawner(
             kind,
             payload,
             name=name,
