@@ -1,8 +1,8 @@
 """The web dashboard at /dashboard: server-rendered pages over the same gRPC API and auth. A
 browser signs in once with a bearer token, kept in an HttpOnly, SameSite=Strict cookie (never
 in a URL); a task's page follows it live over the SSE endpoint. Tasks, queues (pause, resume,
-purge), cron schedules (pause, resume, run now) and workflows (their graph, live; cancel) each
-have a page; every button is a plain
+purge), cron schedules (pause, resume, run now), workflows (their graph, live; cancel) and the
+workers (live) each have a page; every button is a plain
 form POST, which only pages of this origin can make with the cookie."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sse_starlette import EventSourceResponse
 from gateway.calls import SESSION_COOKIE, Api
 from gateway.graph import layout
 from gateway.params import PageToken
-from gateway.schemas import queues, schedules, tasks, workflows
+from gateway.schemas import queues, schedules, tasks, workers, workflows
 from gateway.schemas.common import status_name
 from taskscheduler.core.limits import (
     MAX_FILTER_ID_LENGTH,
@@ -45,6 +45,7 @@ WAITING = ["BLOCKED", "SCHEDULED", "PENDING", "RETRYING"]  # what a queue's wait
 PAGE_SIZE = 25
 LIST_SIZE = 100  # queues or schedules a page
 COUNTS_EVERY = 2.0  # seconds between two counts sent to a dashboard
+WORKERS_EVERY = 2.0  # seconds between two listings of the workers sent to a dashboard
 
 QueueName = Annotated[
     str, Path(min_length=1, max_length=MAX_QUEUE_NAME_LENGTH)
@@ -208,6 +209,40 @@ async def count_events(request: Request, api: Api) -> EventSourceResponse:
             await asyncio.sleep(COUNTS_EVERY)
 
     return EventSourceResponse(counts())
+
+
+async def _list_workers(api: Api) -> list[dict[str, Any]]:
+    listed = await api.stub.ListWorkers(
+        pb.ListWorkersRequest(), timeout=api.deadline, metadata=api.metadata
+    )
+    return [workers.worker_out(worker).model_dump(mode="json") for worker in listed.workers]
+
+
+@router.get("/workers", response_model=None)
+async def worker_list(request: Request, api: Api) -> Response:
+    """Every worker process, its state, queues and running tasks; live over SSE."""
+    try:
+        listed = await _list_workers(api)
+    except grpc.aio.AioRpcError as error:
+        return _problem(request, error)
+    return _page(request, "workers.html", workers=listed)
+
+
+@router.get("/workers/events")
+async def worker_events(request: Request, api: Api) -> EventSourceResponse:
+    """Server-Sent Events: the workers as ListWorkers gives them, every WORKERS_EVERY seconds."""
+
+    async def listings() -> AsyncIterator[dict[str, str]]:
+        while True:
+            try:
+                listed = await _list_workers(api)
+            except grpc.aio.AioRpcError as error:
+                yield {"event": "problem", "data": json.dumps({"code": error.code().name})}
+                return
+            yield {"event": "workers", "data": json.dumps(listed)}
+            await asyncio.sleep(WORKERS_EVERY)
+
+    return EventSourceResponse(listings())
 
 
 @router.get("/tasks/{task_id}", response_model=None)

@@ -249,6 +249,14 @@ class Settings(BaseSettings):
         default_factory=list,
         description="The queues this worker serves; empty: every queue, new ones included",
     )
+    worker_heartbeat_seconds: Positive = Field(
+        default=5.0,
+        description="How often each worker process writes its heartbeat; one silent for three "
+        "of these is shown LOST",
+    )
+    worker_forget_after_seconds: Positive = Field(
+        default=3600.0, description="A worker STOPPED or LOST this long is no longer listed"
+    )
     worker_queue_watch_seconds: Positive = Field(
         default=2.0, description="How often a worker serving every queue looks for new ones"
     )

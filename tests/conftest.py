@@ -52,6 +52,7 @@ def settings(servers: Servers) -> Settings:
         lease_seconds=2,
         stop_grace_seconds=1,
         republish_after_seconds=3,
+        worker_heartbeat_seconds=1,
         jwt_secret=TEST_SECRET,
         rate_limit_rps=1000,
         rate_limit_burst=1000,

@@ -88,6 +88,7 @@ def process_env(settings: Settings) -> dict[str, str]:
         TASKSCHED_WORKER_METRICS_PORT=str(settings.worker_metrics_port),
         TASKSCHED_DISPATCHER_METRICS_PORT=str(settings.dispatcher_metrics_port),
         TASKSCHED_WORKER_QUEUE_WATCH_SECONDS=str(settings.worker_queue_watch_seconds),
+        TASKSCHED_WORKER_HEARTBEAT_SECONDS=str(settings.worker_heartbeat_seconds),
         PYTHONUNBUFFERED="1",
     )
     return env

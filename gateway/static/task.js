@@ -17,7 +17,11 @@
     badge.className = `status ${attempt.status}`;
     badge.textContent = attempt.status;
     const error = attempt.error_type ? `: ${attempt.error_type}: ${attempt.error_message}` : "";
-    summary.append(badge, ` #${attempt.number} on ${attempt.worker}${error}`);
+    const worker = document.createElement("a");
+    worker.className = "worker";
+    worker.href = `/dashboard/workers#worker-${encodeURIComponent(attempt.worker)}`;
+    worker.textContent = attempt.worker;
+    summary.append(badge, ` #${attempt.number} on `, worker, error);
     const trace = document.createElement("pre");
     trace.textContent = attempt.traceback;
     details.append(summary, trace);

@@ -27,6 +27,8 @@ from taskscheduler.core.model import (
     TaskFilter,
     TaskStatus,
     TaskTemplate,
+    Worker,
+    WorkerState,
     Workflow,
     WorkflowStatus,
     WorkflowStep,
@@ -40,7 +42,14 @@ from taskscheduler.core.workflows import (
     WorkflowRequest,
 )
 from taskscheduler.protojson import struct_to_dict
-from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, task_service_pb2, workflow_pb2
+from taskscheduler.v1 import (
+    queue_pb2,
+    schedule_pb2,
+    task_pb2,
+    task_service_pb2,
+    worker_pb2,
+    workflow_pb2,
+)
 
 _STATUS_TO_PROTO = {
     status: task_pb2.TaskStatus.Value(f"TASK_STATUS_{status.value}") for status in TaskStatus
@@ -444,3 +453,39 @@ def workflow_list_request_from_proto(
             raise InvalidArgument("statuses", f"{value} is not a workflow status")
         statuses.add(status)
     return WorkflowListRequest(frozenset(statuses), request.page_size, request.page_token)
+
+
+_WORKER_STATE_TO_PROTO = {
+    state: worker_pb2.WorkerState.Value(f"WORKER_STATE_{state.value}") for state in WorkerState
+}
+_WORKER_STATE_FROM_PROTO = {number: state for state, number in _WORKER_STATE_TO_PROTO.items()}
+
+
+def worker_states_from_proto(request: task_service_pb2.ListWorkersRequest) -> set[WorkerState]:
+    states = set()
+    for index, value in enumerate(request.states):
+        state = _WORKER_STATE_FROM_PROTO.get(worker_pb2.WorkerState.ValueType(value))
+        if state is None:
+            raise InvalidArgument(f"states[{index}]", f"{value} is not a worker state")
+        states.add(state)
+    return states
+
+
+def worker_to_proto(worker: Worker) -> worker_pb2.Worker:
+    registration = worker.registration
+    return worker_pb2.Worker(
+        name=registration.name,
+        host=registration.host,
+        pid=registration.pid,
+        queues=registration.queues,
+        concurrency=registration.concurrency,
+        running_task_ids=[str(task_id) for task_id in worker.running_task_ids],
+        start_time=_stamp(worker.start_time),
+        heartbeat_time=_stamp(worker.heartbeat_time),
+        state=_WORKER_STATE_TO_PROTO[worker.state],
+        celery_hostname=registration.celery_hostname,
+        parent=registration.parent,
+        version=registration.version,
+        stop_time=_timestamp(worker.stop_time),
+        heartbeat_interval=_duration(timedelta(seconds=registration.heartbeat_seconds)),
+    )

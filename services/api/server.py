@@ -27,6 +27,7 @@ from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
 from taskscheduler.adapters.postgres.schedule_repository import PostgresScheduleRepository
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.adapters.postgres.workers import PostgresWorkerRepository
 from taskscheduler.adapters.postgres.workflow_repository import PostgresWorkflowRepository
 from taskscheduler.adapters.ratelimit import RedisRateLimiter
 from taskscheduler.core.kinds import load_handler_modules
@@ -34,6 +35,7 @@ from taskscheduler.core.limits import MAX_METADATA_BYTES
 from taskscheduler.core.queues import QueueDefaults, QueueManager
 from taskscheduler.core.schedules import ScheduleManager
 from taskscheduler.core.tasks import TaskManager
+from taskscheduler.core.workers import WorkerManager
 from taskscheduler.core.workflows import WorkflowManager
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1 import task_service_pb2
@@ -125,6 +127,7 @@ async def start_api(settings: Settings) -> RunningApi:
             manager,
             listener,
         ),
+        WorkerManager(PostgresWorkerRepository(engine)),
         TokenVerifier(settings),
         limiter,
     )

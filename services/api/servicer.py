@@ -1,5 +1,5 @@
 """The gRPC TaskService: authenticates and rate-limits each call, converts messages at the edge
-and calls the core's TaskManager, QueueManager and ScheduleManager."""
+and calls the core's managers (tasks, queues, schedules, workflows, workers)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from taskscheduler.core.model import Caller
 from taskscheduler.core.queues import QueueManager
 from taskscheduler.core.schedules import ScheduleManager
 from taskscheduler.core.tasks import TaskManager
+from taskscheduler.core.workers import WorkerManager
 from taskscheduler.core.workflows import WorkflowManager
 from taskscheduler.v1 import task_service_pb2, task_service_pb2_grpc
 from taskscheduler.v1 import task_service_pb2 as pb
@@ -86,6 +87,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         queues: QueueManager,
         schedules: ScheduleManager,
         workflows: WorkflowManager,
+        workers: WorkerManager,
         verifier: TokenVerifier,
         limiter: RateLimiter | None,
     ) -> None:
@@ -93,6 +95,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self._queues = queues
         self._schedules = schedules
         self._workflows = workflows
+        self._workers = workers
         self._verifier = verifier
         self._limiter = limiter
 
@@ -433,3 +436,14 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         except Exception:
             log.exception("TaskServicer.StreamWorkflow failed")
             await abort_internal(context)
+
+    async def ListWorkers(
+        self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWorkersResponse:
+        async def list_workers(caller: Caller) -> pb.ListWorkersResponse:
+            workers = await self._workers.list(caller, convert.worker_states_from_proto(request))
+            return pb.ListWorkersResponse(
+                workers=[convert.worker_to_proto(worker) for worker in workers]
+            )
+
+        return await self._call(context, request, list_workers)

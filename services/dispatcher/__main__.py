@@ -22,6 +22,7 @@ from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
 from taskscheduler.adapters.postgres.schedule_repository import PostgresScheduleRepository
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.adapters.postgres.workers import PostgresWorkerRepository
 from taskscheduler.adapters.postgres.workflow_repository import PostgresWorkflowRepository
 from taskscheduler.core.firer import ScheduleFirer
 from taskscheduler.core.kinds import load_handler_modules
@@ -67,11 +68,14 @@ async def run(settings: Settings) -> None:
         workflows=PostgresWorkflowRepository(
             engine, task_repository, timedelta(seconds=settings.idempotency_window_seconds)
         ),
+        workers=PostgresWorkerRepository(engine),
+        forget_workers_after=timedelta(seconds=settings.worker_forget_after_seconds),
     )
     await listener.start()
     gauges = PostgresGauges(sync_engine)
     REGISTRY.register(metrics.TasksByStatus(gauges))
     REGISTRY.register(metrics.QueueDepths(gauges))
+    REGISTRY.register(metrics.WorkersByState(gauges))
     metrics.serve(settings.metrics_host, settings.dispatcher_metrics_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -15,7 +15,13 @@ from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.core.errors import BrokerUnavailable, StorageUnavailable
 from taskscheduler.core.firer import ScheduleFirer
 from taskscheduler.core.model import HeldBackBy, StatusEvent, TaskStatus
-from taskscheduler.core.ports import AttemptStore, TaskMessage, TaskPublisher, WorkflowRepository
+from taskscheduler.core.ports import (
+    AttemptStore,
+    TaskMessage,
+    TaskPublisher,
+    WorkerRepository,
+    WorkflowRepository,
+)
 from taskscheduler.core.recovery import recover_expired_leases
 
 log = logging.getLogger("taskscheduler.dispatcher")
@@ -48,8 +54,12 @@ class Dispatcher:
         retention: timedelta,
         retention_batch_size: int,
         workflows: WorkflowRepository,
+        workers: WorkerRepository,
+        forget_workers_after: timedelta,
     ) -> None:
         self._due_tasks = due_tasks
+        self._workers = workers
+        self._forget_workers_after = forget_workers_after
         self._workflows = workflows
         self._workflows_to_stop = True  # until a pass has looked
         self._schedules = schedules
@@ -213,7 +223,8 @@ class Dispatcher:
             await self._sleep(delay, stopping, self._wake)
 
     async def _maintenance_loop(self, stopping: asyncio.Event) -> None:
-        """Repairs what faults leave behind: expired leases and possibly lost messages."""
+        """Repairs what faults leave behind (expired leases, possibly lost messages) and deletes
+        what is past keeping (finished tasks, stopped or lost workers)."""
         while not stopping.is_set():
             try:
                 recovered = await asyncio.to_thread(
@@ -232,6 +243,7 @@ class Dispatcher:
                 )
                 if deleted:
                     log.info("deleted %d tasks past their retention", deleted)
+                await self._workers.forget(self._forget_workers_after)
             except (StorageUnavailable, BrokerUnavailable) as exc:
                 log.warning("%s; retrying", exc)
             except Exception:

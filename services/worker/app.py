@@ -7,6 +7,7 @@ claim in PostgreSQL decides whether this delivery runs anything.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import os
 import signal
@@ -21,12 +22,20 @@ from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
-from celery.signals import setup_logging, worker_init, worker_process_init
+from celery.signals import (
+    setup_logging,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from prometheus_client import values as prometheus_values
 
 from services.worker.queues import serve_queues
 from taskscheduler.adapters.broker import EXECUTE_TASK, Delivery, make_celery_app, send_execute
 from taskscheduler.adapters.postgres.attempt_store import PostgresAttemptStore
+from taskscheduler.adapters.postgres.workers import PostgresWorkerRegistry
 from taskscheduler.core.errors import StorageUnavailable
 from taskscheduler.core.execution import (
     Interrupts,
@@ -36,8 +45,10 @@ from taskscheduler.core.execution import (
     no_next_task,
 )
 from taskscheduler.core.kinds import load_handler_modules
+from taskscheduler.core.model import WorkerRegistration
 from taskscheduler.core.ports import ClaimedAttempt
 from taskscheduler.core.tasks import TaskPreparer
+from taskscheduler.core.workers import Heartbeat
 from taskscheduler.settings import get_settings
 
 log = logging.getLogger("taskscheduler.worker")
@@ -62,6 +73,10 @@ kinds = load_handler_modules(settings.handler_modules)
 STORAGE_RETRY_DELAY_SECONDS = 1.0
 
 _executor: TaskExecutor | None = None
+_heartbeat: Heartbeat | None = None
+# Read by the main process before its pool forks: the pool processes inherit them.
+_celery_hostname = ""
+_concurrency = 1
 
 
 def _interrupt_handler() -> None:
@@ -85,12 +100,16 @@ def _kill_process() -> None:
 INTERRUPTS = Interrupts(interrupt=_interrupt_handler, kill=_kill_process)
 
 
+def process_name(pid: int) -> str:
+    """A worker process's name, in its attempts and in the fleet."""
+    return f"{socket.gethostname()}:{pid}"
+
+
 def _build_executor() -> TaskExecutor:
-    worker_name = f"{socket.gethostname()}:{os.getpid()}"
     return TaskExecutor(
         PostgresAttemptStore.from_settings(settings),
         kinds,
-        worker_name,
+        process_name(os.getpid()),
         settings.lease,
         INTERRUPTS,
         observer=AttemptObserver(),
@@ -113,6 +132,59 @@ def _configure_logging(**_: object) -> None:
     logs.configure(settings.log_format, settings.log_level)
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("taskscheduler-server")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def _start_heartbeat(concurrency: int, parent: str = "") -> None:
+    """Registers this process in the fleet and keeps its heartbeat."""
+    global _heartbeat
+    registration = WorkerRegistration(
+        name=process_name(os.getpid()),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        celery_hostname=_celery_hostname,
+        queues=tuple(settings.worker_queues),
+        concurrency=concurrency,
+        version=_version(),
+        heartbeat_seconds=settings.worker_heartbeat_seconds,
+        parent=parent,
+    )
+    _heartbeat = Heartbeat(PostgresWorkerRegistry(settings.libpq_url), registration)
+    _heartbeat.start()
+
+
+def _stop_heartbeat() -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()
+
+
+@worker_init.connect
+def _remember_worker(sender: Any, **_: object) -> None:
+    global _celery_hostname, _concurrency
+    _celery_hostname = str(sender.hostname)
+    _concurrency = int(sender.concurrency or 1)
+
+
+@worker_ready.connect
+def _register_main_process(**_: object) -> None:
+    """After the pool has forked: no thread or connection of it crosses a fork."""
+    _start_heartbeat(_concurrency)
+
+
+@worker_shutdown.connect
+def _main_process_stopped(**_: object) -> None:
+    _stop_heartbeat()
+
+
+@worker_process_shutdown.connect
+def _pool_process_stopped(**_: object) -> None:
+    _stop_heartbeat()
+
+
 @worker_init.connect
 def _serve_metrics(**_: object) -> None:
     """The main process serves what every pool process counted."""
@@ -133,6 +205,7 @@ def _init_child_process(**_: object) -> None:
     _executor = _build_executor()
     signal.signal(signal.SIGUSR1, _on_interrupt)
     tracing.configure("taskscheduler-worker")
+    _start_heartbeat(1, parent=process_name(os.getppid()))
 
 
 def executor() -> TaskExecutor:

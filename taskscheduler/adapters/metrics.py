@@ -152,6 +152,27 @@ class QueueDepths(Collector):
         yield running
 
 
+class WorkersByState(Collector):
+    """`taskscheduler_workers{state}`: the worker processes ONLINE, LOST and STOPPED, read from
+    PostgreSQL at each scrape."""
+
+    def __init__(self, gauges: PostgresGauges) -> None:
+        self._gauges = gauges
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "taskscheduler_workers", "Worker processes by state", labels=["state"]
+        )
+        try:
+            counts = self._gauges.workers_by_state()
+        except StorageUnavailable as exc:  # a scrape must answer even with no database
+            log.warning("workers by state not read: %s", exc)
+            return
+        for state, count in counts.items():
+            gauge.add_metric([state.value], count)
+        yield gauge
+
+
 def serve(host: str, port: int, registry: CollectorRegistry | None = None) -> bool:
     """Serves /metrics on its own port, in a thread; False when the port is 0 (off) or taken
     (metrics are not worth failing a process for: the log says why)."""

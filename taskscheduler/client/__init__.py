@@ -34,6 +34,7 @@ from taskscheduler.client._common import (
     retry_policy,
     status_name,
     task_request,
+    worker_state_name,
     workflow_status_name,
 )
 from taskscheduler.client._sync import Client
@@ -42,6 +43,7 @@ from taskscheduler.v1.schedule_pb2 import OverlapPolicy, Schedule, TaskTemplate
 from taskscheduler.v1.task_pb2 import RetryPolicy, Task, TaskStatus
 from taskscheduler.v1.task_service_pb2 import StreamStatusResponse as StatusEvent
 from taskscheduler.v1.task_service_pb2 import StreamWorkflowResponse as WorkflowEvent
+from taskscheduler.v1.worker_pb2 import Worker, WorkerState
 from taskscheduler.v1.workflow_pb2 import FailurePolicy, Workflow, WorkflowStatus, WorkflowStep
 
 __all__ = [
@@ -67,6 +69,8 @@ __all__ = [
     "TaskNotFinished",
     "TaskStatus",
     "TaskTemplate",
+    "Worker",
+    "WorkerState",
     "Workflow",
     "WorkflowEvent",
     "WorkflowNotFinished",
@@ -80,5 +84,6 @@ __all__ = [
     "status_name",
     "task",
     "task_request",
+    "worker_state_name",
     "workflow_status_name",
 ]

@@ -47,7 +47,7 @@ from taskscheduler.client._common import (
     update_queue_request,
     update_schedule_request,
 )
-from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, workflow_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, worker_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
@@ -549,3 +549,12 @@ class AsyncClient:
             if error.code is not grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise
         raise WorkflowNotFinished(seen or await self.get_workflow(workflow_id))
+
+    async def list_workers(self, *, states: Iterable[int] = ()) -> Sequence[worker_pb2.Worker]:
+        """Every worker process in `states` (WorkerState; empty means any): each Celery
+        worker's main process, then its pool processes, with the caller's tasks each runs."""
+        request = pb.ListWorkersRequest(
+            states=[worker_pb2.WorkerState.ValueType(state) for state in states]
+        )
+        response: pb.ListWorkersResponse = await self._call(self._stub.ListWorkers, request)
+        return response.workers

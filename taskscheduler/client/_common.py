@@ -14,7 +14,7 @@ from google.protobuf import duration_pb2, struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, workflow_pb2
+from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, worker_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -27,6 +27,11 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 def status_name(status: int) -> str:
     """TASK_STATUS_SUCCESS -> SUCCESS."""
     return task_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_")  # type: ignore[arg-type]
+
+
+def worker_state_name(state: int) -> str:
+    """WORKER_STATE_ONLINE -> ONLINE."""
+    return worker_pb2.WorkerState.Name(state).removeprefix("WORKER_STATE_")  # type: ignore[arg-type]
 
 
 def workflow_status_name(status: int) -> str:

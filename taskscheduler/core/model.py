@@ -388,3 +388,45 @@ class NewWorkflow:
     steps: tuple[NewTask, ...]
     request_id: str = ""
     request_fingerprint: str = ""
+
+
+LOST_AFTER_HEARTBEATS = 3
+"""A worker whose last heartbeat is older than this many of its intervals is LOST."""
+
+
+class WorkerState(enum.StrEnum):
+    ONLINE = "ONLINE"
+    LOST = "LOST"  # no heartbeat for LOST_AFTER_HEARTBEATS intervals: killed, hung or cut off
+    STOPPED = "STOPPED"  # shut down cleanly; forgotten after a while
+
+
+@dataclass(frozen=True)
+class WorkerRegistration:
+    """What a worker process says of itself. `name` is `host:pid`, as its attempts record it;
+    a pool process names its worker's main process as `parent`."""
+
+    name: str
+    host: str
+    pid: int
+    celery_hostname: str
+    queues: tuple[str, ...]  # empty: every queue
+    concurrency: int
+    version: str
+    heartbeat_seconds: float
+    parent: str = ""
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A registered worker process as the fleet's listing shows it."""
+
+    registration: WorkerRegistration
+    state: WorkerState
+    start_time: datetime
+    heartbeat_time: datetime
+    stop_time: datetime | None
+    running_task_ids: tuple[uuid.UUID, ...] = ()
+
+    def serves(self, queue: str) -> bool:
+        queues = self.registration.queues
+        return not queues or queue in queues

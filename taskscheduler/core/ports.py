@@ -27,6 +27,8 @@ from taskscheduler.core.model import (
     TaskFilter,
     TaskPage,
     TaskStatus,
+    Worker,
+    WorkerRegistration,
     Workflow,
     WorkflowStatus,
 )
@@ -367,3 +369,31 @@ class DueSchedules(Protocol):
         last_fire: datetime | None,
         last_task_id: uuid.UUID | None,
     ) -> None: ...
+
+
+class WorkerRegistry(Protocol):
+    """A worker process's own row in the fleet (sync: called from its heartbeat thread)."""
+
+    def register(self, registration: WorkerRegistration) -> None:
+        """Writes the process's row afresh: ONLINE, started and beating now."""
+        ...
+
+    def beat(self, name: str) -> bool:
+        """Records a heartbeat; False when the row is gone (forgotten while the process was
+        cut off): the caller registers again."""
+        ...
+
+    def stopped(self, name: str) -> None: ...
+
+
+class WorkerRepository(Protocol):
+    """The fleet as the api and the dispatchers read and tidy it."""
+
+    async def list(self, tenant: str) -> list[Worker]:
+        """Every registered process, its state judged on the database's clock, with the ids of
+        the tenant's tasks it runs."""
+        ...
+
+    async def forget(self, older_than: timedelta) -> int:
+        """Deletes the processes STOPPED or LOST for longer than `older_than`."""
+        ...

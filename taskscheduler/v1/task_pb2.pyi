@@ -213,6 +213,7 @@ class Task(_message.Message):
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     STEP_NAME_FIELD_NUMBER: _builtins.int
     DEPENDS_ON_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Identifier (a UUIDv4 in canonical text form), assigned by the service."""
     kind: _builtins.str
@@ -287,6 +288,10 @@ class Task(_message.Message):
     def depends_on(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of the tasks that must succeed before this one starts (GetTask only)."""
 
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """What the handler last reported of its work; unset until it reports."""
+
     def __init__(
         self,
         *,
@@ -315,11 +320,50 @@ class Task(_message.Message):
         workflow_id: _builtins.str = ...,
         step_name: _builtins.str = ...,
         depends_on: _abc.Iterable[_builtins.str] | None = ...,
+        progress: Global___Progress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "fire_time", b"fire_time", "payload", b"payload", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "start_time", b"start_time", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "fire_time", b"fire_time", "payload", b"payload", "progress", b"progress", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "start_time", b"start_time", "timeout", b"timeout", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "concurrency_key", b"concurrency_key", "create_time", b"create_time", "depends_on", b"depends_on", "error", b"error", "finish_time", b"finish_time", "fire_time", b"fire_time", "id", b"id", "kind", b"kind", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "request_id", b"request_id", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "schedule_id", b"schedule_id", "start_time", b"start_time", "status", b"status", "step_name", b"step_name", "timeout", b"timeout", "update_time", b"update_time", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "attempts", b"attempts", "concurrency_key", b"concurrency_key", "create_time", b"create_time", "depends_on", b"depends_on", "error", b"error", "finish_time", b"finish_time", "fire_time", b"fire_time", "id", b"id", "kind", b"kind", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "progress", b"progress", "queue", b"queue", "request_id", b"request_id", "result", b"result", "retry_policy", b"retry_policy", "run_at", b"run_at", "schedule_id", b"schedule_id", "start_time", b"start_time", "status", b"status", "step_name", b"step_name", "timeout", b"timeout", "update_time", b"update_time", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Task: _TypeAlias = Task  # noqa: Y015
+
+@_typing.final
+class Progress(_message.Message):
+    """Progress is what a running handler reported of its work (context.report_progress)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DONE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    done: _builtins.float
+    """Units of work done."""
+    total: _builtins.float
+    """Units in all; unset when the handler did not say."""
+    message: _builtins.str
+    """What the handler says it is doing."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was reported."""
+
+    def __init__(
+        self,
+        *,
+        done: _builtins.float = ...,
+        total: _builtins.float | None = ...,
+        message: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_total", b"_total", "total", b"total", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_total", b"_total", "done", b"done", "message", b"message", "total", b"total", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__total: _TypeAlias = _typing.Literal["total"]  # noqa: Y015
+    _WhichOneofArgType__total: _TypeAlias = _typing.Literal["_total", b"_total"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__total) -> _WhichOneofReturnType__total | None: ...
+
+Global___Progress: _TypeAlias = Progress  # noqa: Y015

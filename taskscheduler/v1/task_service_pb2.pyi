@@ -11,9 +11,11 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from taskscheduler.v1 import queue_pb2 as _queue_pb2
 from taskscheduler.v1 import schedule_pb2 as _schedule_pb2
 from taskscheduler.v1 import task_pb2 as _task_pb2
+from taskscheduler.v1 import worker_pb2 as _worker_pb2
 from taskscheduler.v1 import workflow_pb2 as _workflow_pb2
 import builtins as _builtins
 import sys
@@ -25,6 +27,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _TaskEventKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TaskEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskEventKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TASK_EVENT_KIND_UNSPECIFIED: _TaskEventKind.ValueType  # 0
+    """Never sent by the server."""
+    TASK_EVENT_KIND_STATUS: _TaskEventKind.ValueType  # 1
+    """The task's status changed (or, first, where it stands)."""
+    TASK_EVENT_KIND_PROGRESS: _TaskEventKind.ValueType  # 2
+    """The running handler reported its progress; the status is unchanged."""
+
+class TaskEventKind(_TaskEventKind, metaclass=_TaskEventKindEnumTypeWrapper):
+    """TaskEventKind tells a status change from a progress report on a task's stream."""
+
+TASK_EVENT_KIND_UNSPECIFIED: TaskEventKind.ValueType  # 0
+"""Never sent by the server."""
+TASK_EVENT_KIND_STATUS: TaskEventKind.ValueType  # 1
+"""The task's status changed (or, first, where it stands)."""
+TASK_EVENT_KIND_PROGRESS: TaskEventKind.ValueType  # 2
+"""The running handler reported its progress; the status is unchanged."""
+Global___TaskEventKind: _TypeAlias = TaskEventKind  # noqa: Y015
 
 @_typing.final
 class ScheduleTaskRequest(_message.Message):
@@ -205,19 +231,27 @@ class StreamStatusResponse(_message.Message):
     ATTEMPT_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     """Id of the task."""
     status: _task_pb2.TaskStatus.ValueType
     """The status this event reports."""
     attempt: _builtins.int
     """The attempt number at this event."""
+    kind: Global___TaskEventKind.ValueType
+    """STATUS (the first message, and each status change) or PROGRESS."""
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp:
         """When the change was committed (for the first message: the task's update_time)."""
 
     @_builtins.property
     def task(self) -> _task_pb2.Task:
-        """The task as it stands when the event is sent."""
+        """The task as it stands when the event is sent; unset in a PROGRESS event."""
+
+    @_builtins.property
+    def progress(self) -> _task_pb2.Progress:
+        """In a PROGRESS event: what the handler reported."""
 
     def __init__(
         self,
@@ -227,10 +261,12 @@ class StreamStatusResponse(_message.Message):
         attempt: _builtins.int = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         task: _task_pb2.Task | None = ...,
+        kind: Global___TaskEventKind.ValueType = ...,
+        progress: _task_pb2.Progress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "task", b"task"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "progress", b"progress", "task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "event_time", b"event_time", "status", b"status", "task", b"task", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "event_time", b"event_time", "kind", b"kind", "progress", b"progress", "status", b"status", "task", b"task", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1569,3 +1605,51 @@ class StreamWorkflowResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamWorkflowResponse: _TypeAlias = StreamWorkflowResponse  # noqa: Y015
+
+@_typing.final
+class ListWorkersRequest(_message.Message):
+    """ListWorkersRequest says which worker processes to list."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[_worker_pb2.WorkerState.ValueType]:
+        """Only workers in one of these states; empty means all."""
+
+    def __init__(
+        self,
+        *,
+        states: _abc.Iterable[_worker_pb2.WorkerState.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["states", b"states"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkersRequest: _TypeAlias = ListWorkersRequest  # noqa: Y015
+
+@_typing.final
+class ListWorkersResponse(_message.Message):
+    """ListWorkersResponse lists the worker processes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def workers(self) -> _containers.RepeatedCompositeFieldContainer[_worker_pb2.Worker]:
+        """Ordered by Celery worker, each main process before its pool processes."""
+
+    def __init__(
+        self,
+        *,
+        workers: _abc.Iterable[_worker_pb2.Worker] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["workers", b"workers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWorkersResponse: _TypeAlias = ListWorkersResponse  # noqa: Y015

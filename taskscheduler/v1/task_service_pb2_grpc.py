@@ -183,6 +183,11 @@ class TaskServiceStub:
                 request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowRequest.SerializeToString,
                 response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowResponse.FromString,
                 _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/ListWorkers',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -413,6 +418,14 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWorkers(self, request, context):
+        """ListWorkers lists the worker processes that registered (every tenant sees all of them,
+        and in running_task_ids only its own tasks), grouped by Celery worker.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -560,6 +573,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.StreamWorkflow,
                     request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowRequest.FromString,
                     response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowResponse.SerializeToString,
+            ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1349,6 +1367,33 @@ class TaskService:
             '/taskscheduler.v1.TaskService/StreamWorkflow',
             taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowRequest.SerializeToString,
             taskscheduler_dot_v1_dot_task__service__pb2.StreamWorkflowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/ListWorkers',
+            taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersResponse.FromString,
             options,
             channel_credentials,
             insecure,

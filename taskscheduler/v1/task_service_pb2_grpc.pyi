@@ -128,6 +128,10 @@ class TaskServiceStub:
     """StreamWorkflow sends the workflow as it stands, then one message per status change of a
     step, and ends once the workflow is terminal.
     """
+    ListWorkers: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.ListWorkersRequest, _task_service_pb2.ListWorkersResponse]
+    """ListWorkers lists the worker processes that registered (every tenant sees all of them,
+    and in running_task_ids only its own tasks), grouped by Celery worker.
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -228,6 +232,10 @@ class TaskServiceAsyncStub(TaskServiceStub):
     StreamWorkflow: _aio.UnaryStreamMultiCallable[_task_service_pb2.StreamWorkflowRequest, _task_service_pb2.StreamWorkflowResponse]  # type: ignore[assignment]
     """StreamWorkflow sends the workflow as it stands, then one message per status change of a
     step, and ends once the workflow is terminal.
+    """
+    ListWorkers: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ListWorkersRequest, _task_service_pb2.ListWorkersResponse]  # type: ignore[assignment]
+    """ListWorkers lists the worker processes that registered (every tenant sees all of them,
+    and in running_task_ids only its own tasks), grouped by Celery worker.
     """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -500,6 +508,16 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_task_service_pb2.StreamWorkflowResponse], _abc.AsyncIterator[_task_service_pb2.StreamWorkflowResponse]]:
         """StreamWorkflow sends the workflow as it stands, then one message per status change of a
         step, and ends once the workflow is terminal.
+        """
+
+    @_abc_1.abstractmethod
+    def ListWorkers(
+        self,
+        request: _task_service_pb2.ListWorkersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.ListWorkersResponse, _abc.Awaitable[_task_service_pb2.ListWorkersResponse]]:
+        """ListWorkers lists the worker processes that registered (every tenant sees all of them,
+        and in running_task_ids only its own tasks), grouped by Celery worker.
         """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -261,3 +261,24 @@ def test_a_workflow_graph_colors_live_and_draws_spawned_steps(
     expect(page.locator("#depends-on a")).to_have_count(2)
     page.goto(f"{base}/dashboard?workflow_id={workflow['workflow_id']}")
     expect(page.locator("#workflow-filter")).to_be_visible()
+
+
+def test_the_workers_page_shows_the_fleet_and_its_running_tasks_live(
+    browser: Browser, stack: Stack, rest: httpx.Client
+) -> None:
+    page = signed_in(browser, stack)
+    page.click("nav >> text=Workers")
+    expect(page.locator("h1")).to_have_text("Workers")
+    expect(page.locator("tr.main .state.ONLINE").first).to_be_visible()
+    expect(page.locator("tr.pool .state.ONLINE").first).to_be_visible()
+    task = rest.post("/v1/tasks", json={"kind": "demo.sleep", "payload": {"seconds": 4}}).json()
+    short = task["task_id"][:8]
+    # No reload: the listing comes again over SSE with the task on its pool process.
+    expect(page.locator(f"tr.pool td.running a:has-text('{short}')")).to_be_visible(timeout=15_000)
+    page.click(f"tr.pool td.running a:has-text('{short}')")
+    expect(page.locator("dl.task")).to_be_visible()
+    worker = page.locator("#attempts a.worker").first
+    name = worker.inner_text()
+    worker.click()
+    expect(page.locator("h1")).to_have_text("Workers")
+    expect(page.locator(f"tr[id='worker-{name}']")).to_be_visible()

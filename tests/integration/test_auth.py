@@ -427,6 +427,8 @@ EVERY_RPC: dict[str, tuple[str, Callable[[Ids], Message]]] = {
     "ListWorkflows": (READ, lambda ids: pb.ListWorkflowsRequest(page_size=1000)),
     "CancelWorkflow": (WRITE, lambda ids: pb.CancelWorkflowRequest(workflow_id=ids.workflow)),
     "StreamWorkflow": (READ, lambda ids: pb.StreamWorkflowRequest(workflow_id=ids.workflow)),
+    # Every tenant sees the fleet; the ids of running tasks are its own (test_workers.py).
+    "ListWorkers": (READ, lambda ids: pb.ListWorkersRequest()),
     # Last: it makes the intruder a queue of the owner's queue's name (its own, in its tenant).
     "CreateQueue": (
         WRITE,

@@ -1,4 +1,5 @@
-"""The live counts that metrics read from PostgreSQL at each scrape: tasks by status, queues."""
+"""The live counts that metrics read from PostgreSQL at each scrape: tasks by status, queues,
+workers by state."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sqlalchemy as sa
 
 from taskscheduler.adapters.postgres.engine import storage_errors
 from taskscheduler.adapters.postgres.queue_repository import QUEUE_DEPTHS
-from taskscheduler.core.model import TaskStatus
+from taskscheduler.adapters.postgres.workers import WORKERS_BY_STATE
+from taskscheduler.core.model import TaskStatus, WorkerState
 
 LIVE_STATUSES = (TaskStatus.SCHEDULED, TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.RETRYING)
 
@@ -55,3 +57,11 @@ class PostgresGauges:
         with storage_errors(_ANY_DATABASE_ERROR), self._engine.connect() as conn:
             rows = conn.execute(QUEUE_DEPTHS).all()
         return [QueueDepth(*row) for row in rows]
+
+    def workers_by_state(self) -> dict[WorkerState, int]:
+        """The worker processes in each state, every state present."""
+        with storage_errors(_ANY_DATABASE_ERROR), self._engine.connect() as conn:
+            rows = conn.execute(WORKERS_BY_STATE).all()
+        counts = dict.fromkeys(WorkerState, 0)
+        counts.update({WorkerState(state): count for state, count in rows})
+        return counts

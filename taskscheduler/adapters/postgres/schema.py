@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from taskscheduler.core.model import TaskStatus
 from taskscheduler.core.states import DEPENDENCY_FAILED
@@ -96,6 +96,10 @@ tasks = sa.Table(
     # Whether other tasks depend on this one: only then does its end look for them (the
     # settle_dependents trigger's condition), so a task without dependents pays nothing.
     sa.Column("has_dependents", sa.Boolean, nullable=False, server_default=sa.false()),
+    # What the running handler last reported ({"done", "total", "message"}) and when; kept
+    # after the task ends.
+    sa.Column("progress", JSONB, nullable=True),
+    sa.Column("progress_at", sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint(f"status IN ({STATUS_NAMES})", name="status_known"),
     sa.CheckConstraint("attempt >= 0 AND attempt <= max_attempts", name="attempt_in_range"),
     sa.CheckConstraint("priority BETWEEN 0 AND 9", name="priority_in_range"),
@@ -307,6 +311,32 @@ workflows = sa.Table(
         "finished_at",
         postgresql_where=sa.text("finished_at IS NOT NULL"),
     ),
+)
+
+# One row per worker process (a Celery worker's main process and each of its pool processes),
+# written by its heartbeat thread. Its state is judged when read: LOST once heartbeat_at is
+# older than LOST_AFTER_HEARTBEATS of the process's own heartbeat_seconds.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("celery_hostname", sa.Text, nullable=False),
+    # The main process's name, for a pool process; '' for a main process.
+    sa.Column("parent", sa.Text, nullable=False, server_default=""),
+    # Empty: every queue.
+    sa.Column("queues", ARRAY(sa.Text), nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("heartbeat_seconds", sa.Float, nullable=False),
+    sa.Column(
+        "started_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column(
+        "heartbeat_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("stopped_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 queues = sa.Table(
