@@ -247,13 +247,22 @@ async def worker_events(request: Request, api: Api) -> EventSourceResponse:
 
 @router.get("/tasks/{task_id}", response_model=None)
 async def task_page(request: Request, api: Api, task_id: str) -> Response:
+    """A task, why it waits (ExplainTask), its attempts; live over the SSE endpoint."""
     try:
         found = await api.stub.GetTask(
             pb.GetTaskRequest(task_id=task_id), timeout=api.deadline, metadata=api.metadata
         )
+        explained = await api.stub.ExplainTask(
+            pb.ExplainTaskRequest(task_id=task_id), timeout=api.deadline, metadata=api.metadata
+        )
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
-    return _page(request, "task.html", task=tasks.task_out(found.task))
+    return _page(
+        request,
+        "task.html",
+        task=tasks.task_out(found.task),
+        explained=tasks.explanation_out(explained),
+    )
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=None)

@@ -140,6 +140,17 @@ async def cancel_task(api: Api, task_id: TaskId) -> schemas.TaskOut:
     return schemas.task_out(response.task)
 
 
+# Before /v1/tasks/{task_id}, which would take "<id>:explain" for an id.
+@router.get("/v1/tasks/{task_id}:explain", response_model=schemas.ExplanationOut, tags=["tasks"])
+async def explain_task(api: Api, task_id: TaskId) -> schemas.ExplanationOut:
+    """Why the task has not started: every reason that holds it back now, the first one first
+    (`code`, `message`, `until`); for a RUNNING task, its worker and lease."""
+    response = await api.stub.ExplainTask(
+        pb.ExplainTaskRequest(task_id=str(task_id)), timeout=api.deadline, metadata=api.metadata
+    )
+    return schemas.explanation_out(response)
+
+
 @router.get("/v1/tasks/{task_id}", response_model=schemas.TaskOut, tags=["tasks"])
 async def get_task(api: Api, task_id: TaskId) -> schemas.TaskOut:
     """A task with every attempt."""
@@ -153,10 +164,16 @@ async def get_task(api: Api, task_id: TaskId) -> schemas.TaskOut:
     "/v1/tasks/{task_id}/events",
     tags=["tasks"],
     response_class=EventSourceResponse,
-    responses={200: {"description": "text/event-stream of `status` events"}},
+    responses={
+        200: {
+            "description": "text/event-stream of `status` events (the task) and `progress` "
+            "events (the running handler's reports)"
+        }
+    },
 )
 async def task_events(api: Api, task_id: TaskId) -> EventSourceResponse:
-    """Server-Sent Events: the current state, then each change; closes after a terminal one."""
+    """Server-Sent Events: the current state, then each change and each progress report of the
+    running handler; closes after a terminal change."""
     # No deadline: the stream lasts as long as the task, and the client's disconnect ends it.
     call = api.stub.StreamStatus(
         pb.StreamStatusRequest(task_id=str(task_id)), metadata=api.metadata
@@ -165,5 +182,8 @@ async def task_events(api: Api, task_id: TaskId) -> EventSourceResponse:
 
 
 def _status_event(message: pb.StreamStatusResponse) -> dict[str, str]:
+    if message.kind == pb.TASK_EVENT_KIND_PROGRESS:
+        body = schemas.progress_event_out(message).model_dump(mode="json")
+        return {"event": "progress", "data": json.dumps(body)}
     body = schemas.event_out(message).model_dump(mode="json")
     return {"event": "status", "data": json.dumps(body)}

@@ -47,6 +47,8 @@ from taskscheduler.core.model import (
     Attempt,
     NewTask,
     PageCursor,
+    Progress,
+    ProgressEvent,
     Queue,
     QueueSettings,
     QueueState,
@@ -103,7 +105,7 @@ class _Row:
 @dataclass
 class _Subscription:
     loop: asyncio.AbstractEventLoop
-    events: asyncio.Queue[StatusEvent | None]
+    events: asyncio.Queue[StatusEvent | ProgressEvent | None]
 
 
 class InMemoryDatabase:
@@ -241,6 +243,10 @@ class InMemoryDatabase:
     def announce(self, task: Task) -> None:
         event = StatusEvent(task.id, task.status, task.attempt, task.version, task.update_time)
         for subscription in self._subscriptions.get(task.id, []):
+            subscription.loop.call_soon_threadsafe(subscription.events.put_nowait, event)
+
+    def announce_progress(self, event: ProgressEvent) -> None:
+        for subscription in self._subscriptions.get(event.task_id, []):
             subscription.loop.call_soon_threadsafe(subscription.events.put_nowait, event)
 
     @contextmanager
@@ -500,6 +506,16 @@ class InMemoryAttemptStore:
         if row is None or row.task.status is not S.RUNNING or row.task.attempt != attempt:
             return None
         return row
+
+    def report_progress(self, task_id: uuid.UUID, attempt: int, progress: Progress) -> bool:
+        with self._db.lock:
+            row = self._this_attempt(task_id, attempt)
+            if row is None:
+                return False
+            stored = replace(progress, update_time=self._db.clock())
+            row.task = replace(row.task, progress=stored)
+            self._db.announce_progress(ProgressEvent(task_id, attempt, stored))
+            return True
 
     def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease:
         with self._db.lock:
@@ -906,12 +922,14 @@ class InMemoryStatusEvents:
     @asynccontextmanager
     async def subscribe(
         self, task_id: uuid.UUID
-    ) -> AsyncIterator[AsyncIterator[StatusEvent | None]]:
+    ) -> AsyncIterator[AsyncIterator[StatusEvent | ProgressEvent | None]]:
         with self._db.subscribed(task_id) as subscription:
             yield _drain(subscription.events)
 
 
-async def _drain(events: asyncio.Queue[StatusEvent | None]) -> AsyncIterator[StatusEvent | None]:
+async def _drain(
+    events: asyncio.Queue[StatusEvent | ProgressEvent | None],
+) -> AsyncIterator[StatusEvent | ProgressEvent | None]:
     while True:
         yield await events.get()
 

@@ -70,7 +70,7 @@ async def clean_db(settings: Settings) -> AsyncIterator[None]:
     a transaction on `tasks` until the loop lets it finish."""
     url = with_driver(settings.database_url, "postgresql")
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute("TRUNCATE tasks, workflows CASCADE")
+        await conn.execute("TRUNCATE tasks, workflows, workers CASCADE")
         # A tenant's default queue is never deleted (the api remembers it exists): reset it.
         await conn.execute("DELETE FROM queues WHERE name <> 'default'")
         await conn.execute(

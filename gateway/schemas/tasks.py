@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -111,6 +111,15 @@ class RetryPolicyOut(BaseModel):
     jitter: bool
 
 
+class ProgressOut(BaseModel):
+    """What a running handler reported of its work (context.report_progress)."""
+
+    done: float
+    total: float | None = Field(description="Units in all; null when the handler did not say.")
+    message: str
+    update_time: datetime | None
+
+
 class TaskOut(BaseModel):
     task_id: str
     kind: str
@@ -146,6 +155,9 @@ class TaskOut(BaseModel):
     depends_on: list[str] = Field(
         description="Ids of the tasks that must succeed before this one (GET of one task)."
     )
+    progress: ProgressOut | None = Field(
+        default=None, description="What the handler last reported; null until it reports."
+    )
 
 
 class TaskList(BaseModel):
@@ -159,6 +171,15 @@ class StatusEventOut(BaseModel):
     attempt: int
     event_time: datetime | None
     task: TaskOut
+
+
+class ProgressEventOut(BaseModel):
+    """A `progress` event: the running attempt's report (the status is unchanged)."""
+
+    task_id: str
+    attempt: int
+    event_time: datetime | None
+    progress: ProgressOut
 
 
 # -- proto -> REST ---------------------------------------------------------------------------
@@ -210,6 +231,25 @@ def task_out(task: task_pb2.Task) -> TaskOut:
         workflow_id=task.workflow_id,
         step_name=task.step_name,
         depends_on=list(task.depends_on),
+        progress=progress_out(task.progress) if task.HasField("progress") else None,
+    )
+
+
+def progress_out(progress: task_pb2.Progress) -> ProgressOut:
+    return ProgressOut(
+        done=progress.done,
+        total=progress.total if progress.HasField("total") else None,
+        message=progress.message,
+        update_time=time_of(progress, "update_time"),
+    )
+
+
+def progress_event_out(event: pb.StreamStatusResponse) -> ProgressEventOut:
+    return ProgressEventOut(
+        task_id=event.task_id,
+        attempt=event.attempt,
+        event_time=time_of(event, "event_time"),
+        progress=progress_out(event.progress),
     )
 
 
@@ -255,3 +295,60 @@ def run_task_request(body: RunTaskBody) -> pb.ScheduleTaskRequest:
     if body.priority is not None:
         request.priority = body.priority
     return request
+
+
+WaitReasonCodeName = Literal[
+    "NOT_DUE",
+    "RETRY_BACKOFF",
+    "BLOCKED_BY_DEPENDENCIES",
+    "QUEUE_PAUSED",
+    "RATE_LIMITED",
+    "QUEUE_CONCURRENCY_LIMIT",
+    "KEY_CONCURRENCY_LIMIT",
+    "BEHIND_OTHER_TASKS",
+    "NO_WORKER_FOR_QUEUE",
+    "DISPATCHED_WAITING_FOR_WORKER",
+]
+WAIT_REASON_PREFIX = "WAIT_REASON_CODE_"
+
+
+class WaitReasonOut(BaseModel):
+    code: WaitReasonCodeName
+    message: str
+    until: datetime | None = Field(description="When it ends, where that is known.")
+    task_ids: list[str] = Field(description="BLOCKED_BY_DEPENDENCIES: the tasks waited for.")
+    count: int = Field(description="The tasks holding the slots, ahead of it, or at the broker.")
+    limit: int = Field(description="The cap those count against; 0: none.")
+
+
+class ExplanationOut(BaseModel):
+    task_id: str
+    status: StatusName
+    reasons: list[WaitReasonOut] = Field(
+        description="What holds the task back, the first one first; empty when it runs or ended."
+    )
+    worker: str = Field(description="RUNNING: the worker process running it.")
+    lease_expire_time: datetime | None = Field(description="RUNNING: when its lease expires.")
+
+
+def explanation_out(explained: pb.ExplainTaskResponse) -> ExplanationOut:
+    return ExplanationOut(
+        task_id=explained.task_id,
+        status=status_name(explained.status),
+        reasons=[
+            WaitReasonOut(
+                code=cast(
+                    WaitReasonCodeName,
+                    pb.WaitReasonCode.Name(reason.code).removeprefix(WAIT_REASON_PREFIX),
+                ),
+                message=reason.message,
+                until=time_of(reason, "until"),
+                task_ids=list(reason.task_ids),
+                count=reason.count,
+                limit=reason.limit,
+            )
+            for reason in explained.reasons
+        ],
+        worker=explained.worker,
+        lease_expire_time=time_of(explained, "lease_expire_time"),
+    )

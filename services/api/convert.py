@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from taskscheduler.core.errors import InvalidArgument
+from taskscheduler.core.explain import Explanation
 from taskscheduler.core.model import (
     DEFAULT_CATCHUP_WINDOW,
     DEFAULT_QUEUE,
@@ -14,6 +15,8 @@ from taskscheduler.core.model import (
     Attempt,
     FailurePolicy,
     Overlap,
+    Progress,
+    ProgressEvent,
     Queue,
     QueueSettings,
     QueueState,
@@ -22,7 +25,6 @@ from taskscheduler.core.model import (
     RetryPolicyOverride,
     Schedule,
     ScheduleSpec,
-    StatusEvent,
     Task,
     TaskFilter,
     TaskStatus,
@@ -34,7 +36,7 @@ from taskscheduler.core.model import (
     WorkflowStep,
 )
 from taskscheduler.core.schedules import next_fire_times
-from taskscheduler.core.tasks import ListRequest, ScheduleRequest, parse_task_id
+from taskscheduler.core.tasks import ListRequest, ScheduleRequest, TaskChange, parse_task_id
 from taskscheduler.core.workflows import (
     StepRequest,
     WorkflowEvent,
@@ -171,6 +173,7 @@ def task_to_proto(task: Task) -> task_pb2.Task:
         workflow_id=str(task.workflow_id) if task.workflow_id else "",
         step_name=task.step_name,
         depends_on=[str(task_id) for task_id in task.depends_on],
+        progress=None if task.progress is None else progress_to_proto(task.progress),
     )
     message.payload.update(task.payload)
     if task.result is not None:
@@ -178,13 +181,34 @@ def task_to_proto(task: Task) -> task_pb2.Task:
     return message
 
 
-def event_to_proto(event: StatusEvent, task: Task) -> task_service_pb2.StreamStatusResponse:
+def progress_to_proto(progress: Progress) -> task_pb2.Progress:
+    return task_pb2.Progress(
+        done=progress.done,
+        total=progress.total,
+        message=progress.message,
+        update_time=_timestamp(progress.update_time),
+    )
+
+
+def change_to_proto(change: TaskChange) -> task_service_pb2.StreamStatusResponse:
+    """A StreamStatus message: a status change with the task, or a progress report."""
+    if isinstance(change, ProgressEvent):
+        return task_service_pb2.StreamStatusResponse(
+            task_id=str(change.task_id),
+            status=status_to_proto(TaskStatus.RUNNING),
+            attempt=change.attempt,
+            event_time=_timestamp(change.progress.update_time),
+            kind=task_service_pb2.TASK_EVENT_KIND_PROGRESS,
+            progress=progress_to_proto(change.progress),
+        )
+    event, task = change
     return task_service_pb2.StreamStatusResponse(
         task_id=str(event.task_id),
         status=status_to_proto(event.status),
         attempt=event.attempt,
         event_time=_timestamp(event.event_time),
         task=task_to_proto(task),
+        kind=task_service_pb2.TASK_EVENT_KIND_STATUS,
     )
 
 
@@ -488,4 +512,24 @@ def worker_to_proto(worker: Worker) -> worker_pb2.Worker:
         version=registration.version,
         stop_time=_timestamp(worker.stop_time),
         heartbeat_interval=_duration(timedelta(seconds=registration.heartbeat_seconds)),
+    )
+
+
+def explanation_to_proto(explanation: Explanation) -> task_service_pb2.ExplainTaskResponse:
+    return task_service_pb2.ExplainTaskResponse(
+        task_id=str(explanation.task_id),
+        status=status_to_proto(explanation.status),
+        reasons=[
+            task_service_pb2.WaitReason(
+                code=task_service_pb2.WaitReasonCode.Value(f"WAIT_REASON_CODE_{reason.code.value}"),
+                message=reason.message,
+                until=_timestamp(reason.until),
+                task_ids=[str(task_id) for task_id in reason.task_ids],
+                count=reason.count,
+                limit=reason.limit,
+            )
+            for reason in explanation.reasons
+        ],
+        worker=explanation.worker,
+        lease_expire_time=_timestamp(explanation.lease_expires_at),
     )

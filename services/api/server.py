@@ -27,9 +27,11 @@ from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
 from taskscheduler.adapters.postgres.schedule_repository import PostgresScheduleRepository
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
+from taskscheduler.adapters.postgres.wait_facts import PostgresWaitFacts
 from taskscheduler.adapters.postgres.workers import PostgresWorkerRepository
 from taskscheduler.adapters.postgres.workflow_repository import PostgresWorkflowRepository
 from taskscheduler.adapters.ratelimit import RedisRateLimiter
+from taskscheduler.core.explain import TaskExplainer
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.limits import MAX_METADATA_BYTES
 from taskscheduler.core.queues import QueueDefaults, QueueManager
@@ -128,6 +130,7 @@ async def start_api(settings: Settings) -> RunningApi:
             listener,
         ),
         WorkerManager(PostgresWorkerRepository(engine)),
+        TaskExplainer(PostgresWaitFacts(engine), settings.dispatch_ahead),
         TokenVerifier(settings),
         limiter,
     )

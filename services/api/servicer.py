@@ -15,6 +15,7 @@ from services.api import convert
 from services.api.auth import TokenVerifier
 from services.api.errors import abort_internal, abort_with
 from taskscheduler.core.errors import DomainError, InvalidArgument
+from taskscheduler.core.explain import TaskExplainer
 from taskscheduler.core.model import Caller
 from taskscheduler.core.queues import QueueManager
 from taskscheduler.core.schedules import ScheduleManager
@@ -88,6 +89,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         schedules: ScheduleManager,
         workflows: WorkflowManager,
         workers: WorkerManager,
+        explainer: TaskExplainer,
         verifier: TokenVerifier,
         limiter: RateLimiter | None,
     ) -> None:
@@ -96,6 +98,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self._schedules = schedules
         self._workflows = workflows
         self._workers = workers
+        self._explainer = explainer
         self._verifier = verifier
         self._limiter = limiter
 
@@ -216,8 +219,8 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
     ) -> AsyncIterator[pb.StreamStatusResponse]:
         try:
             caller = await self._authorized(context, request)
-            async for event, task in self._manager.watch(caller, request.task_id):
-                yield convert.event_to_proto(event, task)
+            async for change in self._manager.watch(caller, request.task_id):
+                yield convert.change_to_proto(change)
         except DomainError as error:
             await abort_with(context, error)
         except Exception:
@@ -447,3 +450,12 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             )
 
         return await self._call(context, request, list_workers)
+
+    async def ExplainTask(
+        self, request: pb.ExplainTaskRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExplainTaskResponse:
+        async def explain(caller: Caller) -> pb.ExplainTaskResponse:
+            explanation = await self._explainer.explain(caller, request.task_id)
+            return convert.explanation_to_proto(explanation)
+
+        return await self._call(context, request, explain)

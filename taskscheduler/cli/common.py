@@ -13,6 +13,7 @@ from google.protobuf import duration_pb2, json_format
 from google.protobuf.message import Message
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 
 from taskscheduler.client import (
     FINISHED,
@@ -112,18 +113,46 @@ def show(task: Task, as_json: bool) -> None:
 
 
 def follow(client: Client, task: Task, as_json: bool) -> Task:
-    """Prints each status change (a live status line on a terminal) until the task ends."""
+    """Prints each status change until the task ends, with a live progress bar on a terminal
+    (JSON: one line per status change and per progress report)."""
+    if as_json:
+        return _follow_as_json(client, task)
     last = task
-    with out.status(f"{task.id} {status_name(task.status)}") as line:
-        for event in client.watch(task.id):
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[said]}"),
+    )
+    with Progress(*columns, console=out) as bars:
+        bar = bars.add_task(f"{task.id} {status_name(task.status)}", total=None, said="")
+        for event in client.watch(task.id, progress=True):
+            if event.HasField("progress"):
+                reported = event.progress
+                total = reported.total if reported.HasField("total") else None
+                said = escape(reported.message)
+                bars.update(bar, completed=reported.done, total=total, said=said)
+                continue
             last = event.task
             text = f"{task.id} {status_name(event.status)} (attempt {event.attempt})"
-            if as_json:
-                status = TaskStatus.Name(event.status)  # as in the task's own JSON
-                print(json.dumps({"task_id": task.id, "status": status, "attempt": event.attempt}))
-            else:
-                line.update(text)
-                out.print(text)
+            bars.update(bar, description=text)
+            bars.console.print(text)
+    return last
+
+
+def _follow_as_json(client: Client, task: Task) -> Task:
+    last = task
+    for event in client.watch(task.id, progress=True):
+        line: dict[str, Any] = {"task_id": task.id, "attempt": event.attempt}
+        if event.HasField("progress"):
+            line["progress"] = json_format.MessageToDict(
+                event.progress, preserving_proto_field_name=True
+            )
+        else:
+            last = event.task
+            line["status"] = TaskStatus.Name(event.status)  # as in the task's own JSON
+        print(json.dumps(line))
     return last
 
 

@@ -1,4 +1,5 @@
-"""taskctl's task commands, at its top level: schedule, get, list, cancel, retry, watch, token."""
+"""taskctl's task commands, at its top level: schedule, get, list, cancel, retry, watch, explain,
+token."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ from taskscheduler.cli.common import (
     show,
 )
 from taskscheduler.client import (
+    FINISHED,
     TaskStatus,
+    WaitReasonCode,
     status_name,
 )
 
@@ -156,6 +159,31 @@ def watch(
     """Follow a task until it ends (exit status 1 unless it succeeded)."""
     with connected(address, token) as client:
         follow_to_the_end(client, client.get(task_id), as_json)
+
+
+@app.command()
+def explain(
+    task_id: str, address: Address = DEFAULT_ADDRESS, token: Token = "", as_json: AsJson = False
+) -> None:
+    """Why a task has not started: what holds it back now, the first reason first."""
+    with connected(address, token) as client:
+        explained = client.explain(task_id)
+    if as_json:
+        print(json.dumps(as_dict(explained)))
+        return
+    status = status_name(explained.status)
+    out.print(f"[bold]{explained.task_id}[/bold]  [{COLORS.get(status, 'white')}]{status}[/]")
+    if explained.worker:
+        lease = explained.lease_expire_time.ToJsonString()
+        out.print(f"  running on {escape(explained.worker)}, lease until {lease}")
+    for reason in explained.reasons:
+        code = WaitReasonCode.Name(reason.code).removeprefix("WAIT_REASON_CODE_")
+        until = f" (until {reason.until.ToJsonString()})" if reason.HasField("until") else ""
+        out.print(f"  [yellow]{code}[/]: {escape(reason.message)}{until}")
+        for dependency in reason.task_ids:
+            out.print(f"    waits for {dependency}")
+    if not explained.reasons and not explained.worker:
+        out.print("  finished" if explained.status in FINISHED else "  nothing holds it back")
 
 
 @app.command()

@@ -41,8 +41,10 @@ from taskscheduler.client._sync import Client
 from taskscheduler.v1.queue_pb2 import Queue, QueueState, RateLimit
 from taskscheduler.v1.schedule_pb2 import OverlapPolicy, Schedule, TaskTemplate
 from taskscheduler.v1.task_pb2 import RetryPolicy, Task, TaskStatus
+from taskscheduler.v1.task_service_pb2 import ExplainTaskResponse as Explanation
 from taskscheduler.v1.task_service_pb2 import StreamStatusResponse as StatusEvent
 from taskscheduler.v1.task_service_pb2 import StreamWorkflowResponse as WorkflowEvent
+from taskscheduler.v1.task_service_pb2 import WaitReason, WaitReasonCode
 from taskscheduler.v1.worker_pb2 import Worker, WorkerState
 from taskscheduler.v1.workflow_pb2 import FailurePolicy, Workflow, WorkflowStatus, WorkflowStep
 
@@ -52,6 +54,7 @@ __all__ = [
     "Canvas",
     "Client",
     "ClientError",
+    "Explanation",
     "FailurePolicy",
     "OverlapPolicy",
     "Purged",
@@ -69,6 +72,8 @@ __all__ = [
     "TaskNotFinished",
     "TaskStatus",
     "TaskTemplate",
+    "WaitReason",
+    "WaitReasonCode",
     "Worker",
     "WorkerState",
     "Workflow",

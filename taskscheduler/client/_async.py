@@ -37,6 +37,7 @@ from taskscheduler.client._common import (
     call_metadata,
     changed_template,
     credentials,
+    is_progress,
     list_request,
     queue_message,
     same_event,
@@ -208,21 +209,35 @@ class AsyncClient:
             if not token:
                 return
 
+    async def explain(self, task_id: str) -> pb.ExplainTaskResponse:
+        """Why the task has not started: its `reasons` (code, message, until), the first one
+        first; for a RUNNING task, its `worker` and `lease_expire_time`."""
+        response: pb.ExplainTaskResponse = await self._call(
+            self._stub.ExplainTask, pb.ExplainTaskRequest(task_id=task_id)
+        )
+        return response
+
     async def watch(
         self,
         task_id: str,
         timeout: float | None = None,  # noqa: ASYNC109 (the stream's gRPC deadline)
+        *,
+        progress: bool = False,
     ) -> AsyncIterator[pb.StreamStatusResponse]:
         """The task's current state, then each change, until a terminal status, within
-        `timeout` seconds in all. A stream cut by UNAVAILABLE is opened again: it starts with the
-        current state (changes made while it was cut are not replayed) and never repeats the
-        event seen last."""
-        last: pb.StreamStatusResponse | None = None
+        `timeout` seconds in all; with `progress`, the handler's progress reports too (events
+        of kind TASK_EVENT_KIND_PROGRESS, with `progress` and no `task`). A stream cut by
+        UNAVAILABLE is opened again: it starts with the current state (changes made while it
+        was cut are not replayed) and never repeats the event seen last."""
+        last: dict[bool, pb.StreamStatusResponse] = {}
         request = pb.StreamStatusRequest(task_id=task_id)
         async for event in self._stream(self._stub.StreamStatus, request, timeout):
-            if not same_event(last, event):
+            reported = is_progress(event)
+            if reported and not progress:
+                continue
+            if not same_event(last.get(reported), event):
                 yield event
-            last = event
+            last[reported] = event
 
     async def _stream(
         self,

@@ -463,5 +463,14 @@ def credentials(
 
 
 def same_event(a: pb.StreamStatusResponse | None, b: pb.StreamStatusResponse) -> bool:
-    """A resubscribed stream starts with the current state: an event seen already."""
-    return a is not None and (a.status, a.attempt) == (b.status, b.attempt)
+    """A resubscribed stream starts with the current state: an event seen already (`a`: the
+    last one of b's kind)."""
+    if a is None:
+        return False
+    if b.kind == pb.TASK_EVENT_KIND_PROGRESS:
+        return a.progress == b.progress
+    return (a.status, a.attempt) == (b.status, b.attempt)
+
+
+def is_progress(event: pb.StreamStatusResponse) -> bool:
+    return event.kind == pb.TASK_EVENT_KIND_PROGRESS

@@ -35,6 +35,7 @@ from taskscheduler.client._common import (
     call_metadata,
     changed_template,
     credentials,
+    is_progress,
     list_request,
     queue_message,
     same_event,
@@ -202,21 +203,35 @@ class Client:
             if not token:
                 return
 
+    def explain(self, task_id: str) -> pb.ExplainTaskResponse:
+        """Why the task has not started: its `reasons` (code, message, until), the first one
+        first; for a RUNNING task, its `worker` and `lease_expire_time`."""
+        response: pb.ExplainTaskResponse = self._call(
+            self._stub.ExplainTask, pb.ExplainTaskRequest(task_id=task_id)
+        )
+        return response
+
     def watch(
         self,
         task_id: str,
         timeout: float | None = None,
+        *,
+        progress: bool = False,
     ) -> Iterator[pb.StreamStatusResponse]:
         """The task's current state, then each change, until a terminal status, within
-        `timeout` seconds in all. A stream cut by UNAVAILABLE is opened again: it starts with the
-        current state (changes made while it was cut are not replayed) and never repeats the
-        event seen last."""
-        last: pb.StreamStatusResponse | None = None
+        `timeout` seconds in all; with `progress`, the handler's progress reports too (events
+        of kind TASK_EVENT_KIND_PROGRESS, with `progress` and no `task`). A stream cut by
+        UNAVAILABLE is opened again: it starts with the current state (changes made while it
+        was cut are not replayed) and never repeats the event seen last."""
+        last: dict[bool, pb.StreamStatusResponse] = {}
         request = pb.StreamStatusRequest(task_id=task_id)
         for event in self._stream(self._stub.StreamStatus, request, timeout):
-            if not same_event(last, event):
+            reported = is_progress(event)
+            if reported and not progress:
+                continue
+            if not same_event(last.get(reported), event):
                 yield event
-            last = event
+            last[reported] = event
 
     def _stream(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from taskscheduler.core.limits import MAX_ERROR_MESSAGE_CHARS, MAX_TRACEBACK_CHA
 from taskscheduler.core.model import JSON, RetryPolicy
 from taskscheduler.core.payloads import check_json
 from taskscheduler.core.ports import AttemptEnd, AttemptError, AttemptStore, ClaimedAttempt
+from taskscheduler.core.progress import ProgressReporter
 from taskscheduler.core.spawning import Spawner
 from taskscheduler.core.tasks import TaskPreparer
 
@@ -336,10 +338,16 @@ class TaskExecutor:
     def _run(self, claimed: ClaimedAttempt) -> tuple[Outcome, AttemptEnd]:
         cancel_event = threading.Event()
         spawner = Spawner(claimed, self._preparer, self._store.queue_settings)
+        progress = ProgressReporter(
+            functools.partial(self._store.report_progress, claimed.task_id, claimed.attempt)
+        )
         watch: _Watch | None = None
         try:
             with self._watchdog.watching(claimed, cancel_event) as watch:
-                result = self._run_handler(claimed, cancel_event, spawner)
+                try:
+                    result = self._run_handler(claimed, cancel_event, spawner, progress)
+                finally:
+                    progress.close()  # the last report lands before the end
         except Exception as exc:
             stop_reason = None if watch is None else watch.stop_reason
             error = self._error_of(exc, claimed, stop_reason)
@@ -381,7 +389,11 @@ class TaskExecutor:
         return None if claim_next is None else NextAttempt(self._claim(claim_next))
 
     def _run_handler(
-        self, claimed: ClaimedAttempt, cancel_event: threading.Event, spawner: Spawner
+        self,
+        claimed: ClaimedAttempt,
+        cancel_event: threading.Event,
+        spawner: Spawner,
+        progress: ProgressReporter,
     ) -> JSON:
         kind = self._kinds.get(claimed.kind)
         payload = kind.parse_payload(claimed.payload)
@@ -392,6 +404,7 @@ class TaskExecutor:
             cancel_event,
             claimed.dependency_results,
             spawner.spawn if claimed.workflow_id is not None else None,
+            progress,
         )
         result = kind.handler(payload, context)
         json.dumps(result)  # a result that cannot be stored is the handler's error

@@ -13,6 +13,7 @@ import pydantic
 
 from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.model import JSON, RetryPolicy, RetryPolicyOverride
+from taskscheduler.core.progress import ProgressReporter, progress_of
 
 P = TypeVar("P", bound=pydantic.BaseModel)
 
@@ -43,6 +44,7 @@ class TaskContext:
     """The results of the tasks this one depends on: by step name in a workflow, by task id
     for a task scheduled with depends_on."""
     spawner: StepSpawner | None = field(default=None, repr=False)
+    progress_reporter: ProgressReporter | None = field(default=None, repr=False)
 
     def spawn(
         self,
@@ -81,6 +83,17 @@ class TaskContext:
     def cancel_requested(self) -> bool:
         """True once the task was cancelled (or its lease lost): stop soon, or be interrupted."""
         return self.cancel_event.is_set()
+
+    def report_progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        """Tells how far the work is: `done` units of `total` (None: the total is unknown), and
+        what it is doing. Call it as often as you like: the task stores the latest report at
+        most four times a second (and the last one before the handler returns), GetTask shows
+        it, and status streams send it as a PROGRESS event. Raises ValueError for a negative or
+        non-finite number."""
+        if self.progress_reporter is None:
+            progress_of(done, total, message)  # checked all the same
+            return
+        self.progress_reporter.report(done, total, message)
 
     def raise_if_cancelled(self) -> None:
         if self.cancel_event.is_set():

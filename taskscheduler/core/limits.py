@@ -59,4 +59,6 @@ MAX_COUNT_WINDOW = timedelta(days=7)  # how far back CountTasks counts finished 
 # -- what the service keeps of a failure -------------------------------------------------------
 
 MAX_ERROR_MESSAGE_CHARS = 4_000
+MAX_PROGRESS_MESSAGE_CHARS = 500  # a progress report's message (cut, as an error's is)
+PROGRESS_WRITE_INTERVAL_SECONDS = 0.25  # a handler's progress is written at most 4 times a second
 MAX_TRACEBACK_CHARS = 16_000  # its end, where the raise is

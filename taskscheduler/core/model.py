@@ -204,6 +204,16 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """What a running handler reported of its work (context.report_progress)."""
+
+    done: float
+    total: float | None = None
+    message: str = ""
+    update_time: datetime | None = None  # set by the store
+
+
+@dataclass(frozen=True)
 class Task:
     """A task as stored, with its attempts when they were asked for."""
 
@@ -236,6 +246,7 @@ class Task:
     depends_on: tuple[uuid.UUID, ...] = ()
     """Read with the attempts (empty otherwise)."""
     attempts: tuple[Attempt, ...] = field(default=())
+    progress: Progress | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -319,6 +330,15 @@ class StatusEvent:
     version: int
     event_time: datetime
     workflow_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """A running attempt's progress report, as announced by the store once committed."""
+
+    task_id: uuid.UUID
+    attempt: int
+    progress: Progress
 
 
 class WorkflowStatus(enum.StrEnum):

@@ -15,6 +15,8 @@ from taskscheduler.core.model import (
     NewTask,
     NewWorkflow,
     PageCursor,
+    Progress,
+    ProgressEvent,
     Queue,
     QueueSettings,
     QueueState,
@@ -169,9 +171,10 @@ class StatusEvents(Protocol):
 
     def subscribe(
         self, task_id: uuid.UUID
-    ) -> AbstractAsyncContextManager[AsyncIterator[StatusEvent | None]]:
-        """Yields events of one task, or of every step of a workflow given its id; None
-        (RESYNC) means some may have been missed."""
+    ) -> AbstractAsyncContextManager[AsyncIterator[StatusEvent | ProgressEvent | None]]:
+        """Yields events of one task (its status changes and progress reports), or of every
+        step of a workflow given its id (status changes only); None (RESYNC) means some may
+        have been missed."""
         ...
 
 
@@ -277,6 +280,11 @@ class AttemptStore(Protocol):
 
     def queue_settings(self, tenant: str, name: str) -> QueueSettings | None:
         """A queue's settings (the defaults of a spawned step); None when it does not exist."""
+        ...
+
+    def report_progress(self, task_id: uuid.UUID, attempt: int, progress: Progress) -> bool:
+        """Stores the running attempt's progress and announces it (a ProgressEvent) once
+        committed; False when the attempt is no longer running."""
         ...
 
     def claim_released(
@@ -396,4 +404,45 @@ class WorkerRepository(Protocol):
 
     async def forget(self, older_than: timedelta) -> int:
         """Deletes the processes STOPPED or LOST for longer than `older_than`."""
+        ...
+
+
+@dataclass(frozen=True)
+class WaitFacts:
+    """What the store knows of a task and of what may hold it back, read at one instant `now`
+    (the database's clock)."""
+
+    now: datetime
+    task_id: uuid.UUID
+    status: TaskStatus
+    attempt: int
+    max_attempts: int
+    run_at: datetime
+    queue: str
+    concurrency_key: str
+    dispatched_at: datetime | None
+    worker: str | None
+    lease_expires_at: datetime | None
+    last_error: str
+    unfinished_dependencies: tuple[uuid.UUID, ...]
+    queue_state: QueueState | None
+    rate_per_second: float | None
+    tokens: float | None
+    """The queue's token bucket now (None: no rate limit)."""
+    max_concurrent: int
+    max_concurrent_per_key: int
+    in_flight: int
+    """Tasks of the queue dispatched or running: the slots they hold."""
+    key_in_flight: int
+    unclaimed: int
+    """Tasks of the queue with the broker, not yet claimed."""
+    ready_ahead: int
+    """Ready tasks of the queue before this one in dispatch order."""
+    serving_workers: int
+    """ONLINE worker processes that serve the queue."""
+
+
+class WaitFactsReader(Protocol):
+    async def read(self, tenant: str, task_id: uuid.UUID) -> WaitFacts | None:
+        """None for a task the tenant does not have."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from taskscheduler.core import paging, retry
 from taskscheduler.core.errors import InvalidArgument, QueueInUse, QueueNotFound, unknown_queue
@@ -33,6 +34,15 @@ QUEUE_FIELDS = frozenset(
     {"rate_limit", "max_concurrent", "max_concurrent_per_key", "retry_policy", "timeout"}
 )
 """The fields of a queue an update may name (its name and state change by other calls)."""
+
+
+def bucket_level(
+    tokens: float, tokens_at: datetime, rate_per_second: float, burst: int, now: datetime
+) -> float:
+    """The tokens in a rate-limited queue's bucket at `now`: `tokens` as of `tokens_at`,
+    refilled at the rate up to the burst."""
+    refill = rate_per_second * (now - tokens_at).total_seconds()
+    return float(min(burst, tokens + refill))
 
 
 def check_queue_name(name: str, field: str = "name") -> str:

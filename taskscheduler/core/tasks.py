@@ -36,6 +36,7 @@ from taskscheduler.core.model import (
     WRITE_SCOPE,
     Caller,
     NewTask,
+    ProgressEvent,
     QueueSettings,
     RetryPolicy,
     RetryPolicyOverride,
@@ -57,6 +58,10 @@ from taskscheduler.core.queues import QueueDefaults, check_queue_name
 from taskscheduler.logs import current_traceparent
 
 DEFAULT_COUNT_WINDOW = timedelta(hours=1)
+
+TaskChange = tuple[StatusEvent, Task] | ProgressEvent
+"""What watching a task yields: a status change with the task as it stands, or a progress
+report of its running attempt."""
 
 
 @dataclass(frozen=True)
@@ -359,17 +364,25 @@ class TaskManager:
         )
         return await self.schedule(caller, copy)
 
-    async def watch(self, caller: Caller, task_id: str) -> AsyncIterator[tuple[StatusEvent, Task]]:
-        """The task's current state, then each committed change, ending after a terminal one."""
+    async def watch(self, caller: Caller, task_id: str) -> AsyncIterator[TaskChange]:
+        """The task's current state, then each committed change (with the task as it stands)
+        and each progress report of its running attempt, ending after a terminal change."""
         require(caller, READ_SCOPE)
         parsed = parse_task_id(task_id)
         async with self._events.subscribe(parsed) as events:
             task = await self.get(caller, task_id)
             yield _snapshot_event(task), task
             seen_version = task.version
+            # A report committed before the task was read is in it already.
+            read_progress = task.progress.update_time if task.progress else None
             if task.status.is_terminal:
                 return
             async for event in events:
+                if isinstance(event, ProgressEvent):
+                    reported = event.progress.update_time
+                    if read_progress is None or reported is None or reported > read_progress:
+                        yield event
+                    continue
                 if event is not RESYNC and event.version <= seen_version:
                     continue
                 task = await self.get(caller, task_id)

@@ -31,6 +31,7 @@ from taskscheduler.core.model import (
     FailurePolicy,
     NewTask,
     NewWorkflow,
+    ProgressEvent,
     ResourcePosition,
     StatusEvent,
     TaskStatus,
@@ -284,6 +285,8 @@ class WorkflowManager:
             if workflow.status.is_terminal:
                 return
             async for event in events:
+                if isinstance(event, ProgressEvent):
+                    continue  # a step's progress is on the step's own stream
                 if event is RESYNC or event.task_id not in steps:
                     workflow = await self.get(caller, workflow_id)
                     steps = {step.task_id: step for step in workflow.steps}

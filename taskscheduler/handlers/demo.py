@@ -43,12 +43,18 @@ CANCEL_CHECK_SECONDS = 0.05
 
 @registry.register("demo.sleep", payload=SleepPayload)
 def sleep(payload: SleepPayload, context: TaskContext) -> dict[str, Any]:
-    """Sleeps, checking for a cancel between short naps (as a long handler should)."""
-    deadline = time.monotonic() + payload.seconds
+    """Sleeps, checking for a cancel and reporting its progress between short naps (as a long
+    handler should)."""
+    started = time.monotonic()
+    deadline = started + payload.seconds
     while (left := deadline - time.monotonic()) > 0:
         if not payload.ignore_cancel:
             context.raise_if_cancelled()
+        slept = time.monotonic() - started
+        context.report_progress(slept, payload.seconds, f"slept {slept:.1f}s")
         time.sleep(min(left, CANCEL_CHECK_SECONDS))
+    if payload.seconds:
+        context.report_progress(payload.seconds, payload.seconds, "done")
     return {"slept": payload.seconds}
 
 

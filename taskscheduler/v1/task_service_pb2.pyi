@@ -52,6 +52,66 @@ TASK_EVENT_KIND_PROGRESS: TaskEventKind.ValueType  # 2
 """The running handler reported its progress; the status is unchanged."""
 Global___TaskEventKind: _TypeAlias = TaskEventKind  # noqa: Y015
 
+class _WaitReasonCode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WaitReasonCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WaitReasonCode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WAIT_REASON_CODE_UNSPECIFIED: _WaitReasonCode.ValueType  # 0
+    """Never sent by the server."""
+    WAIT_REASON_CODE_NOT_DUE: _WaitReasonCode.ValueType  # 1
+    """Its run_at is ahead (until: run_at)."""
+    WAIT_REASON_CODE_RETRY_BACKOFF: _WaitReasonCode.ValueType  # 2
+    """An attempt failed; the next is due later (until: when)."""
+    WAIT_REASON_CODE_BLOCKED_BY_DEPENDENCIES: _WaitReasonCode.ValueType  # 3
+    """Tasks it depends on have not succeeded (task_ids: those)."""
+    WAIT_REASON_CODE_QUEUE_PAUSED: _WaitReasonCode.ValueType  # 4
+    """Its queue is paused."""
+    WAIT_REASON_CODE_RATE_LIMITED: _WaitReasonCode.ValueType  # 5
+    """Its queue's token bucket is empty (until: the next token)."""
+    WAIT_REASON_CODE_QUEUE_CONCURRENCY_LIMIT: _WaitReasonCode.ValueType  # 6
+    """Its queue's max_concurrent slots are held (count of limit)."""
+    WAIT_REASON_CODE_KEY_CONCURRENCY_LIMIT: _WaitReasonCode.ValueType  # 7
+    """Its concurrency key's slots are held (count of limit)."""
+    WAIT_REASON_CODE_BEHIND_OTHER_TASKS: _WaitReasonCode.ValueType  # 8
+    """Ready tasks of its queue go first (count: how many), or the broker holds as many of the
+    queue's tasks as it may (count of limit).
+    """
+    WAIT_REASON_CODE_NO_WORKER_FOR_QUEUE: _WaitReasonCode.ValueType  # 9
+    """No ONLINE worker serves its queue."""
+    WAIT_REASON_CODE_DISPATCHED_WAITING_FOR_WORKER: _WaitReasonCode.ValueType  # 10
+    """It is with the broker, not yet taken by a worker (count: the queue's tasks there)."""
+
+class WaitReasonCode(_WaitReasonCode, metaclass=_WaitReasonCodeEnumTypeWrapper):
+    """WaitReasonCode says what holds a task back."""
+
+WAIT_REASON_CODE_UNSPECIFIED: WaitReasonCode.ValueType  # 0
+"""Never sent by the server."""
+WAIT_REASON_CODE_NOT_DUE: WaitReasonCode.ValueType  # 1
+"""Its run_at is ahead (until: run_at)."""
+WAIT_REASON_CODE_RETRY_BACKOFF: WaitReasonCode.ValueType  # 2
+"""An attempt failed; the next is due later (until: when)."""
+WAIT_REASON_CODE_BLOCKED_BY_DEPENDENCIES: WaitReasonCode.ValueType  # 3
+"""Tasks it depends on have not succeeded (task_ids: those)."""
+WAIT_REASON_CODE_QUEUE_PAUSED: WaitReasonCode.ValueType  # 4
+"""Its queue is paused."""
+WAIT_REASON_CODE_RATE_LIMITED: WaitReasonCode.ValueType  # 5
+"""Its queue's token bucket is empty (until: the next token)."""
+WAIT_REASON_CODE_QUEUE_CONCURRENCY_LIMIT: WaitReasonCode.ValueType  # 6
+"""Its queue's max_concurrent slots are held (count of limit)."""
+WAIT_REASON_CODE_KEY_CONCURRENCY_LIMIT: WaitReasonCode.ValueType  # 7
+"""Its concurrency key's slots are held (count of limit)."""
+WAIT_REASON_CODE_BEHIND_OTHER_TASKS: WaitReasonCode.ValueType  # 8
+"""Ready tasks of its queue go first (count: how many), or the broker holds as many of the
+queue's tasks as it may (count of limit).
+"""
+WAIT_REASON_CODE_NO_WORKER_FOR_QUEUE: WaitReasonCode.ValueType  # 9
+"""No ONLINE worker serves its queue."""
+WAIT_REASON_CODE_DISPATCHED_WAITING_FOR_WORKER: WaitReasonCode.ValueType  # 10
+"""It is with the broker, not yet taken by a worker (count: the queue's tasks there)."""
+Global___WaitReasonCode: _TypeAlias = WaitReasonCode  # noqa: Y015
+
 @_typing.final
 class ScheduleTaskRequest(_message.Message):
     """ScheduleTaskRequest describes the task to create."""
@@ -1653,3 +1713,115 @@ class ListWorkersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListWorkersResponse: _TypeAlias = ListWorkersResponse  # noqa: Y015
+
+@_typing.final
+class ExplainTaskRequest(_message.Message):
+    """ExplainTaskRequest names the task to explain."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """Id of the task."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainTaskRequest: _TypeAlias = ExplainTaskRequest  # noqa: Y015
+
+@_typing.final
+class WaitReason(_message.Message):
+    """WaitReason is one thing that holds a task back."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    TASK_IDS_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    code: Global___WaitReasonCode.ValueType
+    """What holds it back."""
+    message: _builtins.str
+    """The same for a person, with the numbers."""
+    count: _builtins.int
+    """The tasks holding the slots, ahead of it, or with the broker."""
+    limit: _builtins.int
+    """The cap those count against; 0 when none."""
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """When it ends, where that is known."""
+
+    @_builtins.property
+    def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The tasks it waits for (BLOCKED_BY_DEPENDENCIES)."""
+
+    def __init__(
+        self,
+        *,
+        code: Global___WaitReasonCode.ValueType = ...,
+        message: _builtins.str = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        task_ids: _abc.Iterable[_builtins.str] | None = ...,
+        count: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "count", b"count", "limit", b"limit", "message", b"message", "task_ids", b"task_ids", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WaitReason: _TypeAlias = WaitReason  # noqa: Y015
+
+@_typing.final
+class ExplainTaskResponse(_message.Message):
+    """ExplainTaskResponse says why the task waits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    WORKER_FIELD_NUMBER: _builtins.int
+    LEASE_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """Id of the task."""
+    status: _task_pb2.TaskStatus.ValueType
+    """Its status now."""
+    worker: _builtins.str
+    """For a RUNNING task: the worker process running it (Worker.name)."""
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___WaitReason]:
+        """Every reason that holds it back, the first one first; empty for a RUNNING or finished
+        task.
+        """
+
+    @_builtins.property
+    def lease_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """For a RUNNING task: when its lease expires unless the worker renews it."""
+
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        status: _task_pb2.TaskStatus.ValueType = ...,
+        reasons: _abc.Iterable[Global___WaitReason] | None = ...,
+        worker: _builtins.str = ...,
+        lease_expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expire_time", b"lease_expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_expire_time", b"lease_expire_time", "reasons", b"reasons", "status", b"status", "task_id", b"task_id", "worker", b"worker"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainTaskResponse: _TypeAlias = ExplainTaskResponse  # noqa: Y015

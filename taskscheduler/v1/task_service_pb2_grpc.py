@@ -188,6 +188,11 @@ class TaskServiceStub:
                 request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersRequest.SerializeToString,
                 response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersResponse.FromString,
                 _registered_method=True)
+        self.ExplainTask = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/ExplainTask',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -426,6 +431,16 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainTask(self, request, context):
+        """ExplainTask tells why a task that has not started has not: every reason that holds it
+        back now (its run_at, its retry backoff, its dependencies, its queue's pause, rate limit
+        and caps, the tasks before it, the workers), the first one first; for a RUNNING task,
+        its worker and lease. NOT_FOUND for an unknown id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -578,6 +593,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.ListWorkers,
                     request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersRequest.FromString,
                     response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersResponse.SerializeToString,
+            ),
+            'ExplainTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainTask,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1394,6 +1414,33 @@ class TaskService:
             '/taskscheduler.v1.TaskService/ListWorkers',
             taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersRequest.SerializeToString,
             taskscheduler_dot_v1_dot_task__service__pb2.ListWorkersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/ExplainTask',
+            taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -132,6 +132,12 @@ class TaskServiceStub:
     """ListWorkers lists the worker processes that registered (every tenant sees all of them,
     and in running_task_ids only its own tasks), grouped by Celery worker.
     """
+    ExplainTask: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.ExplainTaskRequest, _task_service_pb2.ExplainTaskResponse]
+    """ExplainTask tells why a task that has not started has not: every reason that holds it
+    back now (its run_at, its retry backoff, its dependencies, its queue's pause, rate limit
+    and caps, the tasks before it, the workers), the first one first; for a RUNNING task,
+    its worker and lease. NOT_FOUND for an unknown id.
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -236,6 +242,12 @@ class TaskServiceAsyncStub(TaskServiceStub):
     ListWorkers: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ListWorkersRequest, _task_service_pb2.ListWorkersResponse]  # type: ignore[assignment]
     """ListWorkers lists the worker processes that registered (every tenant sees all of them,
     and in running_task_ids only its own tasks), grouped by Celery worker.
+    """
+    ExplainTask: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ExplainTaskRequest, _task_service_pb2.ExplainTaskResponse]  # type: ignore[assignment]
+    """ExplainTask tells why a task that has not started has not: every reason that holds it
+    back now (its run_at, its retry backoff, its dependencies, its queue's pause, rate limit
+    and caps, the tasks before it, the workers), the first one first; for a RUNNING task,
+    its worker and lease. NOT_FOUND for an unknown id.
     """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -518,6 +530,18 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_task_service_pb2.ListWorkersResponse, _abc.Awaitable[_task_service_pb2.ListWorkersResponse]]:
         """ListWorkers lists the worker processes that registered (every tenant sees all of them,
         and in running_task_ids only its own tasks), grouped by Celery worker.
+        """
+
+    @_abc_1.abstractmethod
+    def ExplainTask(
+        self,
+        request: _task_service_pb2.ExplainTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.ExplainTaskResponse, _abc.Awaitable[_task_service_pb2.ExplainTaskResponse]]:
+        """ExplainTask tells why a task that has not started has not: every reason that holds it
+        back now (its run_at, its retry backoff, its dependencies, its queue's pause, rate limit
+        and caps, the tasks before it, the workers), the first one first; for a RUNNING task,
+        its worker and lease. NOT_FOUND for an unknown id.
         """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

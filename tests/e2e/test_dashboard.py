@@ -282,3 +282,38 @@ def test_the_workers_page_shows_the_fleet_and_its_running_tasks_live(
     worker.click()
     expect(page.locator("h1")).to_have_text("Workers")
     expect(page.locator(f"tr[id='worker-{name}']")).to_be_visible()
+
+
+def test_a_task_page_draws_its_progress_bar_moving(
+    browser: Browser, stack: Stack, rest: httpx.Client
+) -> None:
+    page = signed_in(browser, stack)
+    task = rest.post("/v1/tasks", json={"kind": "demo.sleep", "payload": {"seconds": 3}}).json()
+    page.goto(f"http://127.0.0.1:{stack.config.gateway_port}/dashboard/tasks/{task['task_id']}")
+    bar = page.locator("#progress-bar")
+
+    def value() -> float:
+        return float(bar.evaluate("element => element.value"))
+
+    expect(bar).to_be_visible(timeout=15_000)
+    expect(bar).to_have_attribute("max", "3")
+    page.wait_for_function("document.getElementById('progress-bar').value > 0.5")
+    seen = value()
+    page.wait_for_function(f"document.getElementById('progress-bar').value > {seen}")
+    expect(page.locator("#status")).to_have_text("SUCCESS", timeout=15_000)
+    assert value() == 3
+    expect(page.locator("#progress-text")).to_contain_text("3 / 3 · done")
+
+
+def test_a_task_page_says_why_the_task_waits(
+    browser: Browser, stack: Stack, rest: httpx.Client
+) -> None:
+    page = signed_in(browser, stack)
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    task = rest.post("/v1/tasks", json={"kind": "demo.echo", "run_at": later}).json()
+    page.goto(f"http://127.0.0.1:{stack.config.gateway_port}/dashboard/tasks/{task['task_id']}")
+    expect(page.locator("#reasons li.reason")).to_have_count(1)
+    expect(page.locator("#reasons li.reason")).to_have_attribute("data-code", "NOT_DUE")
+    page.click("#cancel")
+    expect(page.locator("#status")).to_have_text("CANCELLED")
+    expect(page.locator("#reasons li.none")).to_have_text("It has finished.")

@@ -30,6 +30,10 @@ DAYS = 86_400
 NOT_WALKED = {
     "QUEUE_NAME_RULE": "the text of QUEUE_NAME_PATTERN's refusal, walked with it",
     "MAX_ERROR_MESSAGE_CHARS": "what a worker keeps of a handler's error, not what a caller sends",
+    "MAX_PROGRESS_MESSAGE_CHARS": "what a worker keeps of a handler's progress message "
+    "(tests/unit/test_progress.py)",
+    "PROGRESS_WRITE_INTERVAL_SECONDS": "how often a worker writes progress, not what a caller "
+    "sends (tests/unit/test_progress.py)",
     "MAX_TRACEBACK_CHARS": "what a worker keeps of a handler's traceback, not what a caller sends",
     "MAX_METADATA_BYTES": "gRPC's own bound, set on the api so that MAX_TOKEN_LENGTH binds first",
     "MAX_SPAWNED": "what a handler may spawn in one attempt, not what a caller sends "

@@ -68,6 +68,7 @@ EVERY_ROUTE: dict[tuple[str, str], tuple[str, Body]] = {
     ("POST", "/v1/tasks/{task_id}:cancel"): (WRITE, None),
     ("GET", "/v1/tasks/{task_id}"): (READ, None),
     ("GET", "/v1/tasks/{task_id}/events"): (READ, None),
+    ("GET", "/v1/tasks/{task_id}:explain"): (READ, None),
     ("GET", "/v1/queues"): (READ, None),
     ("POST", "/v1/queues/{name}:pause"): (WRITE, None),
     ("POST", "/v1/queues/{name}:resume"): (WRITE, None),

@@ -429,6 +429,7 @@ EVERY_RPC: dict[str, tuple[str, Callable[[Ids], Message]]] = {
     "StreamWorkflow": (READ, lambda ids: pb.StreamWorkflowRequest(workflow_id=ids.workflow)),
     # Every tenant sees the fleet; the ids of running tasks are its own (test_workers.py).
     "ListWorkers": (READ, lambda ids: pb.ListWorkersRequest()),
+    "ExplainTask": (READ, lambda ids: pb.ExplainTaskRequest(task_id=ids.task)),
     # Last: it makes the intruder a queue of the owner's queue's name (its own, in its tenant).
     "CreateQueue": (
         WRITE,

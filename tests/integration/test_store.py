@@ -19,7 +19,7 @@ from taskscheduler.adapters.postgres.engine import make_async_engine, make_sync_
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.task_repository import PostgresTaskRepository
 from taskscheduler.core.errors import InvalidArgument
-from taskscheduler.core.model import NewTask, RetryPolicy, TaskFilter
+from taskscheduler.core.model import NewTask, RetryPolicy, StatusEvent, TaskFilter
 from taskscheduler.core.model import TaskStatus as S
 from taskscheduler.core.ports import AttemptError, ClaimedAttempt
 from taskscheduler.settings import Settings
@@ -264,14 +264,15 @@ async def test_a_stream_only_listener_delivers_to_each_subscription_in_turn(
         async with listener.subscribe(first.id) as events:
             attempts.claim(first.id, "w1", LEASE)
             running = await asyncio.wait_for(anext(events), 5)
-        assert running is not None and running.status is S.RUNNING
+        assert isinstance(running, StatusEvent) and running.status is S.RUNNING
         attempts.succeed(first.id, 1, None)  # nobody subscribes: the listener stops listening
         await wait_until(lambda: not listener.listening_to_status, within=5)
         second, _ = await repository.insert(new_task())
         async with listener.subscribe(second.id) as events:
             attempts.claim(second.id, "w1", LEASE)
             again = await asyncio.wait_for(anext(events), 5)
-        assert again is not None and (again.task_id, again.status) == (second.id, S.RUNNING)
+        assert isinstance(again, StatusEvent)
+        assert (again.task_id, again.status) == (second.id, S.RUNNING)
     finally:
         await listener.stop()
 

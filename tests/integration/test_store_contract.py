@@ -19,6 +19,7 @@ from taskscheduler.adapters.postgres.task_repository import PostgresTaskReposito
 from taskscheduler.core.errors import IdempotencyConflict, InvalidArgument, QueueExists
 from taskscheduler.core.model import (
     NewTask,
+    Progress,
     QueueSettings,
     QueueState,
     RetryPolicy,
@@ -224,6 +225,21 @@ async def test_a_task_not_let_through_is_not_claimed(stores: Stores) -> None:
     scheduled, _ = await stores.tasks.insert(new_task(S.SCHEDULED))
     stores.let_through(scheduled.id)
     assert stores.attempts.claim(scheduled.id, "w1", LEASE) is None
+
+
+async def test_progress_is_kept_for_the_running_attempt_only(stores: Stores) -> None:
+    task, _ = await stores.tasks.insert(new_task())
+    claimed = stores.claim(task.id)
+    assert not stores.attempts.report_progress(task.id, 2, Progress(1))  # not this attempt
+    assert stores.attempts.report_progress(task.id, claimed.attempt, Progress(3, 10, "three"))
+    running = await stores.tasks.get(T, task.id)
+    assert running is not None and running.progress is not None
+    assert (running.progress.done, running.progress.total) == (3, 10)
+    assert running.progress.message == "three" and running.progress.update_time is not None
+    assert stores.attempts.succeed(task.id, claimed.attempt, None)
+    assert not stores.attempts.report_progress(task.id, claimed.attempt, Progress(4))
+    ended = await stores.tasks.get(T, task.id)
+    assert ended is not None and ended.progress == running.progress  # kept, not changed
 
 
 async def test_completions_are_fenced_by_attempt(stores: Stores) -> None:

@@ -46,7 +46,8 @@ class Gate:
 
 
 def make_kinds(gate: Gate | None = None) -> KindRegistry:
-    """`test.ok` returns its payload; `test.fail` raises; `test.fatal` raises a non-retryable
+    """`test.ok` returns its payload; `test.progress` reports its progress 1,000 times in a
+    tight loop; `test.fail` raises; `test.fatal` raises a non-retryable
     error; `test.wait` waits for the gate's release or a cancel (raising TaskCancelled);
     `test.stubborn` ignores cancels and waits for the gate's release, then raises."""
     kinds = KindRegistry()
@@ -55,6 +56,12 @@ def make_kinds(gate: Gate | None = None) -> KindRegistry:
     @kinds.register("test.ok", payload=Empty)
     def ok(payload: Empty, context: TaskContext) -> JSON:
         return {"attempt": context.attempt}
+
+    @kinds.register("test.progress", payload=Empty)
+    def progress(payload: Empty, context: TaskContext) -> JSON:
+        for done in range(1, 1001):  # a tight loop: throttled to a few writes
+            context.report_progress(done, 1000, f"item {done}")
+        return None
 
     @kinds.register("test.fail", payload=Empty)
     def fail(payload: Empty, context: TaskContext) -> JSON:

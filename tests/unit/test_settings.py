@@ -45,6 +45,8 @@ REFUSED: dict[str, list[str]] = {
     "IDS_PER_MESSAGE": ["0", "101"],
     "MESSAGE_TIME_BUDGET_SECONDS": ["0"],
     "WORKER_QUEUE_WATCH_SECONDS": ["0"],
+    "WORKER_HEARTBEAT_SECONDS": ["0", INF],
+    "WORKER_FORGET_AFTER_SECONDS": ["-1"],
     "DEFAULT_MAX_ATTEMPTS": [str(limits.MIN_ATTEMPTS - 1), str(limits.MAX_ATTEMPTS + 1)],
     "DEFAULT_INITIAL_BACKOFF_SECONDS": [
         "-0.001",

@@ -15,7 +15,7 @@ from taskscheduler.core.errors import (
     TaskNotFinished,
     TaskNotFound,
 )
-from taskscheduler.core.model import TaskFilter, TaskStatus
+from taskscheduler.core.model import Progress, ProgressEvent, TaskFilter, TaskStatus
 from taskscheduler.core.tasks import ListRequest, ScheduleRequest
 from taskscheduler.testing import InMemoryServices
 from tests.unit.memory import CALLER, OTHER_TENANT, Clock
@@ -151,8 +151,9 @@ async def test_watch_streams_each_change_and_ends_after_a_terminal_one(
     subscribed = asyncio.Event()
 
     async def watch() -> None:
-        async for event, _ in app.tasks.watch(CALLER, str(task.id)):
-            seen.append(event.status)
+        async for change in app.tasks.watch(CALLER, str(task.id)):
+            assert not isinstance(change, ProgressEvent)
+            seen.append(change[0].status)
             subscribed.set()  # the first event, the current state, comes once subscribed
 
     watching = asyncio.create_task(watch())
@@ -160,6 +161,36 @@ async def test_watch_streams_each_change_and_ends_after_a_terminal_one(
     await asyncio.to_thread(app.run_ready)  # the worker's store writes from another thread
     await asyncio.wait_for(watching, 5)
     assert seen == [S.PENDING, S.RUNNING, S.SUCCESS]
+
+
+async def test_progress_reports_are_throttled_streamed_between_statuses_and_kept(
+    app: InMemoryServices,
+) -> None:
+    task = await app.tasks.schedule(CALLER, ScheduleRequest(kind="test.progress"))
+    seen: list[str | Progress] = []
+    subscribed = asyncio.Event()
+
+    async def watch() -> None:
+        async for change in app.tasks.watch(CALLER, str(task.id)):
+            if isinstance(change, ProgressEvent):
+                seen.append(change.progress)
+            else:
+                seen.append(change[0].status.value)
+            subscribed.set()
+
+    watching = asyncio.create_task(watch())
+    await asyncio.wait_for(subscribed.wait(), 5)
+    await asyncio.to_thread(app.run_ready)
+    await asyncio.wait_for(watching, 5)
+    reports = [event for event in seen if isinstance(event, Progress)]
+    assert seen[:2] == ["PENDING", "RUNNING"] and seen[-1] == "SUCCESS"
+    assert seen[2:-1] == reports
+    # The first report at once, the last when the handler returned: 1,000 calls, a few writes.
+    assert 2 <= len(reports) <= 4
+    assert (reports[0].done, reports[-1].done) == (1, 1000)
+    assert reports[-1].total == 1000 and reports[-1].message == "item 1000"
+    stored = await app.tasks.get(CALLER, str(task.id))
+    assert stored.progress == reports[-1]
 
 
 async def test_an_unknown_queue_is_refused_before_anything_is_stored(

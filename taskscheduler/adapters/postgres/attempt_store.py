@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from taskscheduler.adapters.postgres.compiled import Compiled
 from taskscheduler.adapters.postgres.engine import connection_options, storage_errors
@@ -26,16 +26,18 @@ from taskscheduler.adapters.postgres.rows import (
     claimed_from_row,
     expired_from_row,
     insert_values,
+    progress_value,
     queue_from_row,
 )
 from taskscheduler.adapters.postgres.schema import (
+    PROGRESS_CHANNEL,
     queues,
     task_attempts,
     task_dependencies,
     tasks,
     workflows,
 )
-from taskscheduler.core.model import JSON, NewTask, QueueSettings, TaskStatus
+from taskscheduler.core.model import JSON, NewTask, Progress, QueueSettings, TaskStatus
 from taskscheduler.core.ports import (
     AttemptEnd,
     AttemptError,
@@ -302,7 +304,36 @@ _HOLD_SQL = Compiled.of(_HOLD)
 _INSERT_STEP_SQL = Compiled.of(_INSERT_STEP)
 _EDGE_SQL = Compiled.of(_EDGE)
 _GROW_SQL = Compiled.of(_GROW)
+# The progress of exactly this attempt, and its announcement in the same transaction: a
+# subscriber never hears of a report that did not commit.
+_REPORTED = (
+    tasks.update()
+    .where(*_THIS_ATTEMPT)
+    .values(progress=sa.bindparam("progress_value", type_=JSONB), progress_at=sa.func.now())
+    .returning(tasks.c.id, tasks.c.attempt, tasks.c.progress, tasks.c.progress_at)
+    .cte("reported")
+)
+_PROGRESS = sa.select(
+    sa.func.pg_notify(
+        PROGRESS_CHANNEL,
+        sa.cast(
+            sa.func.json_build_object(
+                "id",
+                _REPORTED.c.id,
+                "attempt",
+                _REPORTED.c.attempt,
+                "progress",
+                _REPORTED.c.progress,
+                "time",
+                _REPORTED.c.progress_at,
+            ),
+            sa.Text,
+        ),
+    )
+).select_from(_REPORTED)
+
 _QUEUE_SQL = Compiled.of(_QUEUE)
+_PROGRESS_SQL = Compiled.of(_PROGRESS)
 _CLAIM_SQL = Compiled.of(_CLAIM)
 _CLAIM_RELEASED_SQL = Compiled.of(_claim_statement(chosen=_released_dependent()))
 _SUCCEED_SQL = Compiled.of(_SUCCEED)
@@ -392,6 +423,14 @@ class PostgresAttemptStore:
         parameters = {"of_tenant": tenant, "queue_name": name}
         row = self._execute(_QUEUE_SQL, parameters)
         return None if row is None else queue_from_row(row).settings
+
+    def report_progress(self, task_id: uuid.UUID, attempt: int, progress: Progress) -> bool:
+        parameters = {
+            "the_task": task_id,
+            "the_attempt": attempt,
+            "progress_value": Jsonb(progress_value(progress)),
+        }
+        return self._execute(_PROGRESS_SQL, parameters) is not None
 
     def renew(self, task_id: uuid.UUID, attempt: int, lease: timedelta) -> Lease:
         parameters = {"the_task": task_id, "the_attempt": attempt, "lease": lease}

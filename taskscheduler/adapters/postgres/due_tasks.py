@@ -24,6 +24,7 @@ from taskscheduler.adapters.postgres.schema import (
 )
 from taskscheduler.core.model import HeldBackBy, QueueState, TaskStatus
 from taskscheduler.core.ports import TaskMessage
+from taskscheduler.core.queues import bucket_level
 from taskscheduler.settings import Settings
 
 _MESSAGE_COLUMNS = (
@@ -298,8 +299,9 @@ def _tokens(queue: sa.RowMapping) -> float | None:
     rate = queue["rate_per_second"]
     if rate is None:
         return None
-    refill = rate * (queue["now"] - queue["tokens_at"]).total_seconds()
-    return float(min(queue["rate_burst"], queue["tokens"] + refill))
+    return bucket_level(
+        queue["tokens"], queue["tokens_at"], rate, queue["rate_burst"], queue["now"]
+    )
 
 
 # Dispatched, and no worker has claimed it by its republish time (ix_tasks_republish_at).

@@ -19,8 +19,8 @@ from typing import Any
 
 import psycopg
 
-from taskscheduler.adapters.postgres.schema import STATUS_CHANNEL, WAKE_CHANNEL
-from taskscheduler.core.model import StatusEvent, TaskStatus
+from taskscheduler.adapters.postgres.schema import PROGRESS_CHANNEL, STATUS_CHANNEL, WAKE_CHANNEL
+from taskscheduler.core.model import Progress, ProgressEvent, StatusEvent, TaskStatus
 from taskscheduler.core.ports import RESYNC
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,28 @@ def parse_notification(payload: str) -> tuple[StatusEvent, datetime]:
     return event, datetime.fromisoformat(body["run_at"])
 
 
+def parse_progress(payload: str) -> ProgressEvent:
+    body = json.loads(payload)
+    reported = body["progress"]
+    progress = Progress(
+        done=float(reported["done"]),
+        total=None if reported["total"] is None else float(reported["total"]),
+        message=str(reported["message"]),
+        update_time=datetime.fromisoformat(body["time"]),
+    )
+    return ProgressEvent(uuid.UUID(body["id"]), int(body["attempt"]), progress)
+
+
+Event = StatusEvent | ProgressEvent | None
+
+
 class StatusListener:
     """Implements core.ports.StatusEvents; reconnects by itself and then signals RESYNC."""
 
     def __init__(self, libpq_url: str, reconnect_delay: float = 1.0) -> None:
         self._url = libpq_url
         self._reconnect_delay = reconnect_delay
-        self._subscribers: dict[uuid.UUID, set[asyncio.Queue[StatusEvent | None]]] = defaultdict(
-            set
-        )
+        self._subscribers: dict[uuid.UUID, set[asyncio.Queue[Event]]] = defaultdict(set)
         self._observers: list[Callable[[StatusEvent | None, datetime | None], None]] = []
         self._wake_observers: list[Callable[[], None]] = []
         self._runner: asyncio.Task[None] | None = None
@@ -84,12 +97,13 @@ class StatusListener:
     @asynccontextmanager
     async def subscribe(
         self, task_id: uuid.UUID, wait_seconds: float = 5.0
-    ) -> AsyncIterator[AsyncIterator[StatusEvent | None]]:
-        """The events of a task, or of every step of a workflow (by the workflow's id). Yields
+    ) -> AsyncIterator[AsyncIterator[Event]]:
+        """The events of a task (status changes and progress reports), or of every step of a
+        workflow (by the workflow's id; status changes only). Yields
         once the connection LISTENs (or after `wait_seconds` without it: the caller's next read
         then fails, or a RESYNC follows the reconnection), so that every change committed after
         the caller reads the task's state reaches it."""
-        queue: asyncio.Queue[StatusEvent | None] = asyncio.Queue()
+        queue: asyncio.Queue[Event] = asyncio.Queue()
         self._subscribers[task_id].add(queue)
         if not self._status_listening.is_set():
             self._channels_changed.set()
@@ -105,12 +119,16 @@ class StatusListener:
                     del self._subscribers[task_id]
 
     def _channels(self) -> set[str]:
-        """The channels to LISTEN to now: status changes while anyone wants them. Only a process
-        without observers (one that serves streams) ever has none, and then waits for its
-        first subscriber instead of for notifications."""
-        if self._wake_observers:
-            return {STATUS_CHANNEL, WAKE_CHANNEL}
-        return {STATUS_CHANNEL} if self._observers or self._subscribers else set()
+        """The channels to LISTEN to now: status changes while anyone wants them, progress
+        reports while a stream is open. Only a process without observers (one that serves
+        streams) ever has none, and then waits for its first subscriber instead of for
+        notifications."""
+        channels = {WAKE_CHANNEL} if self._wake_observers else set()
+        if self._wake_observers or self._observers or self._subscribers:
+            channels.add(STATUS_CHANNEL)
+        if self._subscribers:
+            channels.add(PROGRESS_CHANNEL)
+        return channels
 
     async def _run(self) -> None:
         connected_before = False
@@ -185,8 +203,19 @@ class StatusListener:
         if notify.channel == WAKE_CHANNEL:
             for callback in self._wake_observers:
                 callback()
+        elif notify.channel == PROGRESS_CHANNEL:
+            self._deliver_progress(notify.payload)
         else:
             self._deliver(notify.payload)
+
+    def _deliver_progress(self, payload: str) -> None:
+        try:
+            event = parse_progress(payload)
+        except (ValueError, KeyError, TypeError):
+            log.error("ignoring a malformed progress notification: %.200s", payload)
+            return
+        for queue in self._subscribers.get(event.task_id, ()):
+            queue.put_nowait(event)
 
     def _deliver(self, payload: str) -> None:
         try:
@@ -210,6 +239,6 @@ class StatusListener:
             observer(RESYNC, None)
 
 
-async def _drain(queue: asyncio.Queue[StatusEvent | None]) -> AsyncIterator[StatusEvent | None]:
+async def _drain(queue: asyncio.Queue[Event]) -> AsyncIterator[Event]:
     while True:
         yield await queue.get()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from taskscheduler.adapters.postgres.schema import tasks
 from taskscheduler.core.model import (
+    JSON,
     Attempt,
     NewTask,
     Overlap,
+    Progress,
     Queue,
     QueueSettings,
     QueueState,
@@ -88,7 +90,19 @@ def task_from_row(
         step_name=row["step_name"] or "",
         depends_on=tuple(depends_on),
         attempts=tuple(attempt_from_row(a) for a in attempt_rows),
+        progress=progress_from_value(row.get("progress"), row.get("progress_at")),
     )
+
+
+def progress_value(progress: Progress) -> dict[str, JSON]:
+    """The `progress` column's JSON (its time is the progress_at column)."""
+    return {"done": progress.done, "total": progress.total, "message": progress.message}
+
+
+def progress_from_value(value: Any, update_time: datetime | None) -> Progress | None:
+    if value is None:
+        return None
+    return Progress(value["done"], value["total"], value["message"], update_time)
 
 
 def claimed_from_row(row: Row) -> ClaimedAttempt:

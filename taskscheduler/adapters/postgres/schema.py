@@ -418,6 +418,8 @@ schedules = sa.Table(
 
 STATUS_CHANNEL = "task_status"
 """The NOTIFY channel of status changes; payload: {"id", "status", "attempt", "version", "time"}."""
+PROGRESS_CHANNEL = "task_progress"
+"""The NOTIFY channel of progress reports; payload: {"id", "attempt", "progress", "time"}."""
 WAKE_CHANNEL = "dispatch_wake"
 """NOTIFY channel that wakes the dispatchers: a queue created, resumed or its limits changed, a
 schedule created, changed or resumed (a worker serving every queue listens too)."""

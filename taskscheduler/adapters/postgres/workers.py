@@ -71,11 +71,13 @@ _STOPPED = Compiled.of(
 _LOST = workers.c.heartbeat_at < _NOW - sa.func.make_interval(
     0, 0, 0, 0, 0, 0, workers.c.heartbeat_seconds * LOST_AFTER_HEARTBEATS
 )
-_STATE = sa.case(
+WORKER_STATE = sa.case(
     (workers.c.stopped_at.isnot(None), WorkerState.STOPPED.value),
     (_LOST, WorkerState.LOST.value),
     else_=WorkerState.ONLINE.value,
-).label("state")
+)
+"""A worker process's state now, judged on the database's clock."""
+_STATE = WORKER_STATE.label("state")
 _LIST = sa.select(workers, _STATE).order_by(
     workers.c.celery_hostname, workers.c.parent, workers.c.name
 )
