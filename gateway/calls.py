@@ -16,6 +16,7 @@ from taskscheduler import logs
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
 SESSION_COOKIE = "taskscheduler_token"
+BULK_DEADLINE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,12 @@ class ApiCall:
     deadline: float
     """Seconds a unary call may take (the gateway's deadline setting)."""
     metadata: tuple[tuple[str, str], ...]
+
+    @property
+    def bulk_deadline(self) -> float:
+        """A bulk action acts on every task a filter matches, one after another: thousands
+        take longer than a unary call may, so it gets BULK_DEADLINE_SECONDS at least."""
+        return max(self.deadline, BULK_DEADLINE_SECONDS)
 
 
 def call_metadata(request: Request) -> tuple[tuple[str, str], ...]:

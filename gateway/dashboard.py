@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,14 +22,16 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
-from gateway.calls import SESSION_COOKIE, Api
+from gateway.calls import SESSION_COOKIE, Api, ApiCall
 from gateway.graph import layout
 from gateway.params import PageToken
 from gateway.schemas import queues, schedules, tasks, workers, workflows
 from gateway.schemas.common import status_name
 from taskscheduler.core.limits import (
+    MAX_BULK_IDS,
     MAX_FILTER_ID_LENGTH,
     MAX_KIND_LENGTH,
     MAX_QUEUE_NAME_LENGTH,
@@ -142,7 +144,12 @@ async def task_list(
     schedule_id: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
     workflow_id: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
     page_token: PageToken = "",
+    bulk: Annotated[Literal["cancel", "retry", ""], Query()] = "",
+    acted: Annotated[int, Query(ge=0)] = 0,
+    not_acted: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
+    """The caller's tasks, filtered, with the boxes and buttons of the bulk actions; `bulk`,
+    `acted` and `not_acted` tell the outcome of the bulk action that led here."""
     chosen = [name for name in status or [] if name in STATUSES]
     kind, queue, schedule_id = kind.strip(), queue.strip(), schedule_id.strip()
     workflow_id = workflow_id.strip()
@@ -181,6 +188,9 @@ async def task_list(
         queue=queue,
         schedule_id=schedule_id,
         workflow_id=workflow_id,
+        bulk=bulk,
+        acted=acted,
+        not_acted=not_acted,
     )
 
 
@@ -188,6 +198,79 @@ def _query(filters: dict[str, Any], **changes: Any) -> str:
     """The task list's URL with these filters, changed as given (empty ones left out)."""
     chosen = {key: value for key, value in {**filters, **changes}.items() if value}
     return f"/dashboard?{urlencode(chosen, doseq=True)}" if chosen else "/dashboard"
+
+
+# -- bulk actions ----------------------------------------------------------------------------
+
+
+class BulkForm(BaseModel):
+    """The task list's bulk form: the action, and the ticked ids or (all_matching) the list's
+    filters."""
+
+    action: Literal["cancel", "retry"]
+    task_id: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_BULK_IDS)
+    all_matching: bool = False
+    status: list[str] = Field(default_factory=list)
+    kind: str = Field(default="", max_length=MAX_KIND_LENGTH)
+    queue: str = Field(default="", max_length=MAX_QUEUE_NAME_LENGTH)
+    schedule_id: str = Field(default="", max_length=MAX_FILTER_ID_LENGTH)
+    workflow_id: str = Field(default="", max_length=MAX_FILTER_ID_LENGTH)
+
+    def filters(self) -> dict[str, Any]:
+        chosen = [name for name in self.status if name in STATUSES]
+        return {
+            "status": chosen,
+            "kind": self.kind,
+            "queue": self.queue,
+            "schedule_id": self.schedule_id,
+            "workflow_id": self.workflow_id,
+        }
+
+    async def call(self, api: ApiCall, dry_run: bool) -> Any:
+        message = (
+            pb.BatchCancelTasksRequest(dry_run=dry_run)
+            if self.action == "cancel"
+            else pb.BatchRetryTasksRequest(dry_run=dry_run)
+        )
+        if self.all_matching:
+            filters = self.filters()
+            selector = message.filter
+            selector.SetInParent()
+            selector.statuses.extend(
+                task_pb2.TaskStatus.Value(f"TASK_STATUS_{name}") for name in filters["status"]
+            )
+            selector.kind, selector.queue = self.kind, self.queue
+            selector.schedule_id, selector.workflow_id = self.schedule_id, self.workflow_id
+        else:
+            message.task_ids.extend(str(task_id) for task_id in self.task_id)
+        method = api.stub.BatchCancelTasks if self.action == "cancel" else api.stub.BatchRetryTasks
+        return await method(message, timeout=api.bulk_deadline, metadata=api.metadata)
+
+
+Bulk = Annotated[BulkForm, Form()]
+
+
+@router.post("/tasks/bulk", response_model=None)
+async def bulk_confirm(request: Request, api: Api, form: Bulk) -> Response:
+    """Asks before a bulk action, stating how many tasks it is for."""
+    if not form.all_matching and not form.task_id:
+        return RedirectResponse(_query(form.filters()), status_code=303)
+    try:
+        counted = await form.call(api, dry_run=True)
+    except grpc.aio.AioRpcError as error:
+        return _problem(request, error)
+    return _page(request, "bulk.html", form=form, matched=counted.matched_count)
+
+
+@router.post("/tasks/bulk/run", response_model=None)
+async def bulk_run(request: Request, api: Api, form: Bulk) -> Response:
+    async def call() -> str:
+        done = await form.call(api, dry_run=False)
+        acted = done.cancelled_count if form.action == "cancel" else done.retried_count
+        told = {"bulk": form.action, "acted": acted, "not_acted": done.not_acted_count}
+        return _query(form.filters(), **told)
+
+    return await _then_go(request, call)
 
 
 @router.get("/counts/events")

@@ -12,6 +12,7 @@ from sse_starlette import EventSourceResponse
 
 from gateway.calls import Api, event_stream
 from gateway.params import PageSize, PageToken
+from gateway.schemas import bulk
 from gateway.schemas import tasks as schemas
 from gateway.schemas.common import STATUS_PREFIX, StatusName
 from taskscheduler.core.limits import (
@@ -80,6 +81,30 @@ async def batch_create(api: Api, body: schemas.BatchCreateBody) -> schemas.Batch
         message, timeout=api.deadline, metadata=api.metadata
     )
     return schemas.BatchCreateResponse(tasks=[schemas.task_out(t) for t in response.tasks])
+
+
+@router.post("/v1/tasks:batchCancel", response_model=bulk.BatchCancelOut, tags=["tasks"])
+async def batch_cancel(api: Api, body: bulk.BulkBody) -> bulk.BatchCancelOut:
+    """Cancels up to 1,000 tasks by id, or every task `filter` matches (created before the
+    call), each as `:cancel` does; the answer counts what was done and names what was not."""
+    message = pb.BatchCancelTasksRequest()
+    bulk.fill_request(body, message)
+    response = await api.stub.BatchCancelTasks(
+        message, timeout=api.bulk_deadline, metadata=api.metadata
+    )
+    return bulk.cancel_out(response)
+
+
+@router.post("/v1/tasks:batchRetry", response_model=bulk.BatchRetryOut, tags=["tasks"])
+async def batch_retry(api: Api, body: bulk.BulkBody) -> bulk.BatchRetryOut:
+    """Retries up to 1,000 finished tasks by id, or every task `filter` matches, each as
+    `:retry` does; repeating it makes no second copy of a task."""
+    message = pb.BatchRetryTasksRequest()
+    bulk.fill_request(body, message)
+    response = await api.stub.BatchRetryTasks(
+        message, timeout=api.bulk_deadline, metadata=api.metadata
+    )
+    return bulk.retry_out(response)
 
 
 @router.get("/v1/tasks", response_model=schemas.TaskList, tags=["tasks"])

@@ -450,7 +450,19 @@ def _matches(task: Task, tenant: str, task_filter: TaskFilter, after: PageCursor
         return False
     if task_filter.schedule_id is not None and task.schedule_id != task_filter.schedule_id:
         return False
+    if not _within(task.create_time, task_filter.created_after, task_filter.created_before):
+        return False
+    if task_filter.finished_after or task_filter.finished_before:
+        finished = task.finish_time
+        if finished is None:
+            return False
+        if not _within(finished, task_filter.finished_after, task_filter.finished_before):
+            return False
     return after is None or (task.create_time, task.id) < (after.create_time, after.task_id)
+
+
+def _within(time: datetime, after: datetime | None, before: datetime | None) -> bool:
+    return (after is None or time >= after) and (before is None or time < before)
 
 
 class InMemoryAttemptStore:

@@ -56,11 +56,15 @@ async def get(stub: TaskServiceStub, task_id: str) -> task_pb2.Task:
     return response.task
 
 
-async def follow(stub: TaskServiceStub, task_id: str) -> list[pb.StreamStatusResponse]:
-    """Every StreamStatus event until the stream ends (after a terminal status)."""
+async def follow(
+    stub: TaskServiceStub, task_id: str, progress: bool = False
+) -> list[pb.StreamStatusResponse]:
+    """Every StreamStatus event until the stream ends (after a terminal status); the progress
+    reports too only when asked."""
     events = []
     async for event in stub.StreamStatus(pb.StreamStatusRequest(task_id=task_id), timeout=60):
-        events.append(event)
+        if progress or event.kind != pb.TASK_EVENT_KIND_PROGRESS:
+            events.append(event)
     return events
 
 
@@ -72,6 +76,8 @@ async def wait_for_status(
 ) -> task_pb2.Task:
     """The task as it stands when it first reaches `status` (in `attempt`, when given)."""
     async for event in stub.StreamStatus(pb.StreamStatusRequest(task_id=task_id), timeout=60):
+        if event.kind == pb.TASK_EVENT_KIND_PROGRESS:
+            continue  # a report of the running handler: no task, no status change
         if event.status == status and attempt in (None, event.attempt):
             task: task_pb2.Task = event.task
             return task

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
+from taskscheduler.core.bulk import BulkResult, Selection
 from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.explain import Explanation
 from taskscheduler.core.model import (
@@ -532,4 +534,66 @@ def explanation_to_proto(explanation: Explanation) -> task_service_pb2.ExplainTa
         ],
         worker=explanation.worker,
         lease_expire_time=_timestamp(explanation.lease_expires_at),
+    )
+
+
+BulkRequest = task_service_pb2.BatchCancelTasksRequest | task_service_pb2.BatchRetryTasksRequest
+
+
+def selection_from_proto(request: BulkRequest) -> Selection:
+    if not request.HasField("filter"):
+        return Selection(task_ids=tuple(request.task_ids), dry_run=request.dry_run)
+    selector = request.filter
+
+    def optional_id(value: str, field: str) -> uuid.UUID | None:
+        return parse_task_id(value, f"filter.{field}") if value else None
+
+    def optional_time(field: str) -> datetime | None:
+        stamp: timestamp_pb2.Timestamp = getattr(selector, field)
+        if not selector.HasField(field):  # type: ignore[arg-type]  # one of the four names
+            return None
+        return _from_timestamp(stamp, f"filter.{field}")
+
+    task_filter = TaskFilter(
+        statuses=frozenset(status_from_proto(v, "filter.statuses") for v in selector.statuses),
+        kind=selector.kind,
+        queue=selector.queue,
+        schedule_id=optional_id(selector.schedule_id, "schedule_id"),
+        workflow_id=optional_id(selector.workflow_id, "workflow_id"),
+        created_after=optional_time("create_time_after"),
+        created_before=optional_time("create_time_before"),
+        finished_after=optional_time("finish_time_after"),
+        finished_before=optional_time("finish_time_before"),
+    )
+    return Selection(tuple(request.task_ids), task_filter, request.dry_run)
+
+
+def _not_acted_to_proto(result: BulkResult) -> list[task_service_pb2.TaskNotActed]:
+    return [
+        task_service_pb2.TaskNotActed(
+            task_id=item.task_id, reason=item.reason, message=item.message
+        )
+        for item in result.not_acted
+    ]
+
+
+def cancelled_to_proto(result: BulkResult) -> task_service_pb2.BatchCancelTasksResponse:
+    return task_service_pb2.BatchCancelTasksResponse(
+        matched_count=result.matched,
+        cancelled_count=result.acted,
+        not_acted_count=result.not_acted_count,
+        not_acted=_not_acted_to_proto(result),
+    )
+
+
+def retried_to_proto(result: BulkResult) -> task_service_pb2.BatchRetryTasksResponse:
+    return task_service_pb2.BatchRetryTasksResponse(
+        matched_count=result.matched,
+        retried_count=result.acted,
+        not_acted_count=result.not_acted_count,
+        not_acted=_not_acted_to_proto(result),
+        retried=[
+            task_service_pb2.RetriedTask(task_id=str(original), copy_id=str(copy))
+            for original, copy in result.copies
+        ],
     )

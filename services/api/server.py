@@ -31,6 +31,7 @@ from taskscheduler.adapters.postgres.wait_facts import PostgresWaitFacts
 from taskscheduler.adapters.postgres.workers import PostgresWorkerRepository
 from taskscheduler.adapters.postgres.workflow_repository import PostgresWorkflowRepository
 from taskscheduler.adapters.ratelimit import RedisRateLimiter
+from taskscheduler.core.bulk import BulkActions
 from taskscheduler.core.explain import TaskExplainer
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.limits import MAX_METADATA_BYTES
@@ -131,6 +132,7 @@ async def start_api(settings: Settings) -> RunningApi:
         ),
         WorkerManager(PostgresWorkerRepository(engine)),
         TaskExplainer(PostgresWaitFacts(engine), settings.dispatch_ahead),
+        BulkActions(manager, task_repository),
         TokenVerifier(settings),
         limiter,
     )

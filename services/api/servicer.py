@@ -14,6 +14,7 @@ from google.protobuf.message import DecodeError
 from services.api import convert
 from services.api.auth import TokenVerifier
 from services.api.errors import abort_internal, abort_with
+from taskscheduler.core.bulk import BulkActions
 from taskscheduler.core.errors import DomainError, InvalidArgument
 from taskscheduler.core.explain import TaskExplainer
 from taskscheduler.core.model import Caller
@@ -90,6 +91,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         workflows: WorkflowManager,
         workers: WorkerManager,
         explainer: TaskExplainer,
+        bulk: BulkActions,
         verifier: TokenVerifier,
         limiter: RateLimiter | None,
     ) -> None:
@@ -99,6 +101,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self._workflows = workflows
         self._workers = workers
         self._explainer = explainer
+        self._bulk = bulk
         self._verifier = verifier
         self._limiter = limiter
 
@@ -459,3 +462,21 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             return convert.explanation_to_proto(explanation)
 
         return await self._call(context, request, explain)
+
+    async def BatchCancelTasks(
+        self, request: pb.BatchCancelTasksRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BatchCancelTasksResponse:
+        async def cancel_all(caller: Caller) -> pb.BatchCancelTasksResponse:
+            result = await self._bulk.cancel(caller, convert.selection_from_proto(request))
+            return convert.cancelled_to_proto(result)
+
+        return await self._call(context, request, cancel_all)
+
+    async def BatchRetryTasks(
+        self, request: pb.BatchRetryTasksRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BatchRetryTasksResponse:
+        async def retry_all(caller: Caller) -> pb.BatchRetryTasksResponse:
+            result = await self._bulk.retry(caller, convert.selection_from_proto(request))
+            return convert.retried_to_proto(result)
+
+        return await self._call(context, request, retry_all)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Annotated
 
@@ -33,6 +33,9 @@ from taskscheduler.cli.common import (
 )
 from taskscheduler.client import (
     FINISHED,
+    BatchCancelTasksResponse,
+    BatchRetryTasksResponse,
+    Selector,
     TaskStatus,
     WaitReasonCode,
     status_name,
@@ -127,29 +130,137 @@ def list_tasks(
     out.print(table)
 
 
+Since = Annotated[
+    str,
+    typer.Option(
+        help="Only tasks of the last DURATION (30m, 12h, 7d): created then (cancel), "
+        "finished then (retry)"
+    ),
+]
+Yes = Annotated[bool, typer.Option("--yes", help="Act without asking (for scripts)")]
+Statuses = Annotated[
+    list[str] | None, typer.Option("--status", help="Only these statuses (repeat)")
+]
+Kind = Annotated[str, typer.Option(help="Only tasks of this kind")]
+FilterQueue = Annotated[str, typer.Option("--queue", help="Only tasks of this queue")]
+TaskIds = Annotated[list[str] | None, typer.Argument(metavar="[TASK_ID]...")]
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def since_time(since: str) -> datetime:
+    """30m, 12h, 7d ... as the time that long ago."""
+    number, unit = since[:-1], since[-1:]
+    try:
+        if unit not in UNITS or float(number) <= 0:
+            raise ValueError
+        return datetime.now(UTC) - timedelta(seconds=float(number) * UNITS[unit])
+    except ValueError:
+        raise typer.BadParameter(
+            "a number and s, m, h or d: 30m, 12h", param_hint="--since"
+        ) from None
+
+
+def selector(
+    status: list[str] | None, kind: str, queue: str, since: str, since_field: str
+) -> Selector:
+    if not (status or kind or queue or since):
+        raise typer.BadParameter("give task ids, or --status, --kind, --queue or --since")
+    try:
+        statuses = [TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in status or []]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--status") from None
+    chosen = Selector(statuses=statuses, kind=kind, queue=queue)
+    if since:
+        chosen[since_field] = since_time(since)  # type: ignore[literal-required]
+    return chosen
+
+
 @app.command()
 def cancel(
-    task_id: str, address: Address = DEFAULT_ADDRESS, token: Token = "", as_json: AsJson = False
+    task_ids: TaskIds = None,
+    status: Statuses = None,
+    kind: Kind = "",
+    queue: FilterQueue = "",
+    since: Since = "",
+    yes: Yes = False,
+    address: Address = DEFAULT_ADDRESS,
+    token: Token = "",
+    as_json: AsJson = False,
 ) -> None:
-    """Cancel a waiting task, or ask a running one to stop."""
+    """Cancel a waiting task (or ask a running one to stop); several by id; or every task
+    matching --status, --kind, --queue and --since (asks first, unless --yes)."""
     with connected(address, token) as client:
-        show(client.cancel(task_id), as_json)
+        filtered = bool(status or kind or queue or since)
+        if len(task_ids or []) == 1 and not filtered:
+            show(client.cancel((task_ids or [])[0]), as_json)
+            return
+        ids = only_ids_or_filter(task_ids, filtered)
+        chosen = selector(status, kind, queue, since, "created_after") if not ids else Selector()
+        if not yes:
+            confirm(client.cancel_many(ids, dry_run=True, **chosen).matched_count, "cancel")
+        report(client.cancel_many(ids, **chosen), "cancelled", as_json)
 
 
 @app.command()
 def retry(
-    task_id: str,
+    task_ids: TaskIds = None,
+    status: Statuses = None,
+    kind: Kind = "",
+    queue: FilterQueue = "",
+    since: Since = "",
+    yes: Yes = False,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the copy until it ends")] = False,
     address: Address = DEFAULT_ADDRESS,
     token: Token = "",
     as_json: AsJson = False,
 ) -> None:
-    """Schedule a copy of a finished task (same kind, payload and retry policy)."""
+    """Schedule a copy of a finished task (same kind, payload and retry policy); of several by
+    id; or of every task matching --status, --kind, --queue and --since (asks first, unless
+    --yes). Repeated, a bulk retry makes no second copy."""
     with connected(address, token) as client:
-        copy = client.retry(task_id)
-        show(copy, as_json)
-        if watch:
-            follow_to_the_end(client, copy, as_json)
+        filtered = bool(status or kind or queue or since)
+        if len(task_ids or []) == 1 and not filtered:
+            copy = client.retry((task_ids or [])[0])
+            show(copy, as_json)
+            if watch:
+                follow_to_the_end(client, copy, as_json)
+            return
+        ids = only_ids_or_filter(task_ids, filtered)
+        chosen = selector(status, kind, queue, since, "finished_after") if not ids else Selector()
+        if not yes:
+            confirm(client.retry_many(ids, dry_run=True, **chosen).matched_count, "retry")
+        report(client.retry_many(ids, **chosen), "retried", as_json)
+
+
+def only_ids_or_filter(task_ids: list[str] | None, filtered: bool) -> list[str]:
+    if task_ids and filtered:
+        raise typer.BadParameter("give task ids or --status, --kind, --queue, --since: not both")
+    return task_ids or []
+
+
+def confirm(matched: int, verb: str) -> None:
+    if matched == 0:
+        out.print("no task matches")
+        raise typer.Exit(0)
+    if not typer.confirm(f"{verb} {matched} task{'s' if matched != 1 else ''}?", default=False):
+        raise typer.Exit(1)
+
+
+def report(
+    response: BatchCancelTasksResponse | BatchRetryTasksResponse, done: str, as_json: bool
+) -> None:
+    if as_json:
+        print(json.dumps(as_dict(response)))
+        return
+    acted = (
+        response.cancelled_count
+        if isinstance(response, BatchCancelTasksResponse)
+        else (response.retried_count)
+    )
+    out.print(f"{response.matched_count} matched, {acted} {done}, {response.not_acted_count} not")
+    for item in response.not_acted:
+        out.print(f"  {item.task_id}: {escape(item.reason)}: {escape(item.message)}")
 
 
 @app.command()

@@ -29,6 +29,7 @@ from taskscheduler.client._common import (
     Retries,
     RetryOptions,
     ScheduleChanges,
+    Selector,
     TaskNotFinished,
     WorkflowNotFinished,
     retry_policy,
@@ -41,16 +42,23 @@ from taskscheduler.client._sync import Client
 from taskscheduler.v1.queue_pb2 import Queue, QueueState, RateLimit
 from taskscheduler.v1.schedule_pb2 import OverlapPolicy, Schedule, TaskTemplate
 from taskscheduler.v1.task_pb2 import RetryPolicy, Task, TaskStatus
+from taskscheduler.v1.task_service_pb2 import (
+    BatchCancelTasksResponse,
+    BatchRetryTasksResponse,
+    WaitReason,
+    WaitReasonCode,
+)
 from taskscheduler.v1.task_service_pb2 import ExplainTaskResponse as Explanation
 from taskscheduler.v1.task_service_pb2 import StreamStatusResponse as StatusEvent
 from taskscheduler.v1.task_service_pb2 import StreamWorkflowResponse as WorkflowEvent
-from taskscheduler.v1.task_service_pb2 import WaitReason, WaitReasonCode
 from taskscheduler.v1.worker_pb2 import Worker, WorkerState
 from taskscheduler.v1.workflow_pb2 import FailurePolicy, Workflow, WorkflowStatus, WorkflowStep
 
 __all__ = [
     "FINISHED",
     "AsyncClient",
+    "BatchCancelTasksResponse",
+    "BatchRetryTasksResponse",
     "Canvas",
     "Client",
     "ClientError",
@@ -67,6 +75,7 @@ __all__ = [
     "RetryPolicy",
     "Schedule",
     "ScheduleChanges",
+    "Selector",
     "StatusEvent",
     "Task",
     "TaskNotFinished",

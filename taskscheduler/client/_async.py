@@ -22,6 +22,7 @@ import grpc
 
 from taskscheduler.client._canvas import Canvas, WorkflowPlan, workflow_request
 from taskscheduler.client._common import (
+    BULK_DEADLINE_SECONDS,
     DEFAULT_ADDRESS,
     FINISHED,
     RETRYABLE,
@@ -32,8 +33,10 @@ from taskscheduler.client._common import (
     Retries,
     RetryOptions,
     ScheduleChanges,
+    Selector,
     TaskNotFinished,
     WorkflowNotFinished,
+    bulk_request,
     call_metadata,
     changed_template,
     credentials,
@@ -96,13 +99,21 @@ class AsyncClient:
         await self._channel.close()
 
     async def _call(
-        self, method: Callable[..., Awaitable[Response]], request: Any, *, retry: bool = True
+        self,
+        method: Callable[..., Awaitable[Response]],
+        request: Any,
+        *,
+        retry: bool = True,
+        deadline: float | None = None,
     ) -> Response:
         """One call; UNAVAILABLE tried again under the retries, unless `retry` is false (a call
-        that a second try could repeat: it has no idempotency key)."""
+        that a second try could repeat: it has no idempotency key). `deadline`: seconds, when
+        not the client's."""
         for delay in self._retries.delays():
             try:
-                return await method(request, timeout=self._deadline, metadata=self._metadata)
+                return await method(
+                    request, timeout=deadline or self._deadline, metadata=self._metadata
+                )
             except grpc.aio.AioRpcError as error:
                 if error.code() not in RETRYABLE or delay is None or not retry:
                     raise ClientError.of(error) from None
@@ -208,6 +219,41 @@ class AsyncClient:
             token = response.next_page_token
             if not token:
                 return
+
+    async def cancel_many(
+        self,
+        task_ids: Iterable[str] = (),
+        *,
+        dry_run: bool = False,
+        deadline: float = BULK_DEADLINE_SECONDS,
+        **selector: Unpack[Selector],
+    ) -> pb.BatchCancelTasksResponse:
+        """Cancels up to 1,000 tasks by id, or, without ids, every task the selector's fields
+        match (statuses, kind, queue, schedule_id, workflow_id, created_after/before,
+        finished_after/before; none: every task), each as cancel does. The answer counts
+        what was done and names what was not (`not_acted`, with the reason); with `dry_run`,
+        only how many match (`matched_count`)."""
+        request = bulk_request(pb.BatchCancelTasksRequest(dry_run=dry_run), task_ids, selector)
+        response: pb.BatchCancelTasksResponse = await self._call(
+            self._stub.BatchCancelTasks, request, deadline=deadline
+        )
+        return response
+
+    async def retry_many(
+        self,
+        task_ids: Iterable[str] = (),
+        *,
+        dry_run: bool = False,
+        deadline: float = BULK_DEADLINE_SECONDS,
+        **selector: Unpack[Selector],
+    ) -> pb.BatchRetryTasksResponse:
+        """Retries up to 1,000 finished tasks by id, or every task the selector matches, each
+        as retry does; safe to repeat (a task retried already keeps its one copy)."""
+        request = bulk_request(pb.BatchRetryTasksRequest(dry_run=dry_run), task_ids, selector)
+        response: pb.BatchRetryTasksResponse = await self._call(
+            self._stub.BatchRetryTasks, request, deadline=deadline
+        )
+        return response
 
     async def explain(self, task_id: str) -> pb.ExplainTaskResponse:
         """Why the task has not started: its `reasons` (code, message, until), the first one

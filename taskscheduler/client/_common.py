@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypedDict, Unpack
+from typing import Any, NamedTuple, TypedDict, TypeVar, Unpack
 
 import grpc
 from google.protobuf import duration_pb2, struct_pb2
@@ -474,3 +474,50 @@ def same_event(a: pb.StreamStatusResponse | None, b: pb.StreamStatusResponse) ->
 
 def is_progress(event: pb.StreamStatusResponse) -> bool:
     return event.kind == pb.TASK_EVENT_KIND_PROGRESS
+
+
+BULK_DEADLINE_SECONDS = 300.0
+"""A bulk action acts on every task it matches in turn: it gets longer than a unary call."""
+
+
+class Selector(TypedDict, total=False):
+    """What a bulk action matches tasks by (every field given must match)."""
+
+    statuses: Iterable[int]
+    kind: str
+    queue: str
+    schedule_id: str
+    workflow_id: str
+    created_after: datetime
+    created_before: datetime
+    finished_after: datetime
+    finished_before: datetime
+
+
+_SELECTOR_TIMES = {
+    "created_after": "create_time_after",
+    "created_before": "create_time_before",
+    "finished_after": "finish_time_after",
+    "finished_before": "finish_time_before",
+}
+
+BulkRequest = TypeVar("BulkRequest", pb.BatchCancelTasksRequest, pb.BatchRetryTasksRequest)
+
+
+def bulk_request(request: BulkRequest, task_ids: Iterable[str], selector: Selector) -> BulkRequest:
+    """The ids, or (with none) the selector as the request's filter."""
+    request.task_ids.extend(task_ids)
+    if request.task_ids:
+        return request
+    chosen = request.filter
+    chosen.SetInParent()
+    chosen.statuses.extend(task_pb2.TaskStatus.ValueType(s) for s in selector.get("statuses", ()))
+    chosen.kind = selector.get("kind", "")
+    chosen.queue = selector.get("queue", "")
+    chosen.schedule_id = selector.get("schedule_id", "")
+    chosen.workflow_id = selector.get("workflow_id", "")
+    for name, field in _SELECTOR_TIMES.items():
+        value = selector.get(name)
+        if value is not None:
+            getattr(chosen, field).FromDatetime(value)
+    return request

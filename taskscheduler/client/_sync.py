@@ -20,6 +20,7 @@ import grpc
 
 from taskscheduler.client._canvas import Canvas, WorkflowPlan, workflow_request
 from taskscheduler.client._common import (
+    BULK_DEADLINE_SECONDS,
     DEFAULT_ADDRESS,
     FINISHED,
     RETRYABLE,
@@ -30,8 +31,10 @@ from taskscheduler.client._common import (
     Retries,
     RetryOptions,
     ScheduleChanges,
+    Selector,
     TaskNotFinished,
     WorkflowNotFinished,
+    bulk_request,
     call_metadata,
     changed_template,
     credentials,
@@ -95,13 +98,19 @@ class Client:
         self._channel.close()
 
     def _call(
-        self, method: Callable[..., Response], request: Any, *, retry: bool = True
+        self,
+        method: Callable[..., Response],
+        request: Any,
+        *,
+        retry: bool = True,
+        deadline: float | None = None,
     ) -> Response:
         """One call; UNAVAILABLE tried again under the retries, unless `retry` is false (a call
-        that a second try could repeat: it has no idempotency key)."""
+        that a second try could repeat: it has no idempotency key). `deadline`: seconds, when
+        not the client's."""
         for delay in self._retries.delays():
             try:
-                return method(request, timeout=self._deadline, metadata=self._metadata)
+                return method(request, timeout=deadline or self._deadline, metadata=self._metadata)
             except grpc.RpcError as error:
                 if error.code() not in RETRYABLE or delay is None or not retry:
                     raise ClientError.of(error) from None
@@ -202,6 +211,41 @@ class Client:
             token = response.next_page_token
             if not token:
                 return
+
+    def cancel_many(
+        self,
+        task_ids: Iterable[str] = (),
+        *,
+        dry_run: bool = False,
+        deadline: float = BULK_DEADLINE_SECONDS,
+        **selector: Unpack[Selector],
+    ) -> pb.BatchCancelTasksResponse:
+        """Cancels up to 1,000 tasks by id, or, without ids, every task the selector's fields
+        match (statuses, kind, queue, schedule_id, workflow_id, created_after/before,
+        finished_after/before; none: every task), each as cancel does. The answer counts
+        what was done and names what was not (`not_acted`, with the reason); with `dry_run`,
+        only how many match (`matched_count`)."""
+        request = bulk_request(pb.BatchCancelTasksRequest(dry_run=dry_run), task_ids, selector)
+        response: pb.BatchCancelTasksResponse = self._call(
+            self._stub.BatchCancelTasks, request, deadline=deadline
+        )
+        return response
+
+    def retry_many(
+        self,
+        task_ids: Iterable[str] = (),
+        *,
+        dry_run: bool = False,
+        deadline: float = BULK_DEADLINE_SECONDS,
+        **selector: Unpack[Selector],
+    ) -> pb.BatchRetryTasksResponse:
+        """Retries up to 1,000 finished tasks by id, or every task the selector matches, each
+        as retry does; safe to repeat (a task retried already keeps its one copy)."""
+        request = bulk_request(pb.BatchRetryTasksRequest(dry_run=dry_run), task_ids, selector)
+        response: pb.BatchRetryTasksResponse = self._call(
+            self._stub.BatchRetryTasks, request, deadline=deadline
+        )
+        return response
 
     def explain(self, task_id: str) -> pb.ExplainTaskResponse:
         """Why the task has not started: its `reasons` (code, message, until), the first one

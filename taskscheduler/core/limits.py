@@ -32,6 +32,9 @@ MAX_FILTER_ID_LENGTH = 64  # the dashboard's schedule filter box; the api parses
 # -- counts ------------------------------------------------------------------------------------
 
 MAX_BATCH_SIZE = 1000  # tasks of one BatchScheduleTasks
+MAX_BULK_IDS = 1000  # task ids one BatchCancelTasks or BatchRetryTasks names
+MAX_BULK_REPORTED = 1000  # tasks not acted on (and copies) a bulk answer names; the rest counted
+BULK_PAGE_SIZE = 200  # tasks a bulk action by filter reads at a time
 MAX_PAGE_SIZE = 1000
 MAX_WORKFLOW_STEPS = 1000  # steps of one CreateWorkflow
 MAX_DEPENDS_ON = 1000  # task ids one ScheduleTask may depend on

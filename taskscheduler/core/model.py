@@ -292,6 +292,12 @@ class TaskFilter:
     queue: str = ""
     schedule_id: uuid.UUID | None = None
     workflow_id: uuid.UUID | None = None
+    # Half-open windows, [after, before): None leaves a side open. A finish window matches
+    # finished tasks only.
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    finished_after: datetime | None = None
+    finished_before: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -1825,3 +1825,273 @@ class ExplainTaskResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExplainTaskResponse: _TypeAlias = ExplainTaskResponse  # noqa: Y015
+
+@_typing.final
+class TaskSelector(_message.Message):
+    """TaskSelector picks the tasks of a bulk action: every field set must match."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUSES_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    SCHEDULE_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_AFTER_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_BEFORE_FIELD_NUMBER: _builtins.int
+    FINISH_TIME_AFTER_FIELD_NUMBER: _builtins.int
+    FINISH_TIME_BEFORE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """Only tasks of this kind."""
+    queue: _builtins.str
+    """Only tasks of this queue."""
+    schedule_id: _builtins.str
+    """Only tasks made by this schedule."""
+    workflow_id: _builtins.str
+    """Only the steps of this workflow."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[_task_pb2.TaskStatus.ValueType]:
+        """Only tasks in one of these statuses; empty means all."""
+
+    @_builtins.property
+    def create_time_after(self) -> _timestamp_pb2.Timestamp:
+        """Only tasks created at or after this time."""
+
+    @_builtins.property
+    def create_time_before(self) -> _timestamp_pb2.Timestamp:
+        """Only tasks created before this time."""
+
+    @_builtins.property
+    def finish_time_after(self) -> _timestamp_pb2.Timestamp:
+        """Only tasks finished at or after this time."""
+
+    @_builtins.property
+    def finish_time_before(self) -> _timestamp_pb2.Timestamp:
+        """Only tasks finished before this time."""
+
+    def __init__(
+        self,
+        *,
+        statuses: _abc.Iterable[_task_pb2.TaskStatus.ValueType] | None = ...,
+        kind: _builtins.str = ...,
+        queue: _builtins.str = ...,
+        schedule_id: _builtins.str = ...,
+        workflow_id: _builtins.str = ...,
+        create_time_after: _timestamp_pb2.Timestamp | None = ...,
+        create_time_before: _timestamp_pb2.Timestamp | None = ...,
+        finish_time_after: _timestamp_pb2.Timestamp | None = ...,
+        finish_time_before: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "finish_time_after", b"finish_time_after", "finish_time_before", b"finish_time_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "finish_time_after", b"finish_time_after", "finish_time_before", b"finish_time_before", "kind", b"kind", "queue", b"queue", "schedule_id", b"schedule_id", "statuses", b"statuses", "workflow_id", b"workflow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskSelector: _TypeAlias = TaskSelector  # noqa: Y015
+
+@_typing.final
+class BatchCancelTasksRequest(_message.Message):
+    """BatchCancelTasksRequest names the tasks to cancel: task_ids or filter, not both."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_IDS_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """Only count the tasks named or matched (matched_count), acting on none: what a
+    confirmation states.
+    """
+    @_builtins.property
+    def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 1,000 task ids."""
+
+    @_builtins.property
+    def filter(self) -> Global___TaskSelector:
+        """Every task it matches."""
+
+    def __init__(
+        self,
+        *,
+        task_ids: _abc.Iterable[_builtins.str] | None = ...,
+        filter: Global___TaskSelector | None = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "filter", b"filter", "task_ids", b"task_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCancelTasksRequest: _TypeAlias = BatchCancelTasksRequest  # noqa: Y015
+
+@_typing.final
+class TaskNotActed(_message.Message):
+    """TaskNotActed names a task a bulk action did not act on, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """Id of the task."""
+    reason: _builtins.str
+    """The error's reason, as ErrorInfo gives it (TASK_NOT_FOUND, TASK_ALREADY_FINISHED, ...)."""
+    message: _builtins.str
+    """The error's message."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "reason", b"reason", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskNotActed: _TypeAlias = TaskNotActed  # noqa: Y015
+
+@_typing.final
+class BatchCancelTasksResponse(_message.Message):
+    """BatchCancelTasksResponse counts what was done."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATCHED_COUNT_FIELD_NUMBER: _builtins.int
+    CANCELLED_COUNT_FIELD_NUMBER: _builtins.int
+    NOT_ACTED_COUNT_FIELD_NUMBER: _builtins.int
+    NOT_ACTED_FIELD_NUMBER: _builtins.int
+    matched_count: _builtins.int
+    """Tasks named or matched."""
+    cancelled_count: _builtins.int
+    """Tasks cancelled, or asked to stop when running."""
+    not_acted_count: _builtins.int
+    """Tasks not acted on."""
+    @_builtins.property
+    def not_acted(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskNotActed]:
+        """The first 1,000 of them, with why."""
+
+    def __init__(
+        self,
+        *,
+        matched_count: _builtins.int = ...,
+        cancelled_count: _builtins.int = ...,
+        not_acted_count: _builtins.int = ...,
+        not_acted: _abc.Iterable[Global___TaskNotActed] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_count", b"cancelled_count", "matched_count", b"matched_count", "not_acted", b"not_acted", "not_acted_count", b"not_acted_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCancelTasksResponse: _TypeAlias = BatchCancelTasksResponse  # noqa: Y015
+
+@_typing.final
+class BatchRetryTasksRequest(_message.Message):
+    """BatchRetryTasksRequest names the tasks to retry: task_ids or filter, not both."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_IDS_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """Only count the tasks named or matched (matched_count), acting on none: what a
+    confirmation states.
+    """
+    @_builtins.property
+    def task_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Up to 1,000 task ids."""
+
+    @_builtins.property
+    def filter(self) -> Global___TaskSelector:
+        """Every task it matches."""
+
+    def __init__(
+        self,
+        *,
+        task_ids: _abc.Iterable[_builtins.str] | None = ...,
+        filter: Global___TaskSelector | None = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "filter", b"filter", "task_ids", b"task_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchRetryTasksRequest: _TypeAlias = BatchRetryTasksRequest  # noqa: Y015
+
+@_typing.final
+class RetriedTask(_message.Message):
+    """RetriedTask pairs a retried task with its copy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    COPY_ID_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    """Id of the task retried."""
+    copy_id: _builtins.str
+    """Id of its copy, which runs now."""
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        copy_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["copy_id", b"copy_id", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetriedTask: _TypeAlias = RetriedTask  # noqa: Y015
+
+@_typing.final
+class BatchRetryTasksResponse(_message.Message):
+    """BatchRetryTasksResponse counts what was done."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATCHED_COUNT_FIELD_NUMBER: _builtins.int
+    RETRIED_COUNT_FIELD_NUMBER: _builtins.int
+    NOT_ACTED_COUNT_FIELD_NUMBER: _builtins.int
+    NOT_ACTED_FIELD_NUMBER: _builtins.int
+    RETRIED_FIELD_NUMBER: _builtins.int
+    matched_count: _builtins.int
+    """Tasks named or matched."""
+    retried_count: _builtins.int
+    """Tasks retried (a copy made, or found from an earlier try)."""
+    not_acted_count: _builtins.int
+    """Tasks not acted on."""
+    @_builtins.property
+    def not_acted(self) -> _containers.RepeatedCompositeFieldContainer[Global___TaskNotActed]:
+        """The first 1,000 of them, with why."""
+
+    @_builtins.property
+    def retried(self) -> _containers.RepeatedCompositeFieldContainer[Global___RetriedTask]:
+        """The first 1,000 retried, with their copies."""
+
+    def __init__(
+        self,
+        *,
+        matched_count: _builtins.int = ...,
+        retried_count: _builtins.int = ...,
+        not_acted_count: _builtins.int = ...,
+        not_acted: _abc.Iterable[Global___TaskNotActed] | None = ...,
+        retried: _abc.Iterable[Global___RetriedTask] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["matched_count", b"matched_count", "not_acted", b"not_acted", "not_acted_count", b"not_acted_count", "retried", b"retried", "retried_count", b"retried_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchRetryTasksResponse: _TypeAlias = BatchRetryTasksResponse  # noqa: Y015

@@ -193,6 +193,16 @@ class TaskServiceStub:
                 request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskRequest.SerializeToString,
                 response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskResponse.FromString,
                 _registered_method=True)
+        self.BatchCancelTasks = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/BatchCancelTasks',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchCancelTasksRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchCancelTasksResponse.FromString,
+                _registered_method=True)
+        self.BatchRetryTasks = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/BatchRetryTasks',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -441,6 +451,23 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchCancelTasks(self, request, context):
+        """BatchCancelTasks cancels up to 1,000 tasks named by id, or every task a filter matches
+        (created before the call), each as CancelTask does. Repeating it changes nothing more.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchRetryTasks(self, request, context):
+        """BatchRetryTasks retries up to 1,000 finished tasks named by id, or every task a filter
+        matches, each as RetryTask does; task X's copy has the idempotency key "batch-retry:X",
+        so that repeating it makes no second copy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -598,6 +625,16 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.ExplainTask,
                     request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskRequest.FromString,
                     response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskResponse.SerializeToString,
+            ),
+            'BatchCancelTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCancelTasks,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchCancelTasksRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchCancelTasksResponse.SerializeToString,
+            ),
+            'BatchRetryTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchRetryTasks,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1441,6 +1478,60 @@ class TaskService:
             '/taskscheduler.v1.TaskService/ExplainTask',
             taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskRequest.SerializeToString,
             taskscheduler_dot_v1_dot_task__service__pb2.ExplainTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCancelTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/BatchCancelTasks',
+            taskscheduler_dot_v1_dot_task__service__pb2.BatchCancelTasksRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.BatchCancelTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchRetryTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/BatchRetryTasks',
+            taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

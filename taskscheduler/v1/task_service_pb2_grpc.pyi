@@ -138,6 +138,15 @@ class TaskServiceStub:
     and caps, the tasks before it, the workers), the first one first; for a RUNNING task,
     its worker and lease. NOT_FOUND for an unknown id.
     """
+    BatchCancelTasks: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.BatchCancelTasksRequest, _task_service_pb2.BatchCancelTasksResponse]
+    """BatchCancelTasks cancels up to 1,000 tasks named by id, or every task a filter matches
+    (created before the call), each as CancelTask does. Repeating it changes nothing more.
+    """
+    BatchRetryTasks: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.BatchRetryTasksRequest, _task_service_pb2.BatchRetryTasksResponse]
+    """BatchRetryTasks retries up to 1,000 finished tasks named by id, or every task a filter
+    matches, each as RetryTask does; task X's copy has the idempotency key "batch-retry:X",
+    so that repeating it makes no second copy.
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -248,6 +257,15 @@ class TaskServiceAsyncStub(TaskServiceStub):
     back now (its run_at, its retry backoff, its dependencies, its queue's pause, rate limit
     and caps, the tasks before it, the workers), the first one first; for a RUNNING task,
     its worker and lease. NOT_FOUND for an unknown id.
+    """
+    BatchCancelTasks: _aio.UnaryUnaryMultiCallable[_task_service_pb2.BatchCancelTasksRequest, _task_service_pb2.BatchCancelTasksResponse]  # type: ignore[assignment]
+    """BatchCancelTasks cancels up to 1,000 tasks named by id, or every task a filter matches
+    (created before the call), each as CancelTask does. Repeating it changes nothing more.
+    """
+    BatchRetryTasks: _aio.UnaryUnaryMultiCallable[_task_service_pb2.BatchRetryTasksRequest, _task_service_pb2.BatchRetryTasksResponse]  # type: ignore[assignment]
+    """BatchRetryTasks retries up to 1,000 finished tasks named by id, or every task a filter
+    matches, each as RetryTask does; task X's copy has the idempotency key "batch-retry:X",
+    so that repeating it makes no second copy.
     """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -542,6 +560,27 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         back now (its run_at, its retry backoff, its dependencies, its queue's pause, rate limit
         and caps, the tasks before it, the workers), the first one first; for a RUNNING task,
         its worker and lease. NOT_FOUND for an unknown id.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchCancelTasks(
+        self,
+        request: _task_service_pb2.BatchCancelTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.BatchCancelTasksResponse, _abc.Awaitable[_task_service_pb2.BatchCancelTasksResponse]]:
+        """BatchCancelTasks cancels up to 1,000 tasks named by id, or every task a filter matches
+        (created before the call), each as CancelTask does. Repeating it changes nothing more.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchRetryTasks(
+        self,
+        request: _task_service_pb2.BatchRetryTasksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.BatchRetryTasksResponse, _abc.Awaitable[_task_service_pb2.BatchRetryTasksResponse]]:
+        """BatchRetryTasks retries up to 1,000 finished tasks named by id, or every task a filter
+        matches, each as RetryTask does; task X's copy has the idempotency key "batch-retry:X",
+        so that repeating it makes no second copy.
         """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -317,3 +317,29 @@ def test_a_task_page_says_why_the_task_waits(
     page.click("#cancel")
     expect(page.locator("#status")).to_have_text("CANCELLED")
     expect(page.locator("#reasons li.none")).to_have_text("It has finished.")
+
+
+def test_bulk_retry_and_cancel_with_their_confirmation(
+    browser: Browser, stack: Stack, rest: httpx.Client
+) -> None:
+    queue = f"bulk-{datetime.now(UTC).strftime('%H%M%S%f')}"
+    assert rest.post("/v1/queues", json={"name": queue}).status_code == 201
+    later = {"kind": "demo.echo", "queue": queue, "run_at": "2099-01-01T00:00:00+00:00"}
+    created = rest.post("/v1/tasks:batchCreate", json={"requests": [later] * 4}).json()["tasks"]
+    ids = [task["task_id"] for task in created]
+    rest.post("/v1/tasks:batchCancel", json={"task_ids": ids[:3]})
+    page = signed_in(browser, stack)
+    base = f"http://127.0.0.1:{stack.config.gateway_port}/dashboard"
+    page.goto(f"{base}?queue={queue}&status=CANCELLED")
+    page.check("#all-matching")
+    page.click("#bulk-retry")
+    expect(page.locator("h1")).to_have_text("Retry 3 tasks?")
+    page.click("#confirm")
+    expect(page.locator("#bulk-done")).to_contain_text("Retried 3 tasks")
+    page.goto(f"{base}?queue={queue}&status=SCHEDULED")
+    page.check("#select-page")
+    page.click("#bulk-cancel")
+    expect(page.locator("h1")).to_have_text("Cancel 1 task?")
+    page.click("#confirm")
+    expect(page.locator("#bulk-done")).to_contain_text("Cancelled 1 task")
+    assert rest.get(f"/v1/tasks/{ids[3]}").json()["status"] == "CANCELLED"

@@ -28,6 +28,8 @@ OPEN_ROUTES = {"/healthz"}
 VALID_BODIES: dict[str, object] = {
     "/v1/tasks": {"kind": "demo.echo"},
     "/v1/tasks:batchCreate": {"requests": [{"kind": "demo.echo"}]},
+    "/v1/tasks:batchCancel": {"task_ids": ["00000000-0000-4000-8000-000000000000"]},
+    "/v1/tasks:batchRetry": {"task_ids": ["00000000-0000-4000-8000-000000000000"]},
     "/v1/queues": {"name": "q"},
     "/v1/queues/{name}": {"max_concurrent": 1},
     "/v1/schedules": {"cron": "@daily", "task": {"kind": "demo.echo"}},
@@ -128,4 +130,4 @@ def test_every_route_rejects_missing_and_bad_credentials(
             assert response.status_code == 401, (route.method, route.path, headers)
             assert response.headers["www-authenticate"].startswith("Bearer")
         checked += 1
-    assert checked >= 31
+    assert checked >= 33

@@ -144,10 +144,13 @@ def test_sse_stream_sends_each_status_then_closes(client: httpx.Client) -> None:
         json={"kind": "demo.sleep", "payload": {"seconds": 0.2}, "run_at": _in_seconds(1.5)},
     ).json()
     statuses = []
+    event = ""
     with client.stream("GET", f"/v1/tasks/{task['task_id']}/events") as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
-            if line.startswith("data:"):
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            if line.startswith("data:") and event == "status":  # not the `progress` events
                 statuses.append(json.loads(line.removeprefix("data:"))["status"])
     assert statuses == ["SCHEDULED", "PENDING", "RUNNING", "SUCCESS"]
 

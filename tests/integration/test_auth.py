@@ -430,6 +430,10 @@ EVERY_RPC: dict[str, tuple[str, Callable[[Ids], Message]]] = {
     # Every tenant sees the fleet; the ids of running tasks are its own (test_workers.py).
     "ListWorkers": (READ, lambda ids: pb.ListWorkersRequest()),
     "ExplainTask": (READ, lambda ids: pb.ExplainTaskRequest(task_id=ids.task)),
+    # OK for any id: the answer names another tenant's task as not found (test_bulk.py), and
+    # assert_untouched sees the owner's task still waiting.
+    "BatchCancelTasks": (WRITE, lambda ids: pb.BatchCancelTasksRequest(task_ids=[ids.task])),
+    "BatchRetryTasks": (WRITE, lambda ids: pb.BatchRetryTasksRequest(task_ids=[ids.task])),
     # Last: it makes the intruder a queue of the owner's queue's name (its own, in its tenant).
     "CreateQueue": (
         WRITE,

@@ -19,7 +19,7 @@ async def test_progress_reaches_a_stream_in_order_and_stays_on_the_task(
     dispatcher: ServiceProcess,
 ) -> None:
     task = await schedule(stub, request("demo.sleep", {"seconds": 1.5}))
-    events = await follow(stub, task.id)
+    events = await follow(stub, task.id, progress=True)
     kinds = [event.kind for event in events]
     reports = [event for event in events if event.kind == pb.TASK_EVENT_KIND_PROGRESS]
     statuses = [event.status for event in events if event.kind == pb.TASK_EVENT_KIND_STATUS]

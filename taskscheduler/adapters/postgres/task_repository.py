@@ -254,6 +254,20 @@ def cancel_statement(*where: sa.ColumnElement[bool], error: str | None = None) -
     return tasks.update().where(*where, tasks.c.status.in_(_CANCELLABLE)).values(values)
 
 
+def _time_windows(task_filter: TaskFilter) -> list[sa.ColumnElement[bool]]:
+    """The filter's creation and finish windows, each [after, before)."""
+    windows = []
+    for column, after, before in (
+        (tasks.c.created_at, task_filter.created_after, task_filter.created_before),
+        (tasks.c.finished_at, task_filter.finished_after, task_filter.finished_before),
+    ):
+        if after is not None:
+            windows.append(column >= after)
+        if before is not None:
+            windows.append(column < before)
+    return windows
+
+
 def _message(new: NewTask) -> TaskMessage:
     """The first attempt of a task just stored."""
     return TaskMessage(new.id, 1, new.timeout, new.queue, new.traceparent)
@@ -484,6 +498,7 @@ class PostgresTaskRepository:
             query = query.where(tasks.c.schedule_id == task_filter.schedule_id)
         if task_filter.workflow_id is not None:
             query = query.where(tasks.c.workflow_id == task_filter.workflow_id)
+        query = query.where(*_time_windows(task_filter))
         if after is not None:
             query = query.where(
                 sa.tuple_(tasks.c.created_at, tasks.c.id) < (after.create_time, after.task_id)
