@@ -144,6 +144,7 @@ async def task_list(
     schedule_id: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
     workflow_id: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
     page_token: PageToken = "",
+    search: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
     bulk: Annotated[Literal["cancel", "retry", ""], Query()] = "",
     acted: Annotated[int, Query(ge=0)] = 0,
     not_acted: Annotated[int, Query(ge=0)] = 0,
@@ -152,8 +153,11 @@ async def task_list(
     `acted` and `not_acted` tell the outcome of the bulk action that led here."""
     chosen = [name for name in status or [] if name in STATUSES]
     kind, queue, schedule_id = kind.strip(), queue.strip(), schedule_id.strip()
-    workflow_id = workflow_id.strip()
+    workflow_id, search = workflow_id.strip(), search.strip()
+    if _is_task_id(search):
+        return RedirectResponse(f"/dashboard/tasks/{search}", status_code=303)
     message = pb.ListTasksRequest(
+        task_id_prefix=search,
         page_size=PAGE_SIZE,
         page_token=page_token,
         kind=kind,
@@ -167,6 +171,7 @@ async def task_list(
     except grpc.aio.AioRpcError as error:
         return _problem(request, error)
     filters = {
+        "search": search,
         "status": chosen,
         "kind": kind,
         "queue": queue,
@@ -188,10 +193,19 @@ async def task_list(
         queue=queue,
         schedule_id=schedule_id,
         workflow_id=workflow_id,
+        search=search,
         bulk=bulk,
         acted=acted,
         not_acted=not_acted,
     )
+
+
+def _is_task_id(text: str) -> bool:
+    """A whole id, searched for: its page, not a list."""
+    try:
+        return len(text) == 36 and str(uuid.UUID(text)) == text.lower()
+    except ValueError:
+        return False
 
 
 def _query(filters: dict[str, Any], **changes: Any) -> str:

@@ -123,6 +123,10 @@ async def list_tasks(
     workflow_id: Annotated[
         uuid.UUID | None, Query(description="Only the steps of this workflow.")
     ] = None,
+    task_id_prefix: Annotated[
+        str,
+        Query(max_length=36, description="Only tasks whose id starts so (hex digits, dashes)."),
+    ] = "",
 ) -> schemas.TaskList:
     """Tasks newest first; repeat `status` to select several."""
     message = pb.ListTasksRequest(
@@ -132,6 +136,7 @@ async def list_tasks(
         queue=queue,
         schedule_id=str(schedule_id) if schedule_id else "",
         workflow_id=str(workflow_id) if workflow_id else "",
+        task_id_prefix=task_id_prefix,
         statuses=[task_pb2.TaskStatus.Value(STATUS_PREFIX + s) for s in status or []],
     )
     response = await api.stub.ListTasks(message, timeout=api.deadline, metadata=api.metadata)

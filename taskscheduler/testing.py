@@ -450,6 +450,10 @@ def _matches(task: Task, tenant: str, task_filter: TaskFilter, after: PageCursor
         return False
     if task_filter.schedule_id is not None and task.schedule_id != task_filter.schedule_id:
         return False
+    if task_filter.id_range is not None:
+        low, high = task_filter.id_range
+        if task.id < low or (high is not None and task.id >= high):
+            return False
     if not _within(task.create_time, task_filter.created_after, task_filter.created_before):
         return False
     if task_filter.finished_after or task_filter.finished_before:

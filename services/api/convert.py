@@ -38,7 +38,13 @@ from taskscheduler.core.model import (
     WorkflowStep,
 )
 from taskscheduler.core.schedules import next_fire_times
-from taskscheduler.core.tasks import ListRequest, ScheduleRequest, TaskChange, parse_task_id
+from taskscheduler.core.tasks import (
+    ListRequest,
+    ScheduleRequest,
+    TaskChange,
+    id_range_of_prefix,
+    parse_task_id,
+)
 from taskscheduler.core.workflows import (
     StepRequest,
     WorkflowEvent,
@@ -261,6 +267,7 @@ def list_request_from_proto(request: task_service_pb2.ListTasksRequest) -> ListR
             queue=request.queue,
             schedule_id=schedule_id,
             workflow_id=workflow_id,
+            id_range=id_range_of_prefix(request.task_id_prefix) if request.task_id_prefix else None,
         ),
         page_size=request.page_size,
         page_token=request.page_token,

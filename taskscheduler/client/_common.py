@@ -175,6 +175,7 @@ def list_request(
     queue: str = "",
     schedule_id: str = "",
     workflow_id: str = "",
+    task_id_prefix: str = "",
 ) -> pb.ListTasksRequest:
     request = pb.ListTasksRequest(
         kind=kind,
@@ -183,6 +184,7 @@ def list_request(
         queue=queue,
         schedule_id=schedule_id,
         workflow_id=workflow_id,
+        task_id_prefix=task_id_prefix,
     )
     request.statuses.extend(task_pb2.TaskStatus.ValueType(status) for status in statuses)
     return request

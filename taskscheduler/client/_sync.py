@@ -197,14 +197,16 @@ class Client:
         queue: str = "",
         schedule_id: str = "",
         workflow_id: str = "",
+        task_id_prefix: str = "",
         page_size: int = 100,
     ) -> Iterator[task_pb2.Task]:
         """Every task that matches (of a kind, in statuses, of a queue, made by a schedule, a
-        step of a workflow; empty means any), newest first, fetching page after page."""
+        step of a workflow, whose id starts with task_id_prefix; empty means any), newest
+        first, fetching page after page."""
         token = ""
         while True:
             request = list_request(
-                kind, statuses, page_size, token, queue, schedule_id, workflow_id
+                kind, statuses, page_size, token, queue, schedule_id, workflow_id, task_id_prefix
             )
             response: pb.ListTasksResponse = self._call(self._stub.ListTasks, request)
             yield from response.tasks

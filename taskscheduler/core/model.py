@@ -292,6 +292,8 @@ class TaskFilter:
     queue: str = ""
     schedule_id: uuid.UUID | None = None
     workflow_id: uuid.UUID | None = None
+    id_range: tuple[uuid.UUID, uuid.UUID | None] | None = None
+    """[low, high) of ids (high None: open): a search by the start of an id."""
     # Half-open windows, [after, before): None leaves a side open. A finish window matches
     # finished tasks only.
     created_after: datetime | None = None

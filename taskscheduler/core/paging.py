@@ -31,6 +31,7 @@ def _filter_fingerprint(task_filter: TaskFilter) -> str:
             str(task_filter.schedule_id),
             # Only when set: the tokens made before the filter existed stay valid.
             *([str(task_filter.workflow_id)] if task_filter.workflow_id else []),
+            *([str(task_filter.id_range[0])] if task_filter.id_range else []),
         ]
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

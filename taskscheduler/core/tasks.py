@@ -98,6 +98,23 @@ class ListResult:
     next_page_token: str
 
 
+def id_range_of_prefix(
+    prefix: str, field_name: str = "task_id_prefix"
+) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """The ids that start with `prefix` (hexadecimal digits, dashes ignored), as [low, high):
+    a range of the primary key, not a scan."""
+    digits = prefix.replace("-", "").lower()
+    if (
+        len(prefix) > 36
+        or not 1 <= len(digits) <= 32
+        or any(c not in "0123456789abcdef" for c in digits)
+    ):
+        raise InvalidArgument(field_name, "must be 1 to 32 hexadecimal digits (dashes ignored)")
+    low = int(digits.ljust(32, "0"), 16)
+    high = low + 16 ** (32 - len(digits))
+    return uuid.UUID(int=low), (uuid.UUID(int=high) if high < 2**128 else None)
+
+
 def parse_task_id(value: str, field_name: str = "task_id") -> uuid.UUID:
     try:
         return uuid.UUID(value)

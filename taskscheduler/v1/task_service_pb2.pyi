@@ -345,6 +345,7 @@ class ListTasksRequest(_message.Message):
     QUEUE_FIELD_NUMBER: _builtins.int
     SCHEDULE_ID_FIELD_NUMBER: _builtins.int
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    TASK_ID_PREFIX_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most tasks to return (1 to 1000); 0 means 50."""
     page_token: _builtins.str
@@ -357,6 +358,10 @@ class ListTasksRequest(_message.Message):
     """Only tasks made by this schedule; empty means all."""
     workflow_id: _builtins.str
     """Only the steps of this workflow; empty means all."""
+    task_id_prefix: _builtins.str
+    """Only tasks whose id starts with these hexadecimal digits (dashes ignored, up to 32): a
+    search by the start of an id, as logs and dashboards shorten it.
+    """
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_task_pb2.TaskStatus.ValueType]:
         """Only tasks in one of these statuses; empty means all."""
@@ -371,10 +376,11 @@ class ListTasksRequest(_message.Message):
         queue: _builtins.str = ...,
         schedule_id: _builtins.str = ...,
         workflow_id: _builtins.str = ...,
+        task_id_prefix: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "queue", b"queue", "schedule_id", b"schedule_id", "statuses", b"statuses", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "queue", b"queue", "schedule_id", b"schedule_id", "statuses", b"statuses", "task_id_prefix", b"task_id_prefix", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

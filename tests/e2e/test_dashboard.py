@@ -183,7 +183,7 @@ def test_queues_and_schedules_are_run_from_their_pages(
     shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
     page.screenshot(path=str(shots / "dashboard-queues.png"))
     queue_row.locator("a.tasks").click()
-    expect(page.locator("input[name=queue]")).to_have_value("reports")
+    expect(page.locator("form.filters input[name=queue]")).to_have_value("reports")
     expect(page.locator(f"a[href='/dashboard/tasks/{task_id}']")).to_be_visible()
 
     # Purge asks first; keeping the tasks changes nothing, purging cancels the waiting one.
@@ -264,7 +264,7 @@ def test_a_workflow_graph_colors_live_and_draws_spawned_steps(
 
 
 def test_the_workers_page_shows_the_fleet_and_its_running_tasks_live(
-    browser: Browser, stack: Stack, rest: httpx.Client
+    browser: Browser, stack: Stack, rest: httpx.Client, tmp_path: Path
 ) -> None:
     page = signed_in(browser, stack)
     page.click("nav >> text=Workers")
@@ -275,6 +275,8 @@ def test_the_workers_page_shows_the_fleet_and_its_running_tasks_live(
     short = task["task_id"][:8]
     # No reload: the listing comes again over SSE with the task on its pool process.
     expect(page.locator(f"tr.pool td.running a:has-text('{short}')")).to_be_visible(timeout=15_000)
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    page.screenshot(path=str(shots / "dashboard-workers.png"))
     page.click(f"tr.pool td.running a:has-text('{short}')")
     expect(page.locator("dl.task")).to_be_visible()
     worker = page.locator("#attempts a.worker").first
@@ -285,7 +287,7 @@ def test_the_workers_page_shows_the_fleet_and_its_running_tasks_live(
 
 
 def test_a_task_page_draws_its_progress_bar_moving(
-    browser: Browser, stack: Stack, rest: httpx.Client
+    browser: Browser, stack: Stack, rest: httpx.Client, tmp_path: Path
 ) -> None:
     page = signed_in(browser, stack)
     task = rest.post("/v1/tasks", json={"kind": "demo.sleep", "payload": {"seconds": 3}}).json()
@@ -300,6 +302,8 @@ def test_a_task_page_draws_its_progress_bar_moving(
     page.wait_for_function("document.getElementById('progress-bar').value > 0.5")
     seen = value()
     page.wait_for_function(f"document.getElementById('progress-bar').value > {seen}")
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    page.screenshot(path=str(shots / "dashboard-progress.png"))
     expect(page.locator("#status")).to_have_text("SUCCESS", timeout=15_000)
     assert value() == 3
     expect(page.locator("#progress-text")).to_contain_text("3 / 3 · done")
@@ -320,7 +324,7 @@ def test_a_task_page_says_why_the_task_waits(
 
 
 def test_bulk_retry_and_cancel_with_their_confirmation(
-    browser: Browser, stack: Stack, rest: httpx.Client
+    browser: Browser, stack: Stack, rest: httpx.Client, tmp_path: Path
 ) -> None:
     queue = f"bulk-{datetime.now(UTC).strftime('%H%M%S%f')}"
     assert rest.post("/v1/queues", json={"name": queue}).status_code == 201
@@ -334,6 +338,8 @@ def test_bulk_retry_and_cancel_with_their_confirmation(
     page.check("#all-matching")
     page.click("#bulk-retry")
     expect(page.locator("h1")).to_have_text("Retry 3 tasks?")
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    page.screenshot(path=str(shots / "dashboard-bulk.png"))
     page.click("#confirm")
     expect(page.locator("#bulk-done")).to_contain_text("Retried 3 tasks")
     page.goto(f"{base}?queue={queue}&status=SCHEDULED")
@@ -343,3 +349,19 @@ def test_bulk_retry_and_cancel_with_their_confirmation(
     page.click("#confirm")
     expect(page.locator("#bulk-done")).to_contain_text("Cancelled 1 task")
     assert rest.get(f"/v1/tasks/{ids[3]}").json()["status"] == "CANCELLED"
+
+
+def test_search_by_the_start_of_a_task_id(
+    browser: Browser, stack: Stack, rest: httpx.Client
+) -> None:
+    task = rest.post("/v1/tasks", json={"kind": "demo.echo"}).json()
+    page = signed_in(browser, stack)
+    page.fill("#search", task["task_id"][:8])
+    page.press("#search", "Enter")
+    rows = page.locator("table.tasks tbody tr")
+    expect(rows.first).to_contain_text(task["task_id"])
+    for text in rows.all_inner_texts():
+        assert task["task_id"][:8] in text
+    page.fill("#search", task["task_id"])
+    page.press("#search", "Enter")
+    expect(page.locator("dl.task")).to_have_attribute("data-task-id", task["task_id"])

@@ -30,6 +30,9 @@ DAYS = 86_400
 NOT_WALKED = {
     "QUEUE_NAME_RULE": "the text of QUEUE_NAME_PATTERN's refusal, walked with it",
     "MAX_ERROR_MESSAGE_CHARS": "what a worker keeps of a handler's error, not what a caller sends",
+    "MAX_BULK_REPORTED": "how many a bulk answer names, not what a caller sends",
+    "BULK_PAGE_SIZE": "how many tasks a bulk action reads at a time (tests/integration/"
+    "test_bulk.py acts on three pages)",
     "MAX_PROGRESS_MESSAGE_CHARS": "what a worker keeps of a handler's progress message "
     "(tests/unit/test_progress.py)",
     "PROGRESS_WRITE_INTERVAL_SECONDS": "how often a worker writes progress, not what a caller "
@@ -86,6 +89,9 @@ class Walk:
     @property
     def name(self) -> str:
         return f"{self.limit}:{self.field}"
+
+
+SOME_ID = "00000000-0000-4000-8000-000000000000"
 
 
 def unique(length: int, prefix: str = "w") -> str:
@@ -271,6 +277,19 @@ WALKS = [
             json_format.ParseDict({"requests": _batch(n)}, pb.BatchScheduleTasksRequest()),
         ),
         lambda n: RestCall("POST", "/v1/tasks:batchCreate", json={"requests": _batch(n)}),
+    ),
+    Walk(
+        "MAX_BULK_IDS",
+        "task_ids",
+        limits.MAX_BULK_IDS,
+        limits.MAX_BULK_IDS + 1,
+        lambda n: GrpcCall(
+            "BatchCancelTasks",
+            pb.BatchCancelTasksRequest(task_ids=[SOME_ID] * n, dry_run=True),
+        ),
+        lambda n: RestCall(
+            "POST", "/v1/tasks:batchCancel", json={"task_ids": [SOME_ID] * n, "dry_run": True}
+        ),
     ),
     Walk(
         "MAX_WORKFLOW_STEPS",

@@ -499,6 +499,11 @@ class PostgresTaskRepository:
         if task_filter.workflow_id is not None:
             query = query.where(tasks.c.workflow_id == task_filter.workflow_id)
         query = query.where(*_time_windows(task_filter))
+        if task_filter.id_range is not None:
+            low, high = task_filter.id_range
+            query = query.where(tasks.c.id >= low)
+            if high is not None:
+                query = query.where(tasks.c.id < high)
         if after is not None:
             query = query.where(
                 sa.tuple_(tasks.c.created_at, tasks.c.id) < (after.create_time, after.task_id)
