@@ -22,13 +22,13 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sse_starlette import EventSourceResponse
 
 from gateway.calls import SESSION_COOKIE, Api, ApiCall
 from gateway.graph import layout
 from gateway.params import PageToken
-from gateway.schemas import queues, schedules, tasks, workers, workflows
+from gateway.schemas import bulk, queues, schedules, tasks, workers, workflows
 from gateway.schemas.common import status_name
 from taskscheduler.core.limits import (
     MAX_BULK_IDS,
@@ -227,8 +227,13 @@ class BulkForm(BaseModel):
     status: list[str] = Field(default_factory=list)
     kind: str = Field(default="", max_length=MAX_KIND_LENGTH)
     queue: str = Field(default="", max_length=MAX_QUEUE_NAME_LENGTH)
-    schedule_id: str = Field(default="", max_length=MAX_FILTER_ID_LENGTH)
-    workflow_id: str = Field(default="", max_length=MAX_FILTER_ID_LENGTH)
+    schedule_id: uuid.UUID | None = None
+    workflow_id: uuid.UUID | None = None
+
+    @field_validator("schedule_id", "workflow_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return value or None  # the list's hidden field, empty when it has no such filter
 
     def filters(self) -> dict[str, Any]:
         chosen = [name for name in self.status if name in STATUSES]
@@ -236,29 +241,35 @@ class BulkForm(BaseModel):
             "status": chosen,
             "kind": self.kind,
             "queue": self.queue,
-            "schedule_id": self.schedule_id,
-            "workflow_id": self.workflow_id,
+            "schedule_id": str(self.schedule_id or ""),
+            "workflow_id": str(self.workflow_id or ""),
         }
 
     async def call(self, api: ApiCall, dry_run: bool) -> Any:
-        message = (
-            pb.BatchCancelTasksRequest(dry_run=dry_run)
-            if self.action == "cancel"
-            else pb.BatchRetryTasksRequest(dry_run=dry_run)
-        )
+        """The bulk RPC, on the ticked ids or (all_matching) the list's filters, as the REST
+        route sends it."""
+        chosen = None
         if self.all_matching:
             filters = self.filters()
-            selector = message.filter
-            selector.SetInParent()
-            selector.statuses.extend(
-                task_pb2.TaskStatus.Value(f"TASK_STATUS_{name}") for name in filters["status"]
+            chosen = bulk.TaskSelectorBody(
+                statuses=filters["status"],
+                kind=self.kind,
+                queue=self.queue,
+                schedule_id=self.schedule_id,
+                workflow_id=self.workflow_id,
             )
-            selector.kind, selector.queue = self.kind, self.queue
-            selector.schedule_id, selector.workflow_id = self.schedule_id, self.workflow_id
-        else:
-            message.task_ids.extend(str(task_id) for task_id in self.task_id)
-        method = api.stub.BatchCancelTasks if self.action == "cancel" else api.stub.BatchRetryTasks
-        return await method(message, timeout=api.bulk_deadline, metadata=api.metadata)
+        body = bulk.BulkBody(task_ids=self.task_id, filter=chosen, dry_run=dry_run)
+        if self.action == "cancel":
+            cancel = pb.BatchCancelTasksRequest()
+            bulk.fill_request(body, cancel)
+            return await api.stub.BatchCancelTasks(
+                cancel, timeout=api.bulk_deadline, metadata=api.metadata
+            )
+        retry = pb.BatchRetryTasksRequest()
+        bulk.fill_request(body, retry)
+        return await api.stub.BatchRetryTasks(
+            retry, timeout=api.bulk_deadline, metadata=api.metadata
+        )
 
 
 Bulk = Annotated[BulkForm, Form()]
@@ -292,20 +303,28 @@ async def count_events(request: Request, api: Api) -> EventSourceResponse:
     """Server-Sent Events: the caller's tasks by status (live ones, and those finished within
     the hour), every COUNTS_EVERY seconds."""
 
-    async def counts() -> AsyncIterator[dict[str, str]]:
-        while True:
-            try:
-                counted = await api.stub.CountTasks(
-                    pb.CountTasksRequest(), timeout=api.deadline, metadata=api.metadata
-                )
-            except grpc.aio.AioRpcError as error:
-                yield {"event": "problem", "data": json.dumps({"code": error.code().name})}
-                return
-            body = {status_name(count.status): count.count for count in counted.counts}
-            yield {"event": "counts", "data": json.dumps(body)}
-            await asyncio.sleep(COUNTS_EVERY)
+    async def counts() -> dict[str, int]:
+        counted = await api.stub.CountTasks(
+            pb.CountTasksRequest(), timeout=api.deadline, metadata=api.metadata
+        )
+        return {status_name(count.status): count.count for count in counted.counts}
 
-    return EventSourceResponse(counts())
+    return EventSourceResponse(_polled(counts, "counts", COUNTS_EVERY))
+
+
+async def _polled(
+    read: Callable[[], Awaitable[Any]], event: str, every: float
+) -> AsyncIterator[dict[str, str]]:
+    """`read`'s answer as an `event` every `every` seconds; a `problem` event, then the end,
+    when the api refuses it."""
+    while True:
+        try:
+            body = await read()
+        except grpc.aio.AioRpcError as error:
+            yield {"event": "problem", "data": json.dumps({"code": error.code().name})}
+            return
+        yield {"event": event, "data": json.dumps(body)}
+        await asyncio.sleep(every)
 
 
 async def _list_workers(api: Api) -> list[dict[str, Any]]:
@@ -328,18 +347,7 @@ async def worker_list(request: Request, api: Api) -> Response:
 @router.get("/workers/events")
 async def worker_events(request: Request, api: Api) -> EventSourceResponse:
     """Server-Sent Events: the workers as ListWorkers gives them, every WORKERS_EVERY seconds."""
-
-    async def listings() -> AsyncIterator[dict[str, str]]:
-        while True:
-            try:
-                listed = await _list_workers(api)
-            except grpc.aio.AioRpcError as error:
-                yield {"event": "problem", "data": json.dumps({"code": error.code().name})}
-                return
-            yield {"event": "workers", "data": json.dumps(listed)}
-            await asyncio.sleep(WORKERS_EVERY)
-
-    return EventSourceResponse(listings())
+    return EventSourceResponse(_polled(lambda: _list_workers(api), "workers", WORKERS_EVERY))
 
 
 @router.get("/tasks/{task_id}", response_model=None)
