@@ -16,7 +16,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import dashboard, queues, schedules, tasks, workers, workflows
+from gateway import (
+    dashboard,
+    insights,
+    overviews,
+    queues,
+    schedules,
+    tasks,
+    workers,
+    workflows,
+)
 from gateway.bodylimit import BodyLimit
 from gateway.observation import RequestObservation
 from gateway.problems import (
@@ -102,8 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Declares the bearer scheme (Swagger's Authorize button); the api verifies the tokens.
     bearer = [Depends(HTTPBearer(auto_error=False))]
-    for resource in (tasks, queues, schedules, workflows, workers):
+    for resource in (tasks, queues, schedules, workflows, workers, insights):
         app.include_router(resource.router, dependencies=bearer)
     app.include_router(dashboard.router)
+    app.include_router(overviews.router)
     app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
     return app

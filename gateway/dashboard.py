@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -27,16 +28,20 @@ from sse_starlette import EventSourceResponse
 
 from gateway.calls import SESSION_COOKIE, Api, ApiCall
 from gateway.graph import layout
-from gateway.params import PageToken
+from gateway.params import PageToken, json_object
 from gateway.schemas import bulk, queues, schedules, tasks, workers, workflows
 from gateway.schemas.common import status_name
 from taskscheduler.core.limits import (
     MAX_BULK_IDS,
+    MAX_ERROR_TYPE_LENGTH,
     MAX_FILTER_ID_LENGTH,
     MAX_KIND_LENGTH,
+    MAX_PAYLOAD_DEPTH,
     MAX_QUEUE_NAME_LENGTH,
+    MAX_SEARCH_LENGTH,
     MAX_TOKEN_LENGTH,
 )
+from taskscheduler.core.payloads import depth
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 
@@ -80,7 +85,7 @@ def static_files() -> StaticFiles:
     return StaticFiles(directory=HERE / "static")
 
 
-def _page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -88,17 +93,17 @@ def _sign_in_again() -> RedirectResponse:
     return RedirectResponse("/dashboard/sign-in", status_code=303)
 
 
-def _problem(request: Request, error: grpc.aio.AioRpcError) -> Response:
+def problem_page(request: Request, error: grpc.aio.AioRpcError) -> Response:
     if error.code() in SIGNED_OUT:
         return _sign_in_again()
-    return _page(
+    return render(
         request, "error.html", status_code=400, code=error.code().name, details=error.details()
     )
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
 async def sign_in_page(request: Request) -> HTMLResponse:
-    return _page(request, "sign_in.html")
+    return render(request, "sign_in.html")
 
 
 @router.post("/sign-in", response_model=None)
@@ -114,7 +119,7 @@ async def sign_in(
             metadata=(("authorization", f"Bearer {token}"),),
         )
     except grpc.aio.AioRpcError as error:
-        return _page(request, "sign_in.html", status_code=401, error=error.details())
+        return render(request, "sign_in.html", status_code=401, error=error.details())
     response = RedirectResponse("/dashboard", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -144,20 +149,29 @@ async def task_list(
     schedule_id: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
     workflow_id: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
     page_token: PageToken = "",
-    search: Annotated[str, Query(max_length=MAX_FILTER_ID_LENGTH)] = "",
+    search: Annotated[str, Query(max_length=MAX_SEARCH_LENGTH)] = "",
+    error_type: Annotated[str, Query(max_length=MAX_ERROR_TYPE_LENGTH)] = "",
     bulk: Annotated[Literal["cancel", "retry", ""], Query()] = "",
     acted: Annotated[int, Query(ge=0)] = 0,
     not_acted: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     """The caller's tasks, filtered, with the boxes and buttons of the bulk actions; `bulk`,
-    `acted` and `not_acted` tell the outcome of the bulk action that led here."""
+    `acted` and `not_acted` tell the outcome of the bulk action that led here. `search` is a
+    task id (its page), the start of one, or payload fields (`to=a@b.c`, or a JSON object)."""
     chosen = [name for name in status or [] if name in STATUSES]
     kind, queue, schedule_id = kind.strip(), queue.strip(), schedule_id.strip()
-    workflow_id, search = workflow_id.strip(), search.strip()
+    workflow_id, search, error_type = workflow_id.strip(), search.strip(), error_type.strip()
     if _is_task_id(search):
         return RedirectResponse(f"/dashboard/tasks/{search}", status_code=303)
+    try:
+        task_id_prefix, payload_contains = search_terms(search)
+    except ValueError as error:
+        return render(
+            request, "error.html", status_code=400, code="INVALID_ARGUMENT", details=str(error)
+        )
     message = pb.ListTasksRequest(
-        task_id_prefix=search,
+        task_id_prefix=task_id_prefix,
+        error_type=error_type,
         page_size=PAGE_SIZE,
         page_token=page_token,
         kind=kind,
@@ -166,10 +180,12 @@ async def task_list(
         workflow_id=workflow_id,
     )
     message.statuses.extend(task_pb2.TaskStatus.Value(f"TASK_STATUS_{name}") for name in chosen)
+    if payload_contains is not None:
+        message.payload_contains.update(payload_contains)
     try:
         listed = await api.stub.ListTasks(message, timeout=api.deadline, metadata=api.metadata)
     except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
+        return problem_page(request, error)
     filters = {
         "search": search,
         "status": chosen,
@@ -177,8 +193,9 @@ async def task_list(
         "queue": queue,
         "schedule_id": schedule_id,
         "workflow_id": workflow_id,
+        "error_type": error_type,
     }
-    return _page(
+    return render(
         request,
         "tasks.html",
         tasks=[tasks.task_out(task) for task in listed.tasks],
@@ -187,12 +204,14 @@ async def task_list(
         else "",
         without_schedule=_query(filters, schedule_id=""),
         without_workflow=_query(filters, workflow_id=""),
+        without_error_type=_query(filters, error_type=""),
         statuses=STATUSES,
         chosen=chosen,
         kind=kind,
         queue=queue,
         schedule_id=schedule_id,
         workflow_id=workflow_id,
+        error_type=error_type,
         search=search,
         bulk=bulk,
         acted=acted,
@@ -206,6 +225,45 @@ def _is_task_id(text: str) -> bool:
         return len(text) == 36 and str(uuid.UUID(text)) == text.lower()
     except ValueError:
         return False
+
+
+def search_terms(search: str) -> tuple[str, dict[str, Any] | None]:
+    """The search box's text as (task id prefix, payload fields): `to=a@b.c vip=true` (a dotted
+    name reaches into nested objects; a value that is JSON is read as JSON, else as text) or a
+    JSON object match payloads; anything else is the start of a task id."""
+    if search.startswith("{"):
+        try:
+            return "", json_object(search)
+        except ValueError as error:
+            raise ValueError(f"search: {error}") from None
+    if "=" not in search:
+        return search, None
+    try:
+        terms = shlex.split(search)
+    except ValueError as error:
+        raise ValueError(f"search: {error}") from None
+    fields: dict[str, Any] = {}
+    for term in terms:
+        name, equals, text = term.partition("=")
+        if not equals or not name:
+            raise ValueError(f"search: {term!r} is not name=value")
+        *parents, last = name.split(".")
+        place = fields
+        for parent in parents:
+            place = place.setdefault(parent, {})
+            if not isinstance(place, dict):
+                raise ValueError(f"search: {name!r} is given twice")
+        place[last] = _json_or_text(text)
+    if depth(fields) > MAX_PAYLOAD_DEPTH:
+        raise ValueError(f"search: nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+    return "", fields
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def _query(filters: dict[str, Any], **changes: Any) -> str:
@@ -229,11 +287,19 @@ class BulkForm(BaseModel):
     queue: str = Field(default="", max_length=MAX_QUEUE_NAME_LENGTH)
     schedule_id: uuid.UUID | None = None
     workflow_id: uuid.UUID | None = None
+    error_type: str = Field(default="", max_length=MAX_ERROR_TYPE_LENGTH)
+    search: str = Field(default="", max_length=MAX_SEARCH_LENGTH)
 
     @field_validator("schedule_id", "workflow_id", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None  # the list's hidden field, empty when it has no such filter
+
+    @field_validator("search")
+    @classmethod
+    def _searchable(cls, value: str) -> str:
+        search_terms(value)  # raises ValueError naming what is wrong
+        return value
 
     def filters(self) -> dict[str, Any]:
         chosen = [name for name in self.status if name in STATUSES]
@@ -243,6 +309,8 @@ class BulkForm(BaseModel):
             "queue": self.queue,
             "schedule_id": str(self.schedule_id or ""),
             "workflow_id": str(self.workflow_id or ""),
+            "error_type": self.error_type,
+            "search": self.search,
         }
 
     async def call(self, api: ApiCall, dry_run: bool) -> Any:
@@ -250,13 +318,16 @@ class BulkForm(BaseModel):
         route sends it."""
         chosen = None
         if self.all_matching:
-            filters = self.filters()
+            task_id_prefix, payload_contains = search_terms(self.search)
             chosen = bulk.TaskSelectorBody(
-                statuses=filters["status"],
+                statuses=self.filters()["status"],
                 kind=self.kind,
                 queue=self.queue,
                 schedule_id=self.schedule_id,
                 workflow_id=self.workflow_id,
+                error_type=self.error_type,
+                task_id_prefix=task_id_prefix,
+                payload_contains=payload_contains,
             )
         body = bulk.BulkBody(task_ids=self.task_id, filter=chosen, dry_run=dry_run)
         if self.action == "cancel":
@@ -283,8 +354,8 @@ async def bulk_confirm(request: Request, api: Api, form: Bulk) -> Response:
     try:
         counted = await form.call(api, dry_run=True)
     except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
-    return _page(request, "bulk.html", form=form, matched=counted.matched_count)
+        return problem_page(request, error)
+    return render(request, "bulk.html", form=form, matched=counted.matched_count)
 
 
 @router.post("/tasks/bulk/run", response_model=None)
@@ -309,10 +380,10 @@ async def count_events(request: Request, api: Api) -> EventSourceResponse:
         )
         return {status_name(count.status): count.count for count in counted.counts}
 
-    return EventSourceResponse(_polled(counts, "counts", COUNTS_EVERY))
+    return EventSourceResponse(polled(counts, "counts", COUNTS_EVERY))
 
 
-async def _polled(
+async def polled(
     read: Callable[[], Awaitable[Any]], event: str, every: float
 ) -> AsyncIterator[dict[str, str]]:
     """`read`'s answer as an `event` every `every` seconds; a `problem` event, then the end,
@@ -340,14 +411,14 @@ async def worker_list(request: Request, api: Api) -> Response:
     try:
         listed = await _list_workers(api)
     except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
-    return _page(request, "workers.html", workers=listed)
+        return problem_page(request, error)
+    return render(request, "workers.html", workers=listed)
 
 
 @router.get("/workers/events")
 async def worker_events(request: Request, api: Api) -> EventSourceResponse:
     """Server-Sent Events: the workers as ListWorkers gives them, every WORKERS_EVERY seconds."""
-    return EventSourceResponse(_polled(lambda: _list_workers(api), "workers", WORKERS_EVERY))
+    return EventSourceResponse(polled(lambda: _list_workers(api), "workers", WORKERS_EVERY))
 
 
 @router.get("/tasks/{task_id}", response_model=None)
@@ -361,8 +432,8 @@ async def task_page(request: Request, api: Api, task_id: str) -> Response:
             pb.ExplainTaskRequest(task_id=task_id), timeout=api.deadline, metadata=api.metadata
         )
     except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
-    return _page(
+        return problem_page(request, error)
+    return render(
         request,
         "task.html",
         task=tasks.task_out(found.task),
@@ -412,8 +483,8 @@ async def queue_list(
             metadata=api.metadata,
         )
     except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
-    return _page(
+        return problem_page(request, error)
+    return render(
         request,
         "queues.html",
         queues=[queues.queue_out(queue) for queue in listed.queues],
@@ -454,8 +525,8 @@ async def purge_page(request: Request, api: Api, name: QueueName) -> Response:
             pb.GetQueueRequest(name=name), timeout=api.deadline, metadata=api.metadata
         )
     except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
-    return _page(request, "purge.html", queue=queues.queue_out(found.queue))
+        return problem_page(request, error)
+    return render(request, "purge.html", queue=queues.queue_out(found.queue))
 
 
 @router.post("/queues/{name}/purge", response_model=None)
@@ -494,8 +565,8 @@ async def schedule_list(
             metadata=api.metadata,
         )
     except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
-    return _page(
+        return problem_page(request, error)
+    return render(
         request,
         "schedules.html",
         schedules=[schedules.schedule_out(schedule) for schedule in listed.schedules],
@@ -557,7 +628,7 @@ async def _then_go(request: Request, call: Callable[[], Awaitable[str]]) -> Resp
     try:
         where = await call()
     except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
+        return problem_page(request, error)
     return RedirectResponse(where, status_code=303)
 
 
@@ -573,8 +644,8 @@ async def workflow_list(request: Request, api: Api, page_token: PageToken = "") 
             metadata=api.metadata,
         )
     except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
-    return _page(
+        return problem_page(request, error)
+    return render(
         request,
         "workflows.html",
         workflows=[workflows.workflow_out(workflow) for workflow in listed.workflows],
@@ -591,9 +662,9 @@ async def workflow_page(request: Request, api: Api, workflow_id: str) -> Respons
             metadata=api.metadata,
         )
     except grpc.aio.AioRpcError as error:
-        return _problem(request, error)
+        return problem_page(request, error)
     workflow = workflows.workflow_out(found.workflow)
-    return _page(request, "workflow.html", workflow=workflow, graph=layout(workflow.steps))
+    return render(request, "workflow.html", workflow=workflow, graph=layout(workflow.steps))
 
 
 @router.post("/workflows/{workflow_id}/cancel", response_model=None)

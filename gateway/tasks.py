@@ -11,12 +11,13 @@ from fastapi import APIRouter, Body, Header, Path, Query
 from sse_starlette import EventSourceResponse
 
 from gateway.calls import Api, event_stream
-from gateway.params import PageSize, PageToken
+from gateway.params import PageSize, PageToken, PayloadFilter
 from gateway.schemas import bulk
 from gateway.schemas import tasks as schemas
 from gateway.schemas.common import STATUS_PREFIX, StatusName
 from taskscheduler.core.limits import (
     MAX_BATCH_SIZE,
+    MAX_ERROR_TYPE_LENGTH,
     MAX_KIND_LENGTH,
     MAX_QUEUE_NAME_LENGTH,
     MAX_REQUEST_ID_LENGTH,
@@ -127,6 +128,14 @@ async def list_tasks(
         str,
         Query(max_length=36, description="Only tasks whose id starts so (hex digits, dashes)."),
     ] = "",
+    error_type: Annotated[
+        str,
+        Query(
+            max_length=MAX_ERROR_TYPE_LENGTH,
+            description="Only tasks whose last attempt ended with this error type.",
+        ),
+    ] = "",
+    payload_contains: PayloadFilter = None,
 ) -> schemas.TaskList:
     """Tasks newest first; repeat `status` to select several."""
     message = pb.ListTasksRequest(
@@ -138,7 +147,10 @@ async def list_tasks(
         workflow_id=str(workflow_id) if workflow_id else "",
         task_id_prefix=task_id_prefix,
         statuses=[task_pb2.TaskStatus.Value(STATUS_PREFIX + s) for s in status or []],
+        error_type=error_type,
     )
+    if payload_contains is not None:
+        message.payload_contains.update(payload_contains)
     response = await api.stub.ListTasks(message, timeout=api.deadline, metadata=api.metadata)
     return schemas.TaskList(
         tasks=[schemas.task_out(task) for task in response.tasks],

@@ -62,6 +62,7 @@ from taskscheduler.core.model import (
     TaskPage,
     TaskStatus,
 )
+from taskscheduler.core.payloads import contains
 from taskscheduler.core.ports import (
     AttemptEnd,
     AttemptError,
@@ -401,7 +402,7 @@ class InMemoryTaskRepository:
             found = [
                 self._db.task(row, with_attempts=False)
                 for row in self._db.rows.values()
-                if _matches(row.task, tenant, task_filter, after)
+                if _matches(self._db.task(row), tenant, task_filter, after)
             ]
         found.sort(key=lambda task: (task.create_time, task.id), reverse=True)
         page = found[:page_size]
@@ -454,6 +455,12 @@ def _matches(task: Task, tenant: str, task_filter: TaskFilter, after: PageCursor
         low, high = task_filter.id_range
         if task.id < low or (high is not None and task.id >= high):
             return False
+    if task_filter.error_type and _last_error_type(task) != task_filter.error_type:
+        return False
+    if task_filter.payload_contains is not None and not contains(
+        task.payload, task_filter.payload_contains
+    ):
+        return False
     if not _within(task.create_time, task_filter.created_after, task_filter.created_before):
         return False
     if task_filter.finished_after or task_filter.finished_before:
@@ -463,6 +470,11 @@ def _matches(task: Task, tenant: str, task_filter: TaskFilter, after: PageCursor
         if not _within(finished, task_filter.finished_after, task_filter.finished_before):
             return False
     return after is None or (task.create_time, task.id) < (after.create_time, after.task_id)
+
+
+def _last_error_type(task: Task) -> str:
+    last = [attempt for attempt in task.attempts if attempt.number == task.attempt]
+    return last[0].error_type if last else ""
 
 
 def _within(time: datetime, after: datetime | None, before: datetime | None) -> bool:

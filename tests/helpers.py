@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+import httpx
 
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
@@ -82,6 +84,30 @@ async def wait_for_status(
             task: task_pb2.Task = event.task
             return task
     raise AssertionError(f"{task_id} ended without reaching {task_pb2.TaskStatus.Name(status)}")
+
+
+T = TypeVar("T")
+
+
+async def eventually(read: Callable[[], Awaitable[T | None]], within: float = 20) -> T:
+    """`read`'s first truthy answer, asked every 0.1 s; an AssertionError after `within` s."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not (answer := await read()):
+        assert asyncio.get_running_loop().time() < deadline, f"still {answer!r} after {within} s"
+        await asyncio.sleep(0.1)
+    return answer
+
+
+def rest_wait_for_status(
+    client: httpx.Client, task_id: str, wanted: str, within: float = 30
+) -> dict[str, Any]:
+    """The task (GET /v1/tasks/{id}) once it is in `wanted`, asked every 0.05 s."""
+    deadline = time.monotonic() + within
+    while (task := client.get(f"/v1/tasks/{task_id}").json())["status"] != wanted:
+        assert time.monotonic() < deadline, f"{task_id} stuck at {task['status']}"
+        time.sleep(0.05)
+    found: dict[str, Any] = task
+    return found
 
 
 async def wait_until(condition: Callable[[], bool], within: float = 20) -> None:

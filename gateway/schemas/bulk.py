@@ -6,8 +6,8 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.schemas.common import STATUS_PREFIX, Instant, StatusName, TaskQueue
-from taskscheduler.core.limits import MAX_BULK_IDS, MAX_KIND_LENGTH
+from gateway.schemas.common import STATUS_PREFIX, Instant, Payload, StatusName, TaskQueue
+from taskscheduler.core.limits import MAX_BULK_IDS, MAX_ERROR_TYPE_LENGTH, MAX_KIND_LENGTH
 from taskscheduler.v1 import task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 
@@ -30,6 +30,17 @@ class TaskSelectorBody(BaseModel):
     create_time_before: Instant | None = Field(default=None, description="Created before.")
     finish_time_after: Instant | None = Field(default=None, description="Finished at or after.")
     finish_time_before: Instant | None = Field(default=None, description="Finished before.")
+    error_type: str = Field(
+        default="",
+        max_length=MAX_ERROR_TYPE_LENGTH,
+        description="Whose last attempt ended with this error type (GET /v1/failures).",
+    )
+    payload_contains: Payload | None = Field(
+        default=None, description="Whose payload contains this object."
+    )
+    task_id_prefix: str = Field(
+        default="", max_length=36, description="Whose id starts so (hex digits, dashes)."
+    )
 
 
 class BulkBody(BaseModel):
@@ -83,6 +94,10 @@ def fill_request(
     selector.queue = chosen.queue
     selector.schedule_id = str(chosen.schedule_id) if chosen.schedule_id else ""
     selector.workflow_id = str(chosen.workflow_id) if chosen.workflow_id else ""
+    selector.error_type = chosen.error_type
+    selector.task_id_prefix = chosen.task_id_prefix
+    if chosen.payload_contains is not None:
+        selector.payload_contains.update(chosen.payload_contains)
     for field in TIME_FIELDS:
         value = getattr(chosen, field)
         if value is not None:

@@ -10,6 +10,7 @@ from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 from taskscheduler.core.bulk import BulkResult, Selection
 from taskscheduler.core.errors import InvalidArgument
 from taskscheduler.core.explain import Explanation
+from taskscheduler.core.insights import QueueActivity
 from taskscheduler.core.model import (
     DEFAULT_CATCHUP_WINDOW,
     DEFAULT_QUEUE,
@@ -37,6 +38,7 @@ from taskscheduler.core.model import (
     WorkflowStatus,
     WorkflowStep,
 )
+from taskscheduler.core.ports import FailureGroup
 from taskscheduler.core.schedules import next_fire_times
 from taskscheduler.core.tasks import (
     ListRequest,
@@ -125,6 +127,14 @@ def _payload(message: struct_pb2.Struct, field: str) -> dict[str, JSON]:
         return struct_to_dict(message)
     except ValueError:
         raise InvalidArgument(field, "holds NaN or Infinity, which JSON cannot carry") from None
+
+
+def _payload_filter(
+    request: task_service_pb2.ListTasksRequest | task_service_pb2.TaskSelector, field: str
+) -> dict[str, JSON] | None:
+    if not request.HasField("payload_contains"):
+        return None
+    return _payload(request.payload_contains, field)
 
 
 def count_window_from_proto(request: task_service_pb2.CountTasksRequest) -> timedelta | None:
@@ -268,6 +278,8 @@ def list_request_from_proto(request: task_service_pb2.ListTasksRequest) -> ListR
             schedule_id=schedule_id,
             workflow_id=workflow_id,
             id_range=id_range_of_prefix(request.task_id_prefix) if request.task_id_prefix else None,
+            error_type=request.error_type,
+            payload_contains=_payload_filter(request, "payload_contains"),
         ),
         page_size=request.page_size,
         page_token=request.page_token,
@@ -571,6 +583,11 @@ def selection_from_proto(request: BulkRequest) -> Selection:
         created_before=optional_time("create_time_before"),
         finished_after=optional_time("finish_time_after"),
         finished_before=optional_time("finish_time_before"),
+        error_type=selector.error_type,
+        payload_contains=_payload_filter(selector, "filter.payload_contains"),
+        id_range=id_range_of_prefix(selector.task_id_prefix, "filter.task_id_prefix")
+        if selector.task_id_prefix
+        else None,
     )
     return Selection(tuple(request.task_ids), task_filter, request.dry_run)
 
@@ -603,4 +620,44 @@ def retried_to_proto(result: BulkResult) -> task_service_pb2.BatchRetryTasksResp
             task_service_pb2.RetriedTask(task_id=str(original), copy_id=str(copy))
             for original, copy in result.copies
         ],
+    )
+
+
+def failure_groups_to_proto(
+    groups: list[FailureGroup],
+) -> task_service_pb2.ListFailureGroupsResponse:
+    return task_service_pb2.ListFailureGroupsResponse(
+        groups=[
+            task_service_pb2.FailureGroup(
+                error_type=group.error_type,
+                count=group.count,
+                first_finish_time=_timestamp(group.first_finish_time),
+                last_finish_time=_timestamp(group.last_finish_time),
+                latest_task_id=str(group.latest_task_id),
+                latest_message=group.latest_message,
+            )
+            for group in groups
+        ]
+    )
+
+
+def activity_to_proto(queues: list[QueueActivity]) -> task_service_pb2.GetActivityResponse:
+    return task_service_pb2.GetActivityResponse(
+        queues=[
+            task_service_pb2.QueueActivity(
+                queue=queue.queue,
+                minutes=[
+                    task_service_pb2.ActivityMinute(
+                        start_time=_timestamp(minute.minute),
+                        succeeded=minute.succeeded,
+                        failed=minute.failed,
+                        started=minute.started,
+                        wait_p50=_duration(minute.wait_p50),
+                        wait_p95=_duration(minute.wait_p95),
+                    )
+                    for minute in queue.minutes
+                ],
+            )
+            for queue in queues
+        ]
     )

@@ -23,6 +23,7 @@ from taskscheduler import logs, tracing
 from taskscheduler.adapters import metrics
 from taskscheduler.adapters.broker import make_publisher
 from taskscheduler.adapters.postgres.engine import make_async_engine
+from taskscheduler.adapters.postgres.insights import PostgresInsights
 from taskscheduler.adapters.postgres.listener import StatusListener
 from taskscheduler.adapters.postgres.queue_repository import PostgresQueueRepository
 from taskscheduler.adapters.postgres.schedule_repository import PostgresScheduleRepository
@@ -33,6 +34,7 @@ from taskscheduler.adapters.postgres.workflow_repository import PostgresWorkflow
 from taskscheduler.adapters.ratelimit import RedisRateLimiter
 from taskscheduler.core.bulk import BulkActions
 from taskscheduler.core.explain import TaskExplainer
+from taskscheduler.core.insights import Insights
 from taskscheduler.core.kinds import load_handler_modules
 from taskscheduler.core.limits import MAX_METADATA_BYTES
 from taskscheduler.core.queues import QueueDefaults, QueueManager
@@ -133,6 +135,7 @@ async def start_api(settings: Settings) -> RunningApi:
         WorkerManager(PostgresWorkerRepository(engine)),
         TaskExplainer(PostgresWaitFacts(engine), settings.dispatch_ahead),
         BulkActions(manager, task_repository),
+        Insights(PostgresInsights(engine)),
         TokenVerifier(settings),
         limiter,
     )

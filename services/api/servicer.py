@@ -17,6 +17,7 @@ from services.api.errors import abort_internal, abort_with
 from taskscheduler.core.bulk import BulkActions
 from taskscheduler.core.errors import DomainError, InvalidArgument
 from taskscheduler.core.explain import TaskExplainer
+from taskscheduler.core.insights import Insights
 from taskscheduler.core.model import Caller
 from taskscheduler.core.queues import QueueManager
 from taskscheduler.core.schedules import ScheduleManager
@@ -92,6 +93,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         workers: WorkerManager,
         explainer: TaskExplainer,
         bulk: BulkActions,
+        insights: Insights,
         verifier: TokenVerifier,
         limiter: RateLimiter | None,
     ) -> None:
@@ -102,6 +104,7 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
         self._workers = workers
         self._explainer = explainer
         self._bulk = bulk
+        self._insights = insights
         self._verifier = verifier
         self._limiter = limiter
 
@@ -480,3 +483,20 @@ class TaskServicer(task_service_pb2_grpc.TaskServiceServicer):
             return convert.retried_to_proto(result)
 
         return await self._call(context, request, retry_all)
+
+    async def ListFailureGroups(
+        self, request: pb.ListFailureGroupsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListFailureGroupsResponse:
+        async def group(caller: Caller) -> pb.ListFailureGroupsResponse:
+            groups = await self._insights.failure_groups(caller, request.kind, request.queue)
+            return convert.failure_groups_to_proto(groups)
+
+        return await self._call(context, request, group)
+
+    async def GetActivity(
+        self, request: pb.GetActivityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetActivityResponse:
+        async def activity(caller: Caller) -> pb.GetActivityResponse:
+            return convert.activity_to_proto(await self._insights.activity(caller, request.queue))
+
+        return await self._call(context, request, activity)

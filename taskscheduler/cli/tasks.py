@@ -43,6 +43,13 @@ from taskscheduler.client import (
 
 app = typer.Typer()
 
+ErrorType = Annotated[
+    str,
+    typer.Option(
+        help="Only tasks whose last attempt ended with this error type (see taskctl failures)"
+    ),
+]
+
 
 @app.command()
 def schedule(
@@ -100,6 +107,13 @@ def list_tasks(
     schedule_id: Annotated[
         str, typer.Option("--schedule", help="Only tasks made by this schedule (its id)")
     ] = "",
+    error_type: ErrorType = "",
+    payload: Annotated[
+        str,
+        typer.Option(
+            help='Only tasks whose payload contains this JSON object, e.g. \'{"to": "a@b.c"}\''
+        ),
+    ] = "",
     limit: Annotated[int, typer.Option(help="At most this many tasks")] = 50,
     address: Address = DEFAULT_ADDRESS,
     token: Token = "",
@@ -110,8 +124,16 @@ def list_tasks(
         statuses = [TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in status or []]
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--status") from None
+    contained = parse_payload(payload, "--payload") if payload else None
     with connected(address, token) as client:
-        found = client.list(kind=kind, statuses=statuses, queue=queue, schedule_id=schedule_id)
+        found = client.list(
+            kind=kind,
+            statuses=statuses,
+            queue=queue,
+            schedule_id=schedule_id,
+            error_type=error_type,
+            payload_contains=contained,
+        )
         tasks = list(islice(found, limit))
     if as_json:
         print(json.dumps([as_dict(task) for task in tasks]))
@@ -162,15 +184,17 @@ def since_time(since: str) -> datetime:
 
 
 def selector(
-    status: list[str] | None, kind: str, queue: str, since: str, since_field: str
+    status: list[str] | None, kind: str, queue: str, since: str, since_field: str, error_type: str
 ) -> Selector:
-    if not (status or kind or queue or since):
-        raise typer.BadParameter("give task ids, or --status, --kind, --queue or --since")
+    if not (status or kind or queue or since or error_type):
+        raise typer.BadParameter(
+            "give task ids, or --status, --kind, --queue, --since or --error-type"
+        )
     try:
         statuses = [TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in status or []]
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--status") from None
-    chosen = Selector(statuses=statuses, kind=kind, queue=queue)
+    chosen = Selector(statuses=statuses, kind=kind, queue=queue, error_type=error_type)
     if since:
         chosen[since_field] = since_time(since)  # type: ignore[literal-required]
     return chosen
@@ -183,20 +207,26 @@ def cancel(
     kind: Kind = "",
     queue: FilterQueue = "",
     since: Since = "",
+    error_type: ErrorType = "",
     yes: Yes = False,
     address: Address = DEFAULT_ADDRESS,
     token: Token = "",
     as_json: AsJson = False,
 ) -> None:
     """Cancel a waiting task (or ask a running one to stop); several by id; or every task
-    matching --status, --kind, --queue and --since (asks first, unless --yes)."""
+    matching --status, --kind, --queue, --since and --error-type (asks first, unless
+    --yes)."""
     with connected(address, token) as client:
-        filtered = bool(status or kind or queue or since)
+        filtered = bool(status or kind or queue or since or error_type)
         if len(task_ids or []) == 1 and not filtered:
             show(client.cancel((task_ids or [])[0]), as_json)
             return
         ids = only_ids_or_filter(task_ids, filtered)
-        chosen = selector(status, kind, queue, since, "created_after") if not ids else Selector()
+        chosen = (
+            selector(status, kind, queue, since, "created_after", error_type)
+            if not ids
+            else Selector()
+        )
         if not yes:
             confirm(client.cancel_many(ids, dry_run=True, **chosen).matched_count, "cancel")
         report(client.cancel_many(ids, **chosen), "cancelled", as_json)
@@ -209,6 +239,7 @@ def retry(
     kind: Kind = "",
     queue: FilterQueue = "",
     since: Since = "",
+    error_type: ErrorType = "",
     yes: Yes = False,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the copy until it ends")] = False,
     address: Address = DEFAULT_ADDRESS,
@@ -216,10 +247,10 @@ def retry(
     as_json: AsJson = False,
 ) -> None:
     """Schedule a copy of a finished task (same kind, payload and retry policy); of several by
-    id; or of every task matching --status, --kind, --queue and --since (asks first, unless
-    --yes). Repeated, a bulk retry makes no second copy."""
+    id; or of every task matching --status, --kind, --queue, --since and --error-type (asks
+    first, unless --yes). Repeated, a bulk retry makes no second copy."""
     with connected(address, token) as client:
-        filtered = bool(status or kind or queue or since)
+        filtered = bool(status or kind or queue or since or error_type)
         if len(task_ids or []) == 1 and not filtered:
             copy = client.retry((task_ids or [])[0])
             show(copy, as_json)
@@ -227,7 +258,11 @@ def retry(
                 follow_to_the_end(client, copy, as_json)
             return
         ids = only_ids_or_filter(task_ids, filtered)
-        chosen = selector(status, kind, queue, since, "finished_after") if not ids else Selector()
+        chosen = (
+            selector(status, kind, queue, since, "finished_after", error_type)
+            if not ids
+            else Selector()
+        )
         if not yes:
             confirm(client.retry_many(ids, dry_run=True, **chosen).matched_count, "retry")
         report(client.retry_many(ids, **chosen), "retried", as_json)
@@ -235,7 +270,7 @@ def retry(
 
 def only_ids_or_filter(task_ids: list[str] | None, filtered: bool) -> list[str]:
     if task_ids and filtered:
-        raise typer.BadParameter("give task ids or --status, --kind, --queue, --since: not both")
+        raise typer.BadParameter("give task ids or a filter (--status, --kind, ...): not both")
     return task_ids or []
 
 

@@ -205,15 +205,27 @@ class AsyncClient:
         schedule_id: str = "",
         workflow_id: str = "",
         task_id_prefix: str = "",
+        error_type: str = "",
+        payload_contains: Mapping[str, Any] | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[task_pb2.Task]:
         """Every task that matches (of a kind, in statuses, of a queue, made by a schedule, a
-        step of a workflow, whose id starts with task_id_prefix; empty means any), newest
-        first, fetching page after page."""
+        step of a workflow, whose id starts with task_id_prefix, whose last attempt ended with
+        error_type, whose payload contains payload_contains; empty means any), newest first,
+        fetching page after page."""
         token = ""
         while True:
             request = list_request(
-                kind, statuses, page_size, token, queue, schedule_id, workflow_id, task_id_prefix
+                kind,
+                statuses,
+                page_size,
+                token,
+                queue,
+                schedule_id,
+                workflow_id,
+                task_id_prefix,
+                error_type,
+                payload_contains,
             )
             response: pb.ListTasksResponse = await self._call(self._stub.ListTasks, request)
             for task in response.tasks:
@@ -232,7 +244,8 @@ class AsyncClient:
     ) -> pb.BatchCancelTasksResponse:
         """Cancels up to 1,000 tasks by id, or, without ids, every task the selector's fields
         match (statuses, kind, queue, schedule_id, workflow_id, created_after/before,
-        finished_after/before; none: every task), each as cancel does. The answer counts
+        finished_after/before, error_type, payload_contains, task_id_prefix; none: every
+        task), each as cancel does. The answer counts
         what was done and names what was not (`not_acted`, with the reason); with `dry_run`,
         only how many match (`matched_count`)."""
         request = bulk_request(pb.BatchCancelTasksRequest(dry_run=dry_run), task_ids, selector)
@@ -612,6 +625,24 @@ class AsyncClient:
             if error.code is not grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise
         raise WorkflowNotFinished(seen or await self.get_workflow(workflow_id))
+
+    async def failure_groups(self, *, kind: str = "", queue: str = "") -> Sequence[pb.FailureGroup]:
+        """The FAILED tasks (of a kind, of a queue; empty means any) grouped by their last
+        attempt's error type, most failures first; retry_many(statuses=[FAILED],
+        error_type=...) retries a group."""
+        request = pb.ListFailureGroupsRequest(kind=kind, queue=queue)
+        response: pb.ListFailureGroupsResponse = await self._call(
+            self._stub.ListFailureGroups, request
+        )
+        return response.groups
+
+    async def activity(self, *, queue: str = "") -> Sequence[pb.QueueActivity]:
+        """Each queue's (or this one's) last hour minute by minute: tasks succeeded, failed,
+        started, and the started ones' wait from run_at."""
+        response: pb.GetActivityResponse = await self._call(
+            self._stub.GetActivity, pb.GetActivityRequest(queue=queue)
+        )
+        return response.queues
 
     async def list_workers(self, *, states: Iterable[int] = ()) -> Sequence[worker_pb2.Worker]:
         """Every worker process in `states` (WorkerState; empty means any): each Celery

@@ -176,6 +176,8 @@ def list_request(
     schedule_id: str = "",
     workflow_id: str = "",
     task_id_prefix: str = "",
+    error_type: str = "",
+    payload_contains: Mapping[str, Any] | None = None,
 ) -> pb.ListTasksRequest:
     request = pb.ListTasksRequest(
         kind=kind,
@@ -185,8 +187,11 @@ def list_request(
         schedule_id=schedule_id,
         workflow_id=workflow_id,
         task_id_prefix=task_id_prefix,
+        error_type=error_type,
     )
     request.statuses.extend(task_pb2.TaskStatus.ValueType(status) for status in statuses)
+    if payload_contains is not None:
+        request.payload_contains.update(payload_contains)
     return request
 
 
@@ -494,6 +499,9 @@ class Selector(TypedDict, total=False):
     created_before: datetime
     finished_after: datetime
     finished_before: datetime
+    error_type: str
+    payload_contains: Mapping[str, Any]
+    task_id_prefix: str
 
 
 _SELECTOR_TIMES = {
@@ -518,6 +526,10 @@ def bulk_request(request: BulkRequest, task_ids: Iterable[str], selector: Select
     chosen.queue = selector.get("queue", "")
     chosen.schedule_id = selector.get("schedule_id", "")
     chosen.workflow_id = selector.get("workflow_id", "")
+    chosen.error_type = selector.get("error_type", "")
+    chosen.task_id_prefix = selector.get("task_id_prefix", "")
+    if "payload_contains" in selector:
+        chosen.payload_contains.update(selector["payload_contains"])
     for name, field in _SELECTOR_TIMES.items():
         value = selector.get(name)
         if value is not None:

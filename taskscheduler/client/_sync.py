@@ -198,15 +198,27 @@ class Client:
         schedule_id: str = "",
         workflow_id: str = "",
         task_id_prefix: str = "",
+        error_type: str = "",
+        payload_contains: Mapping[str, Any] | None = None,
         page_size: int = 100,
     ) -> Iterator[task_pb2.Task]:
         """Every task that matches (of a kind, in statuses, of a queue, made by a schedule, a
-        step of a workflow, whose id starts with task_id_prefix; empty means any), newest
-        first, fetching page after page."""
+        step of a workflow, whose id starts with task_id_prefix, whose last attempt ended with
+        error_type, whose payload contains payload_contains; empty means any), newest first,
+        fetching page after page."""
         token = ""
         while True:
             request = list_request(
-                kind, statuses, page_size, token, queue, schedule_id, workflow_id, task_id_prefix
+                kind,
+                statuses,
+                page_size,
+                token,
+                queue,
+                schedule_id,
+                workflow_id,
+                task_id_prefix,
+                error_type,
+                payload_contains,
             )
             response: pb.ListTasksResponse = self._call(self._stub.ListTasks, request)
             yield from response.tasks
@@ -224,7 +236,8 @@ class Client:
     ) -> pb.BatchCancelTasksResponse:
         """Cancels up to 1,000 tasks by id, or, without ids, every task the selector's fields
         match (statuses, kind, queue, schedule_id, workflow_id, created_after/before,
-        finished_after/before; none: every task), each as cancel does. The answer counts
+        finished_after/before, error_type, payload_contains, task_id_prefix; none: every
+        task), each as cancel does. The answer counts
         what was done and names what was not (`not_acted`, with the reason); with `dry_run`,
         only how many match (`matched_count`)."""
         request = bulk_request(pb.BatchCancelTasksRequest(dry_run=dry_run), task_ids, selector)
@@ -600,6 +613,22 @@ class Client:
             if error.code is not grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise
         raise WorkflowNotFinished(seen or self.get_workflow(workflow_id))
+
+    def failure_groups(self, *, kind: str = "", queue: str = "") -> Sequence[pb.FailureGroup]:
+        """The FAILED tasks (of a kind, of a queue; empty means any) grouped by their last
+        attempt's error type, most failures first; retry_many(statuses=[FAILED],
+        error_type=...) retries a group."""
+        request = pb.ListFailureGroupsRequest(kind=kind, queue=queue)
+        response: pb.ListFailureGroupsResponse = self._call(self._stub.ListFailureGroups, request)
+        return response.groups
+
+    def activity(self, *, queue: str = "") -> Sequence[pb.QueueActivity]:
+        """Each queue's (or this one's) last hour minute by minute: tasks succeeded, failed,
+        started, and the started ones' wait from run_at."""
+        response: pb.GetActivityResponse = self._call(
+            self._stub.GetActivity, pb.GetActivityRequest(queue=queue)
+        )
+        return response.queues
 
     def list_workers(self, *, states: Iterable[int] = ()) -> Sequence[worker_pb2.Worker]:
         """Every worker process in `states` (WorkerState; empty means any): each Celery

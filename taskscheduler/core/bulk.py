@@ -19,8 +19,7 @@ from taskscheduler.core.limits import BULK_PAGE_SIZE, MAX_BULK_IDS, MAX_BULK_REP
 from taskscheduler.core.model import WRITE_SCOPE, Caller, PageCursor, Task, TaskFilter
 from taskscheduler.core.permissions import require
 from taskscheduler.core.ports import TaskRepository
-from taskscheduler.core.queues import check_queue_name
-from taskscheduler.core.tasks import TaskManager, parse_task_id
+from taskscheduler.core.tasks import TaskManager, check_filter, parse_task_id
 
 RETRY_KEY_PREFIX = "batch-retry:"
 """A batch retry's copy of task X has the idempotency key `batch-retry:X`: the same batch
@@ -140,8 +139,7 @@ def checked_ids(task_ids: tuple[str, ...]) -> list[str]:
 
 
 def checked_filter(task_filter: TaskFilter) -> TaskFilter:
-    if task_filter.queue:
-        check_queue_name(task_filter.queue, "filter.queue")
+    check_filter(task_filter, "filter.")
     windows = (
         ("create_time", task_filter.created_after, task_filter.created_before),
         ("finish_time", task_filter.finished_after, task_filter.finished_before),

@@ -27,7 +27,9 @@ MAX_TOKEN_LENGTH = 8192  # a bearer token
 # All of one call's gRPC metadata, set on the api's server: twice gRPC's default of 8 KiB, so
 # that a token at MAX_TOKEN_LENGTH fits beside the other headers and the api's own check binds.
 MAX_METADATA_BYTES = 16 * 1024
+MAX_ERROR_TYPE_LENGTH = 500  # an error type filtered by (a module and a class name)
 MAX_FILTER_ID_LENGTH = 64  # the dashboard's schedule filter box; the api parses the id itself
+MAX_SEARCH_LENGTH = 1000  # the dashboard's search box: a task id, its start, or payload fields
 
 # -- counts ------------------------------------------------------------------------------------
 
@@ -41,6 +43,7 @@ MAX_DEPENDS_ON = 1000  # task ids one ScheduleTask may depend on
 MAX_SPAWNED = 1000  # steps one attempt may add to its workflow (context.spawn)
 # Protobuf parsers stop at 64 nested messages, and each level of a Struct costs two or three.
 MAX_PAYLOAD_DEPTH = 20  # objects and lists nested in a payload, the payload itself included
+MAX_FAILURE_GROUPS = 100  # error types ListFailureGroups returns, most failures first
 
 # -- ranges ------------------------------------------------------------------------------------
 

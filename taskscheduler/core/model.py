@@ -300,6 +300,10 @@ class TaskFilter:
     created_before: datetime | None = None
     finished_after: datetime | None = None
     finished_before: datetime | None = None
+    error_type: str = ""
+    """Only tasks whose last attempt ended with this error type."""
+    payload_contains: dict[str, JSON] | None = None
+    """Only tasks whose payload contains this object (jsonb @>)."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,10 @@ def _filter_fingerprint(task_filter: TaskFilter) -> str:
             # Only when set: the tokens made before the filter existed stay valid.
             *([str(task_filter.workflow_id)] if task_filter.workflow_id else []),
             *([str(task_filter.id_range[0])] if task_filter.id_range else []),
-        ]
+            *([task_filter.error_type] if task_filter.error_type else []),
+            *([task_filter.payload_contains] if task_filter.payload_contains is not None else []),
+        ],
+        sort_keys=True,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -52,3 +52,20 @@ def check_text(text: str, path: str) -> None:
     """PostgreSQL text cannot hold NUL: refuse it as bad input before it reaches SQL."""
     if "\x00" in text:
         raise InvalidArgument(path, "contains a NUL character")
+
+
+def contains(whole: JSON, part: JSON) -> bool:
+    """Whether `whole` contains `part` as PostgreSQL's jsonb @> decides: every field of an
+    object in the other, each element of an array in some element of the other, equal
+    scalars (for the in-memory store; PostgreSQL decides for the real one)."""
+    if isinstance(part, dict):
+        return isinstance(whole, dict) and all(
+            key in whole and contains(whole[key], value) for key, value in part.items()
+        )
+    if isinstance(part, list):
+        return isinstance(whole, list) and all(
+            any(contains(item, wanted) for item in whole) for wanted in part
+        )
+    if isinstance(whole, dict | list):
+        return False
+    return whole == part and isinstance(whole, bool) == isinstance(part, bool)

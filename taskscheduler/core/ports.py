@@ -446,3 +446,44 @@ class WaitFactsReader(Protocol):
     async def read(self, tenant: str, task_id: uuid.UUID) -> WaitFacts | None:
         """None for a task the tenant does not have."""
         ...
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """A tenant's FAILED tasks whose last attempt ended with one error type."""
+
+    error_type: str
+    count: int
+    first_finish_time: datetime
+    last_finish_time: datetime
+    latest_task_id: uuid.UUID
+    latest_message: str
+
+
+@dataclass(frozen=True)
+class ActivityCounts:
+    """What happened in one queue in one minute (only the minutes where something did)."""
+
+    queue: str
+    minute: datetime
+    succeeded: int = 0
+    failed: int = 0
+    started: int = 0
+    wait_p50: timedelta | None = None
+    wait_p95: timedelta | None = None
+
+
+class InsightsReader(Protocol):
+    async def failure_groups(
+        self, tenant: str, kind: str, queue: str, limit: int
+    ) -> list[FailureGroup]:
+        """The tenant's FAILED tasks (of the kind and queue when given) grouped by their last
+        attempt's error type, most failures first."""
+        ...
+
+    async def activity(
+        self, tenant: str, queue: str, minutes: int
+    ) -> tuple[datetime, list[ActivityCounts]]:
+        """The first of the last `minutes` minutes (the current one included), by the
+        database's clock, and each minute of a queue with activity since it."""
+        ...

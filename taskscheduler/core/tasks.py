@@ -23,6 +23,7 @@ from taskscheduler.core.limits import (
     MAX_CONCURRENCY_KEY_LENGTH,
     MAX_COUNT_WINDOW,
     MAX_DEPENDS_ON,
+    MAX_ERROR_TYPE_LENGTH,
     MAX_KIND_LENGTH,
     MAX_PRIORITY,
     MAX_REQUEST_ID_LENGTH,
@@ -45,7 +46,7 @@ from taskscheduler.core.model import (
     TaskFilter,
     TaskStatus,
 )
-from taskscheduler.core.payloads import check_payload, check_text
+from taskscheduler.core.payloads import check_json, check_payload, check_text
 from taskscheduler.core.permissions import require
 from taskscheduler.core.ports import (
     RESYNC,
@@ -90,6 +91,22 @@ class ListRequest:
     task_filter: TaskFilter = field(default_factory=TaskFilter)
     page_size: int = 0
     page_token: str = ""
+
+
+def check_filter(task_filter: TaskFilter, prefix: str = "") -> None:
+    """Refuses a filter's text fields that no task could match or SQL could not hold; `prefix`
+    is where the fields are in the request ("filter." in a bulk action's)."""
+    for name, text, most in (
+        ("kind", task_filter.kind, MAX_KIND_LENGTH),
+        ("error_type", task_filter.error_type, MAX_ERROR_TYPE_LENGTH),
+    ):
+        if len(text) > most:
+            raise InvalidArgument(prefix + name, f"must be at most {most} characters")
+        check_text(text, prefix + name)
+    if task_filter.queue:
+        check_queue_name(task_filter.queue, prefix + "queue")
+    if task_filter.payload_contains is not None:
+        check_json(task_filter.payload_contains, prefix + "payload_contains")
 
 
 @dataclass(frozen=True)
@@ -327,11 +344,7 @@ class TaskManager:
     async def list(self, caller: Caller, request: ListRequest) -> ListResult:
         require(caller, READ_SCOPE)
         page_size = paging.page_size_or_default(request.page_size)
-        if len(request.task_filter.kind) > MAX_KIND_LENGTH:
-            raise InvalidArgument("kind", "is too long")
-        check_text(request.task_filter.kind, "kind")
-        if request.task_filter.queue:
-            check_queue_name(request.task_filter.queue, "queue")
+        check_filter(request.task_filter)
         cursor = paging.decode_page_token(request.page_token, request.task_filter)
         page = await self._repository.list(caller.tenant, request.task_filter, page_size, cursor)
         token = ""

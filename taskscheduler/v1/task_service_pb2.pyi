@@ -346,6 +346,8 @@ class ListTasksRequest(_message.Message):
     SCHEDULE_ID_FIELD_NUMBER: _builtins.int
     WORKFLOW_ID_FIELD_NUMBER: _builtins.int
     TASK_ID_PREFIX_FIELD_NUMBER: _builtins.int
+    ERROR_TYPE_FIELD_NUMBER: _builtins.int
+    PAYLOAD_CONTAINS_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Most tasks to return (1 to 1000); 0 means 50."""
     page_token: _builtins.str
@@ -362,9 +364,21 @@ class ListTasksRequest(_message.Message):
     """Only tasks whose id starts with these hexadecimal digits (dashes ignored, up to 32): a
     search by the start of an id, as logs and dashboards shorten it.
     """
+    error_type: _builtins.str
+    """Only tasks whose last attempt ended with this error type (as ListFailureGroups groups
+    them); empty means any.
+    """
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_task_pb2.TaskStatus.ValueType]:
         """Only tasks in one of these statuses; empty means all."""
+
+    @_builtins.property
+    def payload_contains(self) -> _struct_pb2.Struct:
+        """Only tasks whose payload contains this object (PostgreSQL's jsonb @>: each field given,
+        nested objects alike, has the value given); unset means any. It filters the listing order
+        of the other filters rather than reading an index of payloads: narrow it by kind, queue or
+        status on a long history.
+        """
 
     def __init__(
         self,
@@ -377,10 +391,12 @@ class ListTasksRequest(_message.Message):
         schedule_id: _builtins.str = ...,
         workflow_id: _builtins.str = ...,
         task_id_prefix: _builtins.str = ...,
+        error_type: _builtins.str = ...,
+        payload_contains: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payload_contains", b"payload_contains"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "queue", b"queue", "schedule_id", b"schedule_id", "statuses", b"statuses", "task_id_prefix", b"task_id_prefix", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_type", b"error_type", "kind", b"kind", "page_size", b"page_size", "page_token", b"page_token", "payload_contains", b"payload_contains", "queue", b"queue", "schedule_id", b"schedule_id", "statuses", b"statuses", "task_id_prefix", b"task_id_prefix", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1847,6 +1863,9 @@ class TaskSelector(_message.Message):
     CREATE_TIME_BEFORE_FIELD_NUMBER: _builtins.int
     FINISH_TIME_AFTER_FIELD_NUMBER: _builtins.int
     FINISH_TIME_BEFORE_FIELD_NUMBER: _builtins.int
+    ERROR_TYPE_FIELD_NUMBER: _builtins.int
+    PAYLOAD_CONTAINS_FIELD_NUMBER: _builtins.int
+    TASK_ID_PREFIX_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """Only tasks of this kind."""
     queue: _builtins.str
@@ -1855,6 +1874,10 @@ class TaskSelector(_message.Message):
     """Only tasks made by this schedule."""
     workflow_id: _builtins.str
     """Only the steps of this workflow."""
+    error_type: _builtins.str
+    """Only tasks whose last attempt ended with this error type."""
+    task_id_prefix: _builtins.str
+    """Only tasks whose id starts with these hexadecimal digits (as ListTasksRequest's)."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_task_pb2.TaskStatus.ValueType]:
         """Only tasks in one of these statuses; empty means all."""
@@ -1875,6 +1898,10 @@ class TaskSelector(_message.Message):
     def finish_time_before(self) -> _timestamp_pb2.Timestamp:
         """Only tasks finished before this time."""
 
+    @_builtins.property
+    def payload_contains(self) -> _struct_pb2.Struct:
+        """Only tasks whose payload contains this object (as ListTasksRequest.payload_contains)."""
+
     def __init__(
         self,
         *,
@@ -1887,10 +1914,13 @@ class TaskSelector(_message.Message):
         create_time_before: _timestamp_pb2.Timestamp | None = ...,
         finish_time_after: _timestamp_pb2.Timestamp | None = ...,
         finish_time_before: _timestamp_pb2.Timestamp | None = ...,
+        error_type: _builtins.str = ...,
+        payload_contains: _struct_pb2.Struct | None = ...,
+        task_id_prefix: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "finish_time_after", b"finish_time_after", "finish_time_before", b"finish_time_before"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "finish_time_after", b"finish_time_after", "finish_time_before", b"finish_time_before", "payload_contains", b"payload_contains"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "finish_time_after", b"finish_time_after", "finish_time_before", b"finish_time_before", "kind", b"kind", "queue", b"queue", "schedule_id", b"schedule_id", "statuses", b"statuses", "workflow_id", b"workflow_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "error_type", b"error_type", "finish_time_after", b"finish_time_after", "finish_time_before", b"finish_time_before", "kind", b"kind", "payload_contains", b"payload_contains", "queue", b"queue", "schedule_id", b"schedule_id", "statuses", b"statuses", "task_id_prefix", b"task_id_prefix", "workflow_id", b"workflow_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2101,3 +2131,223 @@ class BatchRetryTasksResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BatchRetryTasksResponse: _TypeAlias = BatchRetryTasksResponse  # noqa: Y015
+
+@_typing.final
+class ListFailureGroupsRequest(_message.Message):
+    """ListFailureGroupsRequest narrows the failures grouped."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """Only tasks of this kind; empty means all."""
+    queue: _builtins.str
+    """Only tasks of this queue; empty means all."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        queue: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "queue", b"queue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFailureGroupsRequest: _TypeAlias = ListFailureGroupsRequest  # noqa: Y015
+
+@_typing.final
+class FailureGroup(_message.Message):
+    """FailureGroup is the FAILED tasks whose last attempt ended with one error type."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ERROR_TYPE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    FIRST_FINISH_TIME_FIELD_NUMBER: _builtins.int
+    LAST_FINISH_TIME_FIELD_NUMBER: _builtins.int
+    LATEST_TASK_ID_FIELD_NUMBER: _builtins.int
+    LATEST_MESSAGE_FIELD_NUMBER: _builtins.int
+    error_type: _builtins.str
+    """The error type: the exception's module and name, or one of the service's own
+    (taskscheduler.TimeoutError, taskscheduler.LeaseExpired, ...).
+    """
+    count: _builtins.int
+    """How many tasks."""
+    latest_task_id: _builtins.str
+    """Id of the latest of them."""
+    latest_message: _builtins.str
+    """The error message of the latest of them."""
+    @_builtins.property
+    def first_finish_time(self) -> _timestamp_pb2.Timestamp:
+        """When the first of them finished."""
+
+    @_builtins.property
+    def last_finish_time(self) -> _timestamp_pb2.Timestamp:
+        """When the latest of them finished."""
+
+    def __init__(
+        self,
+        *,
+        error_type: _builtins.str = ...,
+        count: _builtins.int = ...,
+        first_finish_time: _timestamp_pb2.Timestamp | None = ...,
+        last_finish_time: _timestamp_pb2.Timestamp | None = ...,
+        latest_task_id: _builtins.str = ...,
+        latest_message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_finish_time", b"first_finish_time", "last_finish_time", b"last_finish_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "error_type", b"error_type", "first_finish_time", b"first_finish_time", "last_finish_time", b"last_finish_time", "latest_message", b"latest_message", "latest_task_id", b"latest_task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FailureGroup: _TypeAlias = FailureGroup  # noqa: Y015
+
+@_typing.final
+class ListFailureGroupsResponse(_message.Message):
+    """ListFailureGroupsResponse holds the groups, most failures first (the first 100)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___FailureGroup]:
+        """The groups."""
+
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[Global___FailureGroup] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFailureGroupsResponse: _TypeAlias = ListFailureGroupsResponse  # noqa: Y015
+
+@_typing.final
+class GetActivityRequest(_message.Message):
+    """GetActivityRequest chooses the queue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_FIELD_NUMBER: _builtins.int
+    queue: _builtins.str
+    """Only this queue; empty means every queue with activity in the hour."""
+    def __init__(
+        self,
+        *,
+        queue: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["queue", b"queue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetActivityRequest: _TypeAlias = GetActivityRequest  # noqa: Y015
+
+@_typing.final
+class ActivityMinute(_message.Message):
+    """ActivityMinute is what happened in one queue in one minute."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: _builtins.int
+    SUCCEEDED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    STARTED_FIELD_NUMBER: _builtins.int
+    WAIT_P50_FIELD_NUMBER: _builtins.int
+    WAIT_P95_FIELD_NUMBER: _builtins.int
+    succeeded: _builtins.int
+    """Tasks that finished SUCCESS in it."""
+    failed: _builtins.int
+    """Tasks that finished FAILED in it."""
+    started: _builtins.int
+    """Attempts of tasks that started in it (the latest attempt of each task)."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Start of the minute."""
+
+    @_builtins.property
+    def wait_p50(self) -> _duration_pb2.Duration:
+        """Median wait of those, from when they were due (run_at) to their start."""
+
+    @_builtins.property
+    def wait_p95(self) -> _duration_pb2.Duration:
+        """95th percentile of that wait."""
+
+    def __init__(
+        self,
+        *,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        succeeded: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        started: _builtins.int = ...,
+        wait_p50: _duration_pb2.Duration | None = ...,
+        wait_p95: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time", "wait_p50", b"wait_p50", "wait_p95", b"wait_p95"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed", b"failed", "start_time", b"start_time", "started", b"started", "succeeded", b"succeeded", "wait_p50", b"wait_p50", "wait_p95", b"wait_p95"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivityMinute: _TypeAlias = ActivityMinute  # noqa: Y015
+
+@_typing.final
+class QueueActivity(_message.Message):
+    """QueueActivity is one queue's last hour, minute by minute."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_FIELD_NUMBER: _builtins.int
+    MINUTES_FIELD_NUMBER: _builtins.int
+    queue: _builtins.str
+    """Name of the queue."""
+    @_builtins.property
+    def minutes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActivityMinute]:
+        """Sixty minutes, oldest first, the current one last; minutes with nothing have zeros."""
+
+    def __init__(
+        self,
+        *,
+        queue: _builtins.str = ...,
+        minutes: _abc.Iterable[Global___ActivityMinute] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["minutes", b"minutes", "queue", b"queue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueueActivity: _TypeAlias = QueueActivity  # noqa: Y015
+
+@_typing.final
+class GetActivityResponse(_message.Message):
+    """GetActivityResponse holds the queues, by name."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def queues(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueueActivity]:
+        """The queues."""
+
+    def __init__(
+        self,
+        *,
+        queues: _abc.Iterable[Global___QueueActivity] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["queues", b"queues"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetActivityResponse: _TypeAlias = GetActivityResponse  # noqa: Y015

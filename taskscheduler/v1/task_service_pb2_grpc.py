@@ -203,6 +203,16 @@ class TaskServiceStub:
                 request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksRequest.SerializeToString,
                 response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksResponse.FromString,
                 _registered_method=True)
+        self.ListFailureGroups = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/ListFailureGroups',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListFailureGroupsRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListFailureGroupsResponse.FromString,
+                _registered_method=True)
+        self.GetActivity = channel.unary_unary(
+                '/taskscheduler.v1.TaskService/GetActivity',
+                request_serializer=taskscheduler_dot_v1_dot_task__service__pb2.GetActivityRequest.SerializeToString,
+                response_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.GetActivityResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -468,6 +478,23 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFailureGroups(self, request, context):
+        """ListFailureGroups groups the caller's FAILED tasks (the dead letters) by the error type of
+        their last attempt, most failures first: how many, when, and the latest one. Retry or
+        cancel a group with BatchRetryTasks and TaskSelector.error_type.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActivity(self, request, context):
+        """GetActivity counts, per queue and minute over the last hour, the tasks that succeeded and
+        failed and how long those that started waited for a worker, from the task records.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -635,6 +662,16 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.BatchRetryTasks,
                     request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksRequest.FromString,
                     response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksResponse.SerializeToString,
+            ),
+            'ListFailureGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFailureGroups,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.ListFailureGroupsRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.ListFailureGroupsResponse.SerializeToString,
+            ),
+            'GetActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActivity,
+                    request_deserializer=taskscheduler_dot_v1_dot_task__service__pb2.GetActivityRequest.FromString,
+                    response_serializer=taskscheduler_dot_v1_dot_task__service__pb2.GetActivityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1532,6 +1569,60 @@ class TaskService:
             '/taskscheduler.v1.TaskService/BatchRetryTasks',
             taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksRequest.SerializeToString,
             taskscheduler_dot_v1_dot_task__service__pb2.BatchRetryTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFailureGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/ListFailureGroups',
+            taskscheduler_dot_v1_dot_task__service__pb2.ListFailureGroupsRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.ListFailureGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskscheduler.v1.TaskService/GetActivity',
+            taskscheduler_dot_v1_dot_task__service__pb2.GetActivityRequest.SerializeToString,
+            taskscheduler_dot_v1_dot_task__service__pb2.GetActivityResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -147,6 +147,15 @@ class TaskServiceStub:
     matches, each as RetryTask does; task X's copy has the idempotency key "batch-retry:X",
     so that repeating it makes no second copy.
     """
+    ListFailureGroups: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.ListFailureGroupsRequest, _task_service_pb2.ListFailureGroupsResponse]
+    """ListFailureGroups groups the caller's FAILED tasks (the dead letters) by the error type of
+    their last attempt, most failures first: how many, when, and the latest one. Retry or
+    cancel a group with BatchRetryTasks and TaskSelector.error_type.
+    """
+    GetActivity: _grpc.UnaryUnaryMultiCallable[_task_service_pb2.GetActivityRequest, _task_service_pb2.GetActivityResponse]
+    """GetActivity counts, per queue and minute over the last hour, the tasks that succeeded and
+    failed and how long those that started waited for a worker, from the task records.
+    """
 
 @_typing.type_check_only
 class TaskServiceAsyncStub(TaskServiceStub):
@@ -266,6 +275,15 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """BatchRetryTasks retries up to 1,000 finished tasks named by id, or every task a filter
     matches, each as RetryTask does; task X's copy has the idempotency key "batch-retry:X",
     so that repeating it makes no second copy.
+    """
+    ListFailureGroups: _aio.UnaryUnaryMultiCallable[_task_service_pb2.ListFailureGroupsRequest, _task_service_pb2.ListFailureGroupsResponse]  # type: ignore[assignment]
+    """ListFailureGroups groups the caller's FAILED tasks (the dead letters) by the error type of
+    their last attempt, most failures first: how many, when, and the latest one. Retry or
+    cancel a group with BatchRetryTasks and TaskSelector.error_type.
+    """
+    GetActivity: _aio.UnaryUnaryMultiCallable[_task_service_pb2.GetActivityRequest, _task_service_pb2.GetActivityResponse]  # type: ignore[assignment]
+    """GetActivity counts, per queue and minute over the last hour, the tasks that succeeded and
+    failed and how long those that started waited for a worker, from the task records.
     """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -581,6 +599,27 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         """BatchRetryTasks retries up to 1,000 finished tasks named by id, or every task a filter
         matches, each as RetryTask does; task X's copy has the idempotency key "batch-retry:X",
         so that repeating it makes no second copy.
+        """
+
+    @_abc_1.abstractmethod
+    def ListFailureGroups(
+        self,
+        request: _task_service_pb2.ListFailureGroupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.ListFailureGroupsResponse, _abc.Awaitable[_task_service_pb2.ListFailureGroupsResponse]]:
+        """ListFailureGroups groups the caller's FAILED tasks (the dead letters) by the error type of
+        their last attempt, most failures first: how many, when, and the latest one. Retry or
+        cancel a group with BatchRetryTasks and TaskSelector.error_type.
+        """
+
+    @_abc_1.abstractmethod
+    def GetActivity(
+        self,
+        request: _task_service_pb2.GetActivityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_task_service_pb2.GetActivityResponse, _abc.Awaitable[_task_service_pb2.GetActivityResponse]]:
+        """GetActivity counts, per queue and minute over the last hour, the tasks that succeeded and
+        failed and how long those that started waited for a worker, from the task records.
         """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

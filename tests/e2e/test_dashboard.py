@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from taskscheduler.devstack.stack import Stack
+from tests.helpers import rest_wait_for_status
 
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +65,7 @@ def signed_in(browser: Browser, stack: Stack, tenant: str = TENANT) -> Page:
     page.fill("#token", stack.token(tenant=tenant))
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_have_text("Tasks")
+    page.wait_for_load_state()  # its scripts run: the keyboard's among them
     return page
 
 
@@ -365,3 +367,113 @@ def test_search_by_the_start_of_a_task_id(
     page.fill("#search", task["task_id"])
     page.press("#search", "Enter")
     expect(page.locator("dl.task")).to_have_attribute("data-task-id", task["task_id"])
+
+
+def test_search_by_payload_field_and_act_on_what_it_finds(
+    browser: Browser, stack: Stack, rest: httpx.Client
+) -> None:
+    customer = f"c-{datetime.now(UTC).strftime('%H%M%S%f')}"
+    later = {"kind": "demo.echo", "run_at": "2099-01-01T00:00:00+00:00"}
+    theirs = [{**later, "payload": {"customer": {"id": customer}, "n": n}} for n in range(3)]
+    others = [{**later, "payload": {"customer": {"id": "someone else"}}}] * 2
+    created = rest.post("/v1/tasks:batchCreate", json={"requests": theirs + others}).json()
+    ids = [task["task_id"] for task in created["tasks"]]
+    page = signed_in(browser, stack)
+    page.fill("#search", f"customer.id={customer}")
+    page.press("#search", "Enter")
+    rows = page.locator("table.tasks tbody tr")
+    expect(rows).to_have_count(3)
+    listed = page.locator("table.tasks tbody td:nth-child(2) a").all_inner_texts()
+    assert sorted(listed) == sorted(ids[:3])
+    page.fill("#search", f'{{"customer": {{"id": "{customer}"}}, "n": 1}}')
+    page.press("#search", "Enter")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(ids[1])
+    page.fill("#search", f"customer.id={customer}")
+    page.press("#search", "Enter")
+    page.check("#all-matching")  # every task the search matches: those three, no other
+    page.click("#bulk-cancel")
+    expect(page.locator("h1")).to_have_text("Cancel 3 tasks?")
+    page.click("#confirm")
+    expect(page.locator("#bulk-done")).to_contain_text("Cancelled 3 tasks")
+    statuses = [rest.get(f"/v1/tasks/{task_id}").json()["status"] for task_id in ids]
+    assert statuses == ["CANCELLED"] * 3 + ["SCHEDULED"] * 2
+    page.fill("#search", "customer.id={unclosed")
+    page.press("#search", "Enter")
+    expect(page.locator("h1")).to_have_text("Tasks")  # not JSON: searched as text, nothing found
+    page.fill("#search", '{"customer": ')
+    page.press("#search", "Enter")
+    expect(page.locator("main")).to_contain_text("search: is not JSON")
+
+
+def test_failures_grouped_by_error_type_retried_by_group_and_activity_charts(
+    browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    tenant = f"dashboard-failures-{datetime.now(UTC).strftime('%H%M%S%f')}"
+    once = {"kind": "demo.fail", "retry_policy": {"max_attempts": 1}}
+    requests = [
+        *[{**once, "payload": {"message": "card declined"}}] * 3,
+        *[{**once, "payload": {"message": "no such user", "retryable": False}}] * 2,
+        *[{"kind": "demo.echo"}] * 4,
+    ]
+    with rest_client(stack, tenant) as rest:
+        created = rest.post("/v1/tasks:batchCreate", json={"requests": requests}).json()["tasks"]
+        for task, wanted in zip(created, ["FAILED"] * 5 + ["SUCCESS"] * 4, strict=True):
+            rest_wait_for_status(rest, task["task_id"], wanted)
+    page = signed_in(browser, stack, tenant)
+    page.keyboard.press("6")  # the sixth section: Failures
+    expect(page.locator("h1")).to_have_text("Failures")
+    groups = page.locator("table.failures tbody tr")
+    expect(groups).to_have_count(2)
+    expect(groups.nth(0)).to_contain_text("taskscheduler.handlers.demo.DemoFailure")
+    expect(groups.nth(0).locator("td.number")).to_have_text("3")
+    expect(groups.nth(1)).to_contain_text("taskscheduler.core.kinds.NonRetryableError")
+    expect(groups.nth(1)).to_contain_text("no such user (attempt 1)")
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    page.screenshot(path=str(shots / "dashboard-failures.png"))
+
+    groups.nth(0).locator("a.error-type").click()
+    expect(page.locator("#error-type-filter")).to_contain_text("DemoFailure")
+    expect(page.locator("table.tasks tbody tr")).to_have_count(3)
+    page.go_back()
+    groups.nth(0).locator("button.retry-group").click()
+    expect(page.locator("h1")).to_have_text("Retry 3 tasks?")
+    page.click("#confirm")
+    expect(page.locator("#bulk-done")).to_contain_text("Retried 3 tasks")
+
+    page.keyboard.press("7")  # Activity
+    expect(page.locator("h1")).to_have_text("Activity")
+    chart = page.locator("section.queue-activity#queue-default")
+    # The three copies fail as well (5 + 3); the charts follow without a reload.
+    expect(chart.locator(".total.failed")).to_have_text("8", timeout=30_000)
+    expect(chart.locator(".total.succeeded")).to_have_text("4")
+    expect(chart.locator("rect.failed")).not_to_have_count(0)
+    expect(chart.locator("polyline.p50")).to_have_attribute("points", re.compile(r"\d"))
+    page.screenshot(path=str(shots / "dashboard-activity.png"), full_page=True)
+    with rest_client(stack, tenant) as rest:
+        rest.post("/v1/tasks", json={"kind": "demo.echo"})
+    expect(chart.locator(".total.succeeded")).to_have_text("5", timeout=30_000)
+
+
+def test_the_keyboard_moves_through_rows_and_opens_them(
+    browser: Browser, stack: Stack, rest: httpx.Client
+) -> None:
+    task = rest.post("/v1/tasks", json={"kind": "demo.echo"}).json()
+    page = signed_in(browser, stack)
+    page.keyboard.press("?")
+    expect(page.locator("dialog#keys")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("dialog#keys")).to_be_hidden()
+    page.keyboard.press("/")
+    expect(page.locator("#search")).to_be_focused()
+    page.keyboard.type(task["task_id"][:13])
+    page.keyboard.press("Enter")
+    page.locator("#search").blur()
+    page.keyboard.press("j")
+    expect(page.locator("table.tasks tbody tr.current")).to_contain_text(task["task_id"])
+    page.keyboard.press("x")
+    expect(page.locator("tr.current input[name=task_id]")).to_be_checked()
+    page.keyboard.press("o")
+    expect(page.locator("dl.task")).to_have_attribute("data-task-id", task["task_id"])
+    page.keyboard.press("5")
+    expect(page.locator("h1")).to_have_text("Workers")

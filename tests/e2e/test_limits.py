@@ -31,6 +31,7 @@ NOT_WALKED = {
     "QUEUE_NAME_RULE": "the text of QUEUE_NAME_PATTERN's refusal, walked with it",
     "MAX_ERROR_MESSAGE_CHARS": "what a worker keeps of a handler's error, not what a caller sends",
     "MAX_BULK_REPORTED": "how many a bulk answer names, not what a caller sends",
+    "MAX_FAILURE_GROUPS": "how many error types ListFailureGroups answers, not what a caller sends",
     "BULK_PAGE_SIZE": "how many tasks a bulk action reads at a time (tests/integration/"
     "test_bulk.py acts on three pages)",
     "MAX_PROGRESS_MESSAGE_CHARS": "what a worker keeps of a handler's progress message "
@@ -189,6 +190,23 @@ WALKS = [
         "k" * (limits.MAX_KIND_LENGTH + 1),
         lambda v: grpc_list(kind=v),
         lambda v: rest_list(kind=v),
+    ),
+    Walk(
+        "MAX_ERROR_TYPE_LENGTH",
+        "error_type",
+        "e" * limits.MAX_ERROR_TYPE_LENGTH,
+        "e" * (limits.MAX_ERROR_TYPE_LENGTH + 1),
+        lambda v: grpc_list(error_type=v),
+        lambda v: rest_list(error_type=v),
+    ),
+    Walk(
+        "MAX_SEARCH_LENGTH",
+        "search",
+        "k=" + "v" * (limits.MAX_SEARCH_LENGTH - 2),  # a payload field: no id prefix is that long
+        "k=" + "v" * (limits.MAX_SEARCH_LENGTH - 1),
+        None,
+        lambda v: RestCall("GET", "/dashboard", params={"search": v}),
+        not_on="the dashboard's search box; the api bounds each field it becomes",
     ),
     Walk(
         "MAX_REQUEST_ID_LENGTH",

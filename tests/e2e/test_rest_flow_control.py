@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from taskscheduler.devstack.stack import Stack
+from tests.helpers import rest_wait_for_status
 
 pytestmark = pytest.mark.e2e
 
@@ -52,13 +53,6 @@ def problem_of(response: httpx.Response, status: int) -> dict[str, Any]:
 def ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, response.text
     return response.json()
-
-
-def wait_for_status(client: httpx.Client, task_id: str, wanted: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while (status := ok(client.get(f"/v1/tasks/{task_id}"))["status"]) != wanted:
-        assert time.monotonic() < deadline, f"{task_id} stuck at {status}"
-        time.sleep(0.05)
 
 
 # -- queues ----------------------------------------------------------------------------------
@@ -206,7 +200,7 @@ def test_a_paused_queue_holds_its_tasks_until_resumed(client: httpx.Client) -> N
     time.sleep(1)  # time enough for a dispatcher to let it through, were the queue running
     assert ok(client.get(f"/v1/tasks/{task['task_id']}"))["status"] == "PENDING"
     ok(client.post("/v1/queues/held:resume"))
-    wait_for_status(client, task["task_id"], "SUCCESS")
+    rest_wait_for_status(client, task["task_id"], "SUCCESS")
     done = ok(client.get(f"/v1/tasks/{task['task_id']}"))
     assert done["result"] == {"n": 1}
     assert (done["queue"], done["priority"], done["concurrency_key"]) == ("held", 9, "")
@@ -496,7 +490,7 @@ def test_a_paused_schedule_can_be_triggered_and_its_task_runs(client: httpx.Clie
     assert paused["paused"] is True and paused["next_fire_times"] == []
     task = ok(client.post(f"/v1/schedules/{schedule_id}:trigger"), 201)
     assert task["queue"] == "cron-jobs" and task["schedule_id"] == schedule_id
-    wait_for_status(client, task["task_id"], "SUCCESS")
+    rest_wait_for_status(client, task["task_id"], "SUCCESS")
 
 
 def test_another_tenants_schedule_is_not_found(stack: Stack, client: httpx.Client) -> None:

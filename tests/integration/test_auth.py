@@ -434,6 +434,10 @@ EVERY_RPC: dict[str, tuple[str, Callable[[Ids], Message]]] = {
     # assert_untouched sees the owner's task still waiting.
     "BatchCancelTasks": (WRITE, lambda ids: pb.BatchCancelTasksRequest(task_ids=[ids.task])),
     "BatchRetryTasks": (WRITE, lambda ids: pb.BatchRetryTasksRequest(task_ids=[ids.task])),
+    # OK and empty for an intruder: what the caller's own tasks make (test_insights.py shows
+    # another tenant's failures and activity left out).
+    "ListFailureGroups": (READ, lambda ids: pb.ListFailureGroupsRequest(queue=ids.queue)),
+    "GetActivity": (READ, lambda ids: pb.GetActivityRequest(queue=ids.queue)),
     # Last: it makes the intruder a queue of the owner's queue's name (its own, in its tenant).
     "CreateQueue": (
         WRITE,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from taskscheduler.v1 import queue_pb2, task_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
-from tests.helpers import request, schedule, wait_for_status
+from tests.helpers import eventually, request, schedule, wait_for_status
 from tests.servers import ServiceProcess
 
 Code = pb.WaitReasonCode
@@ -52,13 +51,6 @@ async def in_queue(
     return await schedule(stub, message)
 
 
-async def wait_until_async(condition: Callable[[], Awaitable[bool]], within: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-
-
 # First, before any worker of this module starts: every worker row was cleared by clean_db.
 async def test_no_worker_and_dispatched_waiting_for_one(
     clean_db: None, stub: TaskServiceStub, dispatcher: ServiceProcess
@@ -70,7 +62,7 @@ async def test_no_worker_and_dispatched_waiting_for_one(
             await explain(stub, task.id)
         )
 
-    await wait_until_async(dispatched)
+    await eventually(dispatched)
     explained = await explain(stub, task.id)
     assert explained.status == task_pb2.TASK_STATUS_PENDING
     assert codes(explained) == [
@@ -93,7 +85,7 @@ async def running_worker(
         listed = await stub.ListWorkers(pb.ListWorkersRequest())
         return len(listed.workers) >= 3
 
-    await wait_until_async(registered)
+    await eventually(registered)
     yield
 
 

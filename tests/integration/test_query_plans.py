@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,6 +22,7 @@ from taskscheduler.adapters.postgres.due_tasks import (
     _next_by_key,
     _next_in_order,
 )
+from taskscheduler.adapters.postgres.insights import _failure_groups, _finished, _started
 from taskscheduler.adapters.postgres.queue_repository import QUEUE_DEPTHS
 from taskscheduler.adapters.postgres.schema import (
     FINISHED,
@@ -52,6 +53,7 @@ SOME_ID = uuid.UUID("00000000-0000-4000-8000-000000000000")
 LISTING = sa.select(tasks).where(tasks.c.tenant == TENANT)
 NEWEST_FIRST = (tasks.c.created_at.desc(), tasks.c.id.desc())
 OF_QUEUE = (tasks.c.tenant == TENANT, tasks.c.queue == "emails")
+AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
 HOT_QUERIES: dict[str, tuple[Any, str | tuple[str, ...]]] = {
     "GetTask": (
@@ -161,6 +163,19 @@ HOT_QUERIES: dict[str, tuple[Any, str | tuple[str, ...]]] = {
         .order_by(schedules.c.next_fire_at)
         .limit(100),
         "ix_schedules_next_fire_at",
+    ),
+    "ListFailureGroups": (
+        _failure_groups(TENANT, "", "", 100),
+        ("ix_tasks_tenant_status_created_at_id", "pk_task_attempts", "ix_tasks_finished_at"),
+    ),
+    "GetActivity, finished": (
+        _finished(TENANT, "").params(since=AN_HOUR_AGO),
+        "ix_tasks_finished_at",  # the hour bounds what is read, whatever the history
+    ),
+    "GetActivity, started": (
+        _started(TENANT, "").params(since=AN_HOUR_AGO),
+        # the finished ones from the narrower of the finish-time and tenant-status indexes
+        "ix_tasks_lease_expires_at",
     ),
     "lost messages": (
         _claimable(UNCLAIMED_TOO_LONG, tasks.c.republish_at, 100),

@@ -71,12 +71,11 @@ def new_task(
         id=uuid.uuid4(),
         tenant=tenant,
         kind="demo.echo",
-        payload={"n": 1},
         status=status,
         retry_policy=RetryPolicy(max_attempts=max_attempts),
         timeout=None,
         run_at=datetime.now(UTC),
-        **fields,
+        **{"payload": {"n": 1}, **fields},
     )
 
 
@@ -195,6 +194,45 @@ async def test_pages_are_newest_first_and_filtered(stores: Stores) -> None:
     everything = await stores.tasks.list(T, TaskFilter(), 10, None)
     assert scheduled.id in {task.id for task in everything.tasks}
     assert (await stores.tasks.list("tenant-b", TaskFilter(), 10, None)).tasks == []
+
+
+async def test_tasks_are_filtered_by_payload_contents_as_jsonb_contains(stores: Stores) -> None:
+    payloads: list[dict[str, Any]] = [
+        {"to": "a@b.c", "tags": ["x", "y"], "n": 3, "vip": True, "customer": {"id": "c1"}},
+        {"to": "a@b.c", "tags": ["y"], "n": 3.5, "vip": False},
+        {"to": "other", "n": 1, "customer": {"id": "c1", "plan": "pro"}},
+    ]
+    ids = [(await stores.tasks.insert(new_task(payload=p)))[0].id for p in payloads]
+
+    async def matching(part: dict[str, Any]) -> set[int]:
+        found = await stores.tasks.list(T, TaskFilter(payload_contains=part), 10, None)
+        return {ids.index(task.id) for task in found.tasks}
+
+    assert await matching({"to": "a@b.c"}) == {0, 1}
+    assert await matching({"tags": ["y"]}) == {0, 1}
+    assert await matching({"tags": ["x", "y"], "n": 3.0}) == {0}  # numbers equal by value
+    assert await matching({"customer": {"id": "c1"}}) == {0, 2}
+    assert await matching({"vip": True}) == {0}
+    assert await matching({"n": True}) == set()  # true is not 1
+    assert await matching({"customer": "c1"}) == set()
+    assert await matching({}) == {0, 1, 2}
+
+
+async def test_tasks_are_filtered_by_their_last_attempts_error_type(stores: Stores) -> None:
+    failed, _ = await stores.tasks.insert(new_task(max_attempts=1))
+    retrying, _ = await stores.tasks.insert(new_task(max_attempts=2))
+    other, _ = await stores.tasks.insert(new_task(max_attempts=1))
+    await stores.tasks.insert(new_task())  # no attempt yet: no error type
+    for task, error in ((failed, ERROR), (retrying, ERROR), (other, AttemptError("x.Other", ""))):
+        stores.attempts.fail(task.id, stores.claim(task.id).attempt, error, timedelta(hours=1))
+
+    async def matching(error_type: str) -> set[uuid.UUID]:
+        found = await stores.tasks.list(T, TaskFilter(error_type=error_type), 10, None)
+        return {task.id for task in found.tasks}
+
+    assert await matching("builtins.ValueError") == {failed.id, retrying.id}
+    assert await matching("x.Other") == {other.id}
+    assert await matching("builtins.KeyError") == set()
 
 
 async def test_cancel_ends_a_waiting_task_and_marks_a_running_one(stores: Stores) -> None:

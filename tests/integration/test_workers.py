@@ -27,7 +27,7 @@ from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 from tests import helpers
 from tests.conftest import TEST_SECRET
-from tests.helpers import request, schedule, wait_for_status
+from tests.helpers import eventually, request, schedule, wait_for_status
 from tests.servers import Servers, ServiceProcess, fresh_database, start_worker
 
 
@@ -54,11 +54,7 @@ async def wait_for_processes(
             return processes
         return None
 
-    for _ in range(200):
-        if (processes := await reached()) is not None:
-            return processes
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not {count} processes in {state}: {await processes_of(stub, main_pid)}")
+    return await eventually(reached)
 
 
 @pytest.fixture
@@ -82,9 +78,12 @@ async def test_a_worker_registers_its_processes_and_heartbeats(
         assert process.concurrency == 1 and process.celery_hostname == main.celery_hostname
         assert process.name == f"{process.host}:{process.pid}"
     first_beat = main.heartbeat_time.ToDatetime()
-    await asyncio.sleep(2.5)
-    (again, *_) = await processes_of(stub, own_worker.popen.pid)
-    assert again.heartbeat_time.ToDatetime() > first_beat
+
+    async def beaten_again() -> worker_pb2.Worker | None:
+        (again, *_) = await processes_of(stub, own_worker.popen.pid)
+        return again if again.heartbeat_time.ToDatetime() > first_beat else None
+
+    again = await eventually(beaten_again, within=5)  # a beat a second
     assert again.start_time == main.start_time
 
 

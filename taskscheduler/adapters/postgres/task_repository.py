@@ -268,6 +268,23 @@ def _time_windows(task_filter: TaskFilter) -> list[sa.ColumnElement[bool]]:
     return windows
 
 
+def _content(task_filter: TaskFilter) -> list[sa.ColumnElement[bool]]:
+    """The filter's conditions on what no index holds (its last error's type, its payload):
+    checked on the rows the listing order reads."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if task_filter.error_type:
+        conditions.append(
+            sa.exists().where(
+                task_attempts.c.task_id == tasks.c.id,
+                task_attempts.c.number == tasks.c.attempt,
+                task_attempts.c.error_type == task_filter.error_type,
+            )
+        )
+    if task_filter.payload_contains is not None:
+        conditions.append(tasks.c.payload.contains(task_filter.payload_contains))
+    return conditions
+
+
 def _message(new: NewTask) -> TaskMessage:
     """The first attempt of a task just stored."""
     return TaskMessage(new.id, 1, new.timeout, new.queue, new.traceparent)
@@ -498,7 +515,7 @@ class PostgresTaskRepository:
             query = query.where(tasks.c.schedule_id == task_filter.schedule_id)
         if task_filter.workflow_id is not None:
             query = query.where(tasks.c.workflow_id == task_filter.workflow_id)
-        query = query.where(*_time_windows(task_filter))
+        query = query.where(*_time_windows(task_filter), *_content(task_filter))
         if task_filter.id_range is not None:
             low, high = task_filter.id_range
             query = query.where(tasks.c.id >= low)
