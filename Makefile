@@ -58,7 +58,7 @@ bench: $(INSTALLED)
 bench-quick: $(INSTALLED)
 	$(BIN)/python -m bench --quick --out $(or $(OUT),bench/results)
 
-## chaos: the fault suite, 3,000 tasks through killed workers, api and dispatcher, Redis and PostgreSQL restarts
+## chaos: the fault suite, 3,000 tasks through killed workers, api and dispatcher, Redis restarts, PostgreSQL crashes and restarts
 chaos: $(INSTALLED)
 	$(BIN)/python -m chaos.suite --tasks 3000 --rate 100
 

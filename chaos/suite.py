@@ -2,7 +2,8 @@
 fan-outs with their fan-in, steps that spawn children) flow through the real stack, worker pool
 processes are SIGKILLed again and again, the worker's main process is killed and restarted,
 Redis is restarted empty, a dispatcher exits between commit and publish (fault injection) and is
-restarted, the api is killed amid calls, and PostgreSQL is stopped and started. Then every
+restarted, the api is killed amid calls, PostgreSQL is stopped and started, and it crashes
+twice (an immediate shutdown, no checkpoint: crash recovery at the next start). Then every
 accepted task and workflow must reach a terminal state, no request may have made two tasks, no
 attempt may have run twice, and no step may have started before its dependencies succeeded.
 
@@ -42,6 +43,7 @@ from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 T = TypeVar("T")
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 SPAWNED_PARTS = 5  # children of each chaos.spawn step (and one fan-in)
+CRASHES = 2  # PostgreSQL crashes (immediate shutdowns) in a run
 RETRYABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 FAULT_KINDS = (
     "SIGKILL worker pool process",
@@ -50,6 +52,7 @@ FAULT_KINDS = (
     "dispatcher exited with code 70",
     "SIGKILL api",
     "PostgreSQL stopped",
+    "PostgreSQL crashed",
 )
 
 
@@ -91,6 +94,7 @@ class Report:
     faults: list[str] = field(default_factory=list)
     unfinished_at_faults: list[int] = field(default_factory=list)
     unexpected_exits: list[str] = field(default_factory=list)
+    crash_recoveries: int = 0  # starts of PostgreSQL that replayed the WAL after a crash
     seconds: float = 0.0
     log: str = ""
 
@@ -113,6 +117,7 @@ class Report:
             and self.acknowledged == self.attempted > 0
             and not self.missing_faults
             and not self.unexpected_exits
+            and self.crash_recoveries >= CRASHES
         )
 
 
@@ -236,16 +241,18 @@ class Chaos:
     def _inject_faults(self) -> None:
         self._wait_for_pool()
         duration = self.config.tasks / self.config.rate
-        step = duration / (self.config.pool_kills + 6)
         faults = [
             *[self._kill_a_pool_process] * (self.config.pool_kills // 2),
             self._restart_worker,
+            self._crash_postgres,  # the first of CRASHES
             self._restart_redis_empty,
             self._crash_dispatcher,
             self._restart_api,
             *[self._kill_a_pool_process] * (self.config.pool_kills - self.config.pool_kills // 2),
+            self._crash_postgres,
             self._stop_and_start_postgres,
         ]
+        step = duration / len(faults)
         try:
             for fault in faults:
                 time.sleep(step)
@@ -330,6 +337,17 @@ class Chaos:
         time.sleep(self.config.postgres_down_seconds)
         self.stack.postgres.start()
         self._fault("PostgreSQL started")
+
+    def _crash_postgres(self) -> None:
+        """PostgreSQL killed as a power cut leaves it (no checkpoint) while tasks are accepted
+        and completed, then started: it replays its WAL, and what it acknowledged is there."""
+        assert self.stack.postgres is not None
+        self.stack.postgres.crash()
+        self._fault("PostgreSQL crashed (immediate shutdown, no checkpoint)")
+        time.sleep(self.config.postgres_down_seconds / 3)
+        self.stack.postgres.start()
+        self.report.crash_recoveries = self.stack.postgres.recoveries()
+        self._fault(f"PostgreSQL started: crash recovery {self.report.crash_recoveries}")
 
     def _supervise(self) -> None:
         """Restarts a process that exited, as systemd or Kubernetes would. An exit the suite did
@@ -561,6 +579,7 @@ def print_report(report: Report) -> None:
         ("unfinished tasks when each fault began", report.unfinished_at_faults),
         ("faults missing from the run", report.missing_faults),
         ("exits the suite did not cause", report.unexpected_exits),
+        ("PostgreSQL starts that ran crash recovery", report.crash_recoveries),
         ("run time (s)", report.seconds),
         ("logs of every process", report.log),
     ):

@@ -93,6 +93,10 @@ Port = Annotated[int, _bounded(0, MAX_PORT)]
 Processes = Annotated[int, _bounded(1, MAX_PROCESSES)]
 
 
+AMQP_SCHEMES = ("amqp", "amqps")
+BROKER_SCHEMES = ("redis", "rediss", *AMQP_SCHEMES)
+
+
 class Settings(BaseSettings):
     """Every setting of every process; TASKSCHED_ prefixed, except DATABASE_URL and REDIS_URL."""
 
@@ -109,7 +113,13 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "TASKSCHED_REDIS_URL"),
-        description="The Celery broker: redis://host:6379/0",
+        description="Redis: the Celery broker unless BROKER_URL is set, and the rate limiter's",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("BROKER_URL", "TASKSCHED_BROKER_URL"),
+        description="The Celery broker when not REDIS_URL: amqp://user:pass@host:5672// "
+        "(RabbitMQ: quorum queues, publisher confirms)",
     )
     environment: Literal["development", "production"] = Field(
         default="development", description="development or production (a typo is refused)"
@@ -305,6 +315,13 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, url: str | None) -> str | None:
+        if url is not None and urlsplit(url).scheme not in BROKER_SCHEMES:
+            raise ValueError(f"BROKER_URL must be one of {', '.join(BROKER_SCHEMES)}:// URLs")
+        return url
+
     @field_validator("handler_modules", "worker_queues", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
@@ -336,6 +353,15 @@ class Settings(BaseSettings):
             backoff_multiplier=self.default_backoff_multiplier,
             jitter=self.default_jitter,
         )
+
+    @property
+    def celery_broker_url(self) -> str:
+        """The broker Celery uses: BROKER_URL, else REDIS_URL."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def broker_is_rabbitmq(self) -> bool:
+        return urlsplit(self.celery_broker_url).scheme in AMQP_SCHEMES
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -91,9 +91,9 @@ def celery_queue_name(settings: Settings, queue: str) -> str:
 
 
 def make_celery_app(settings: Settings) -> Celery:
-    app = Celery("taskscheduler", broker=settings.redis_url, set_as_current=False)
+    app = Celery("taskscheduler", broker=settings.celery_broker_url, set_as_current=False)
+    app.conf.update(**(_rabbitmq() if settings.broker_is_rabbitmq else _redis()))
     app.conf.update(
-        broker_transport=redis_transport.TRANSPORT,
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
@@ -111,6 +111,24 @@ def make_celery_app(settings: Settings) -> Celery:
         enable_utc=True,
     )
     return app
+
+
+def _redis() -> dict[str, Any]:
+    return {"broker_transport": redis_transport.TRANSPORT}
+
+
+def _rabbitmq() -> dict[str, Any]:
+    """Quorum queues (replicated by Raft across the cluster's nodes, durable, and what RabbitMQ
+    recommends for data safety) for every Celery queue, declared as workers and publishers
+    first use them; publisher confirms, so that a publish returns once the broker holds the
+    message, and persistent messages. Celery sees the quorum queues and sets its prefetch per
+    consumer (they have no global QoS)."""
+    return {
+        "task_default_queue_type": "quorum",
+        "task_create_missing_queue_type": "quorum",
+        "task_default_delivery_mode": "persistent",
+        "broker_transport_options": {"confirm_publish": True},
+    }
 
 
 class CeleryPublisher:

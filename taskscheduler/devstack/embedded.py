@@ -124,16 +124,33 @@ class EmbeddedPostgres:
     def stop(self, timeout: float = 60) -> None:
         """A fast shutdown (SIGINT to the postmaster, as `pg_ctl -m fast stop` sends), done
         without pg_ctl, which was seen to crash now and then while the server was busy."""
+        if not self._signal(signal.SIGINT, timeout):
+            self._signal(signal.SIGQUIT, timeout)  # an immediate shutdown; recovery runs at start
+
+    def crash(self, timeout: float = 60) -> None:
+        """An immediate shutdown (SIGQUIT, as `pg_ctl -m immediate stop` sends): the server
+        stops at once, without a checkpoint, as a power cut leaves it; the next start replays
+        the WAL from the last checkpoint (crash recovery)."""
+        self._signal(signal.SIGQUIT, timeout)
+
+    def _signal(self, number: signal.Signals, timeout: float) -> bool:
+        """Sends `number` to the postmaster; whether it had stopped within `timeout` s."""
         pid = self._postmaster_pid()
         if pid is None or not self.is_running():
-            return
-        os.kill(pid, signal.SIGINT)
+            return True
+        os.kill(pid, number)
         deadline = time.monotonic() + timeout
         while self._postmaster_pid() == pid and self.is_running():
             if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGQUIT)  # an immediate shutdown; recovery runs at start
-                deadline = time.monotonic() + timeout
+                return False
             time.sleep(0.05)
+        return True
+
+    def recoveries(self) -> int:
+        """How many starts found the server not properly shut down (its log says so)."""
+        log = self.data_dir / "server.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return text.count("automatic recovery in progress")
 
     def create_database(self, name: str) -> None:
         import psycopg

@@ -1,12 +1,13 @@
 """The short fault suite: tasks and workflows flow while workers are killed, Redis restarts
-empty, a dispatcher exits between commit and publish, the api is killed, and PostgreSQL stops;
-none may be lost, made twice or run twice, and no step may start before its dependencies."""
+empty, a dispatcher exits between commit and publish, the api is killed, PostgreSQL stops, and
+it crashes twice without a checkpoint; none may be lost, made twice or run twice, and no step may
+start before its dependencies."""
 
 from __future__ import annotations
 
 import pytest
 
-from chaos.suite import Chaos, ChaosConfig
+from chaos.suite import CRASHES, Chaos, ChaosConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +31,8 @@ def test_no_task_is_lost_or_executed_twice_under_faults() -> None:
     assert report.missing_faults == [], report.faults
     assert min(report.unfinished_at_faults) > 0, report.unfinished_at_faults
     assert report.unexpected_exits == [], report.unexpected_exits
+    # Each crash was one: the next start of PostgreSQL replayed the WAL.
+    assert report.crash_recoveries >= CRASHES, report.faults
     # A killed busy worker's task ran again after its lease, and the dispatcher's crash between
     # commit and publish left tasks that the repair loop published again.
     assert report.recovered_from_lost_workers > 0, report
