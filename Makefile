@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 # gRPC's fork handlers then crashed forked children now and then (SIGSEGV before their exec).
 export GRPC_ENABLE_FORK_SUPPORT := false
 
-.PHONY: run test gen lint clean bench bench-quick chaos token flower browser
+.PHONY: run test gen lint clean bench bench-quick chaos token flower browser rabbitmq
 
 CLIENT_DIST := distributions/client
 
@@ -28,7 +28,7 @@ run: $(INSTALLED)
 	$(BIN)/python -m taskscheduler.devstack
 
 ## test: lint, then the whole suite (unit, integration, end to end) on real servers
-test: lint browser
+test: lint browser rabbitmq
 	$(BIN)/python -m pytest
 
 ## browser: Debian's chromium, which the dashboard's browser test drives (Playwright)
@@ -38,6 +38,13 @@ browser:
 	  || $(SUDO) apt-get install -y -q chromium >/dev/null \
 	  || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null) \
 	  || echo "chromium could not be installed: the dashboard's browser test will be skipped"
+
+## rabbitmq: Debian's rabbitmq-server, of which the broker tests run a node of their own
+rabbitmq:
+	@ls /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server >/dev/null 2>&1 \
+	  || $(SUDO) apt-get install -y -q rabbitmq-server >/dev/null \
+	  || ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q rabbitmq-server >/dev/null) \
+	  || echo "rabbitmq-server could not be installed: the RabbitMQ broker tests will be skipped"
 
 ## token: a bearer token for the stack of `make run` (TENANT=..., SCOPES="tasks:read tasks:write")
 TENANT ?= dev

@@ -318,7 +318,9 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _known_broker(cls, url: str | None) -> str | None:
-        if url is not None and urlsplit(url).scheme not in BROKER_SCHEMES:
+        if not url:
+            return None  # BROKER_URL= (empty): REDIS_URL's Redis
+        if urlsplit(url).scheme not in BROKER_SCHEMES:
             raise ValueError(f"BROKER_URL must be one of {', '.join(BROKER_SCHEMES)}:// URLs")
         return url
 

@@ -78,6 +78,7 @@ def process_env(settings: Settings) -> dict[str, str]:
     env.update(
         DATABASE_URL=settings.database_url,
         REDIS_URL=settings.redis_url,
+        BROKER_URL=settings.broker_url or "",  # empty: REDIS_URL's Redis
         TASKSCHED_CELERY_QUEUE=settings.celery_queue,
         TASKSCHED_DISPATCHER_IDLE_POLL_SECONDS=str(settings.dispatcher_idle_poll_seconds),
         TASKSCHED_LEASE_SECONDS=str(settings.lease_seconds),

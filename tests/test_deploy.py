@@ -13,6 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pydantic import AliasChoices
 
 from taskscheduler.devstack.stack import Stack, StackConfig
 from taskscheduler.settings import Settings
@@ -22,8 +23,12 @@ MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 IMAGE = f"taskscheduler:{VERSION}"
 DEFAULTS = Settings()
-SETTING_NAMES = {"DATABASE_URL", "REDIS_URL"} | {
-    f"TASKSCHED_{name.upper()}" for name in Settings.model_fields
+SETTING_NAMES = {f"TASKSCHED_{name.upper()}" for name in Settings.model_fields} | {
+    alias  # DATABASE_URL, REDIS_URL, BROKER_URL: the names without the prefix
+    for field in Settings.model_fields.values()
+    if isinstance(field.validation_alias, AliasChoices)
+    for alias in field.validation_alias.choices
+    if isinstance(alias, str)
 }
 
 

@@ -55,7 +55,8 @@ class QueueWatcher(bootsteps.StartStopStep):  # type: ignore[misc]
         # Celery stops and starts the same step on a broker reconnect: a fresh event each time.
         self._stopping = threading.Event()
         self._read_names()
-        self._apply(c)
+        # Applied on the consumer's timer only, once its loop runs: consuming from a queue
+        # before then lets RabbitMQ push a message that the consumer has no callback for yet.
         stopping = self._stopping
         threading.Thread(
             target=self._watch, args=(stopping,), name="queue-watcher", daemon=True

@@ -215,3 +215,76 @@ class EmbeddedRedis:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+
+RABBITMQ_RELEASES = Path("/usr/lib/rabbitmq/lib")  # Debian's rabbitmq-server package
+
+
+def rabbitmq_server() -> str | None:
+    """The release's own rabbitmq-server script, when this machine has the package: not the
+    /usr/sbin wrapper, which runs the node as the rabbitmq user with the system's settings."""
+    scripts = sorted(RABBITMQ_RELEASES.glob("rabbitmq_server-*/sbin/rabbitmq-server"))
+    return str(scripts[-1]) if scripts else shutil.which("rabbitmq-server")
+
+
+class EmbeddedRabbitMQ:
+    """A RabbitMQ node of our own (Debian's rabbitmq-server), under a data folder: its own node
+    name, ports, configuration and Erlang cookie, so that it runs beside a system one."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self._dist_port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _environment(self) -> dict[str, str]:
+        base = self.data_dir
+        return dict(
+            os.environ,
+            HOME=str(base),  # its Erlang cookie
+            RABBITMQ_NODENAME=f"taskscheduler-{self.port}@localhost",
+            RABBITMQ_DIST_PORT=str(self._dist_port),
+            RABBITMQ_CONFIG_FILE=str(base / "rabbitmq.conf"),
+            RABBITMQ_CONF_ENV_FILE=str(base / "rabbitmq-env.conf"),  # not the system's
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(base / "enabled_plugins"),
+            RABBITMQ_MNESIA_BASE=str(base / "mnesia"),
+            RABBITMQ_LOG_BASE=str(base / "log"),
+        )
+
+    def start(self, timeout: float = 90) -> None:
+        program = rabbitmq_server()
+        if program is None:
+            raise FileNotFoundError("rabbitmq-server is not installed (apt-get install it)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{self.port}\n")
+        (self.data_dir / "rabbitmq-env.conf").write_text("")
+        (self.data_dir / "enabled_plugins").write_text("[].\n")
+        log = (self.data_dir / "server.log").open("ab")
+        self._process = subprocess.Popen(
+            [program],
+            env=self._environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, timeout=timeout)
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM: the node stops cleanly, its durable queues and persistent messages kept."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

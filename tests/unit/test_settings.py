@@ -128,3 +128,26 @@ def test_a_worker_queue_that_is_no_queue_name_fails_the_start(
     monkeypatch.setenv("TASKSCHED_WORKER_QUEUES", "emails,Not A Queue")
     with pytest.raises(ValidationError, match="TASKSCHED_WORKER_QUEUES: 'Not A Queue'"):
         Settings()
+
+
+def test_a_broker_url_of_no_known_broker_fails_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BROKER_URL", "kafka://127.0.0.1:9092")
+    with pytest.raises(ValidationError, match="BROKER_URL must be one of redis, rediss, amqp"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("broker_url", "used", "rabbitmq"),
+    [
+        ("", "redis://r:6379/0", False),
+        ("amqp://guest:guest@mq:5672//", "amqp://guest:guest@mq:5672//", True),
+        ("rediss://other:6380/1", "rediss://other:6380/1", False),
+    ],
+)
+def test_the_broker_is_broker_url_else_redis_url(
+    monkeypatch: pytest.MonkeyPatch, broker_url: str, used: str, rabbitmq: bool
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://r:6379/0")
+    monkeypatch.setenv("BROKER_URL", broker_url)
+    settings = Settings()
+    assert (settings.celery_broker_url, settings.broker_is_rabbitmq) == (used, rabbitmq)
