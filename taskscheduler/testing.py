@@ -402,7 +402,7 @@ class InMemoryTaskRepository:
             found = [
                 self._db.task(row, with_attempts=False)
                 for row in self._db.rows.values()
-                if _matches(self._db.task(row), tenant, task_filter, after)
+                if _matches(row, tenant, task_filter, after)
             ]
         found.sort(key=lambda task: (task.create_time, task.id), reverse=True)
         page = found[:page_size]
@@ -440,7 +440,8 @@ class InMemoryTaskRepository:
             return self._db.task(row)
 
 
-def _matches(task: Task, tenant: str, task_filter: TaskFilter, after: PageCursor | None) -> bool:
+def _matches(row: _Row, tenant: str, task_filter: TaskFilter, after: PageCursor | None) -> bool:
+    task = row.task
     if task.tenant != tenant:
         return False
     if task_filter.statuses and task.status not in task_filter.statuses:
@@ -455,7 +456,7 @@ def _matches(task: Task, tenant: str, task_filter: TaskFilter, after: PageCursor
         low, high = task_filter.id_range
         if task.id < low or (high is not None and task.id >= high):
             return False
-    if task_filter.error_type and _last_error_type(task) != task_filter.error_type:
+    if task_filter.error_type and _last_error_type(row) != task_filter.error_type:
         return False
     if task_filter.payload_contains is not None and not contains(
         task.payload, task_filter.payload_contains
@@ -472,8 +473,8 @@ def _matches(task: Task, tenant: str, task_filter: TaskFilter, after: PageCursor
     return after is None or (task.create_time, task.id) < (after.create_time, after.task_id)
 
 
-def _last_error_type(task: Task) -> str:
-    last = [attempt for attempt in task.attempts if attempt.number == task.attempt]
+def _last_error_type(row: _Row) -> str:
+    last = [attempt for attempt in row.attempts if attempt.number == row.task.attempt]
     return last[0].error_type if last else ""
 
 

@@ -120,10 +120,7 @@ def list_tasks(
     as_json: AsJson = False,
 ) -> None:
     """List tasks, newest first."""
-    try:
-        statuses = [TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in status or []]
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--status") from None
+    statuses = statuses_of(status)
     contained = parse_payload(payload, "--payload") if payload else None
     with connected(address, token) as client:
         found = client.list(
@@ -183,21 +180,34 @@ def since_time(since: str) -> datetime:
         ) from None
 
 
-def selector(
-    status: list[str] | None, kind: str, queue: str, since: str, since_field: str, error_type: str
-) -> Selector:
-    if not (status or kind or queue or since or error_type):
-        raise typer.BadParameter(
-            "give task ids, or --status, --kind, --queue, --since or --error-type"
-        )
+def statuses_of(status: list[str] | None) -> list[int]:
     try:
-        statuses = [TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in status or []]
+        return [TaskStatus.Value(f"TASK_STATUS_{name.upper()}") for name in status or []]
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--status") from None
-    chosen = Selector(statuses=statuses, kind=kind, queue=queue, error_type=error_type)
+
+
+def selector(
+    status: list[str] | None, kind: str, queue: str, since: str, since_field: str, error_type: str
+) -> Selector | None:
+    """The bulk filter the options make; None when none is given."""
+    if not (status or kind or queue or since or error_type):
+        return None
+    chosen = Selector(statuses=statuses_of(status), kind=kind, queue=queue, error_type=error_type)
     if since:
         chosen[since_field] = since_time(since)  # type: ignore[literal-required]
     return chosen
+
+
+def targets(task_ids: list[str] | None, chosen: Selector | None) -> tuple[list[str], Selector]:
+    """A bulk action's ids, or its filter: one of the two."""
+    if task_ids and chosen is not None:
+        raise typer.BadParameter("give task ids or a filter (--status, --kind, ...): not both")
+    if not task_ids and chosen is None:
+        raise typer.BadParameter(
+            "give task ids, or --status, --kind, --queue, --since or --error-type"
+        )
+    return task_ids or [], chosen or Selector()
 
 
 @app.command()
@@ -216,17 +226,12 @@ def cancel(
     """Cancel a waiting task (or ask a running one to stop); several by id; or every task
     matching --status, --kind, --queue, --since and --error-type (asks first, unless
     --yes)."""
+    filtered = selector(status, kind, queue, since, "created_after", error_type)
     with connected(address, token) as client:
-        filtered = bool(status or kind or queue or since or error_type)
-        if len(task_ids or []) == 1 and not filtered:
+        if len(task_ids or []) == 1 and filtered is None:
             show(client.cancel((task_ids or [])[0]), as_json)
             return
-        ids = only_ids_or_filter(task_ids, filtered)
-        chosen = (
-            selector(status, kind, queue, since, "created_after", error_type)
-            if not ids
-            else Selector()
-        )
+        ids, chosen = targets(task_ids, filtered)
         if not yes:
             confirm(client.cancel_many(ids, dry_run=True, **chosen).matched_count, "cancel")
         report(client.cancel_many(ids, **chosen), "cancelled", as_json)
@@ -249,29 +254,18 @@ def retry(
     """Schedule a copy of a finished task (same kind, payload and retry policy); of several by
     id; or of every task matching --status, --kind, --queue, --since and --error-type (asks
     first, unless --yes). Repeated, a bulk retry makes no second copy."""
+    filtered = selector(status, kind, queue, since, "finished_after", error_type)
     with connected(address, token) as client:
-        filtered = bool(status or kind or queue or since or error_type)
-        if len(task_ids or []) == 1 and not filtered:
+        if len(task_ids or []) == 1 and filtered is None:
             copy = client.retry((task_ids or [])[0])
             show(copy, as_json)
             if watch:
                 follow_to_the_end(client, copy, as_json)
             return
-        ids = only_ids_or_filter(task_ids, filtered)
-        chosen = (
-            selector(status, kind, queue, since, "finished_after", error_type)
-            if not ids
-            else Selector()
-        )
+        ids, chosen = targets(task_ids, filtered)
         if not yes:
             confirm(client.retry_many(ids, dry_run=True, **chosen).matched_count, "retry")
         report(client.retry_many(ids, **chosen), "retried", as_json)
-
-
-def only_ids_or_filter(task_ids: list[str] | None, filtered: bool) -> list[str]:
-    if task_ids and filtered:
-        raise typer.BadParameter("give task ids or a filter (--status, --kind, ...): not both")
-    return task_ids or []
 
 
 def confirm(matched: int, verb: str) -> None:

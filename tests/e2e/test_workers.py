@@ -10,6 +10,7 @@ import pytest
 
 from taskscheduler.devstack.stack import Stack
 from tests.e2e.test_cli import taskctl
+from tests.helpers import rest_wait_for_status
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +34,7 @@ def test_the_workers_route_lists_the_fleet_and_what_it_runs(client: httpx.Client
     workers = online_workers(client)
     assert all(w["state"] == "ONLINE" and w["heartbeat_time"] for w in workers)
     task = client.post("/v1/tasks", json={"kind": "demo.sleep", "payload": {"seconds": 3}}).json()
-    deadline = time.monotonic() + 20
-    while (current := client.get(f"/v1/tasks/{task['task_id']}").json())["status"] != "RUNNING":
-        assert time.monotonic() < deadline, current
-        time.sleep(0.1)
+    current = rest_wait_for_status(client, task["task_id"], "RUNNING", within=20)
     runner = current["attempts"][-1]["worker"]
     listed = {w["name"]: w for w in client.get("/v1/workers").json()["workers"]}
     assert task["task_id"] in listed[runner]["running_task_ids"]
