@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 # gRPC's fork handlers then crashed forked children now and then (SIGSEGV before their exec).
 export GRPC_ENABLE_FORK_SUPPORT := false
 
-.PHONY: run test gen lint clean bench bench-quick chaos token flower browser rabbitmq
+.PHONY: run test gen lint clean bench bench-quick chaos cluster token flower browser rabbitmq
 
 CLIENT_DIST := distributions/client
 
@@ -23,9 +23,14 @@ $(INSTALLED): pyproject.toml $(CLIENT_DIST)/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
 	touch $@
 
-## run: the whole stack (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set)
-run: $(INSTALLED)
-	$(BIN)/python -m taskscheduler.devstack
+# BROKER=rabbitmq: make run, chaos and cluster use RabbitMQ as the broker (an embedded node
+# unless BROKER_URL is set), installing Debian's rabbitmq-server when it is missing.
+BROKER ?= redis
+BROKER_SERVER := $(if $(filter rabbitmq,$(BROKER)),rabbitmq)
+
+## run: the whole stack (embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set; BROKER=rabbitmq)
+run: $(INSTALLED) $(BROKER_SERVER)
+	TASKSCHED_STACK_BROKER=$(BROKER) $(BIN)/python -m taskscheduler.devstack
 
 ## test: lint, then the whole suite (unit, integration, end to end) on real servers
 test: lint browser rabbitmq
@@ -65,9 +70,13 @@ bench: $(INSTALLED)
 bench-quick: $(INSTALLED)
 	$(BIN)/python -m bench --quick --out $(or $(OUT),bench/results)
 
-## chaos: the fault suite, 3,000 tasks through killed workers, api and dispatcher, Redis restarts, PostgreSQL crashes and restarts
-chaos: $(INSTALLED)
-	$(BIN)/python -m chaos.suite --tasks 3000 --rate 100
+## chaos: the fault suite, 3,000 tasks through killed workers, api and dispatcher, broker restarts, PostgreSQL crashes and restarts (BROKER=rabbitmq: on RabbitMQ)
+chaos: $(INSTALLED) $(BROKER_SERVER)
+	$(BIN)/python -m chaos.suite --tasks 3000 --rate 100 --broker $(BROKER)
+
+## cluster: 2 api, 2 gateways, 2 dispatchers, 3 workers on links that are cut, blackholed and slowed while tasks flow (HOLD=1: stay up afterwards)
+cluster: $(INSTALLED) $(BROKER_SERVER)
+	$(BIN)/python -m chaos.cluster --tasks 1500 --rate 50 --broker $(BROKER) $(if $(HOLD),--hold)
 
 ## flower: Celery's own monitor on the broker of `make run` (http://127.0.0.1:5555)
 flower: $(INSTALLED)

@@ -32,6 +32,7 @@ SECTIONS = (
     "accept",
     "eventloop",
     "throughput",
+    "brokers",
     "workflows",
     "streams",
     "lateness",

@@ -59,7 +59,10 @@ def stack_processes(bench: Bench) -> dict[str, tuple[psutil.Process, bool]]:
     worker = psutil.Process(stack.pid_of("worker"))
     found["worker main"] = (worker, False)
     found["worker pool"] = (worker, True)  # minus the main process, below
-    for name, url in (("PostgreSQL", bench.database_url), ("Redis", bench.redis_url)):
+    servers = [("PostgreSQL", bench.database_url), ("Redis", bench.redis_url)]
+    if stack.broker_url:
+        servers.append(("RabbitMQ", stack.broker_url))
+    for name, url in servers:
         server = _listener(_port(url))
         if server is not None:
             found[name] = (server, True)

@@ -1,5 +1,6 @@
-"""The chaos.work kind: a short task that records each execution, so the suite can count
-duplicated executions (the same attempt run twice)."""
+"""The fault suites' kinds: chaos.work, a short task (or one of `min_ms`) that records each
+execution, so the suites can count duplicated executions (the same attempt run twice), and
+chaos.spawn, a workflow step that spawns more."""
 
 from __future__ import annotations
 
@@ -40,13 +41,14 @@ def _record(task_id: str, attempt: int) -> None:
 
 
 class Work(PayloadModel):
-    max_ms: int = pydantic.Field(default=50, ge=0, le=10_000)
+    min_ms: int = pydantic.Field(default=0, ge=0, le=60_000)
+    max_ms: int = pydantic.Field(default=50, ge=0, le=60_000)
 
 
 @registry.register("chaos.work", payload=Work)
 def work(payload: Work, context: TaskContext) -> dict[str, int]:
     _record(context.task_id, context.attempt)
-    time.sleep(random.uniform(0, payload.max_ms) / 1000)
+    time.sleep(random.uniform(payload.min_ms, max(payload.min_ms, payload.max_ms)) / 1000)
     return {"attempt": context.attempt}
 
 

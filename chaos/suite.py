@@ -1,16 +1,17 @@
 """The fault suite: while a few thousand short tasks and a few dozen workflows (diamonds, 50-way
 fan-outs with their fan-in, steps that spawn children) flow through the real stack, worker pool
 processes are SIGKILLed again and again, the worker's main process is killed and restarted,
-Redis is restarted empty, a dispatcher exits between commit and publish (fault injection) and is
-restarted, the api is killed amid calls, PostgreSQL is stopped and started, and it crashes
-twice (an immediate shutdown, no checkpoint: crash recovery at the next start). Then every
+the broker (Redis, or RabbitMQ with --broker rabbitmq) is restarted empty, a dispatcher exits
+between commit and publish (fault injection) and is restarted, the api is killed amid calls,
+PostgreSQL is stopped and started, and it crashes twice (an immediate shutdown, no checkpoint:
+crash recovery at the next start). Then every
 accepted task and workflow must reach a terminal state, no request may have made two tasks, no
 attempt may have run twice, and no step may have started before its dependencies succeeded.
 
-    python -m chaos.suite [--tasks 3000] [--rate 100]        (make chaos)
+    python -m chaos.suite [--tasks 3000] [--rate 100] [--broker redis|rabbitmq]   (make chaos)
 
 Prints a report (attempted, acknowledged, lost, duplicated, recovered, longest recovery) and
-writes it to bench/results/chaos.json.
+writes it to bench/results/chaos.json (chaos-rabbitmq.json with RabbitMQ).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import psutil
 import psycopg
 
 from chaos.handlers import EXECUTIONS_TABLE
-from taskscheduler.devstack.stack import Stack, on_free_ports
+from taskscheduler.devstack.stack import Broker, Stack, on_free_ports
 from taskscheduler.settings import with_driver
 from taskscheduler.v1 import schedule_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
@@ -48,7 +49,7 @@ RETRYABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDE
 FAULT_KINDS = (
     "SIGKILL worker pool process",
     "SIGKILL worker main process",
-    "Redis restarted empty",
+    "broker restarted empty",
     "dispatcher exited with code 70",
     "SIGKILL api",
     "PostgreSQL stopped",
@@ -66,10 +67,12 @@ class ChaosConfig:
     republish_after_seconds: float = 3.0
     settle_seconds: float = 180.0  # how long the tasks may take to finish once faults stop
     workflow_every: int = 60  # one workflow submitted with every this many tasks
+    broker: Broker = Broker.REDIS
 
 
 @dataclass
 class Report:
+    broker: str = Broker.REDIS
     attempted: int = 0
     acknowledged: int = 0
     lost: int = 0
@@ -124,7 +127,7 @@ class Report:
 class Chaos:
     def __init__(self, config: ChaosConfig) -> None:
         self.config = config
-        self.report = Report()
+        self.report = Report(broker=config.broker)
         self.acknowledged: set[str] = set()
         self.workflows: set[str] = set()
         self._faults_done = threading.Event()
@@ -136,6 +139,7 @@ class Chaos:
         self.crash_trigger = data_dir / "crash-dispatcher"
         stack_config = on_free_ports(
             data_dir,
+            broker=config.broker,
             extra_env={
                 "TASKSCHED_HANDLER_MODULES": "chaos.handlers",
                 "TASKSCHED_LEASE_SECONDS": str(config.lease_seconds),
@@ -215,7 +219,7 @@ class Chaos:
         # Mostly short tasks; every 25th runs long enough to be caught by a kill.
         request.payload.update({"max_ms": 400 if index % 25 == 0 else 30})
         self.report.attempted += 1
-        response = await _until_answered(stub.ScheduleTask, request, credentials)
+        response = await until_answered(stub.ScheduleTask, request, credentials)
         if response is not None:
             self.acknowledged.add(response.task.id)
 
@@ -229,7 +233,7 @@ class Chaos:
         )
         request.request_id = f"chaos-workflow-{index}"
         self.report.workflows_attempted += 1
-        response = await _until_answered(stub.CreateWorkflow, request, credentials)
+        response = await until_answered(stub.CreateWorkflow, request, credentials)
         if response is not None:
             self.workflows.add(response.workflow.id)
 
@@ -245,7 +249,7 @@ class Chaos:
             *[self._kill_a_pool_process] * (self.config.pool_kills // 2),
             self._restart_worker,
             self._crash_postgres,  # the first of CRASHES
-            self._restart_redis_empty,
+            self._restart_broker_empty,
             self._crash_dispatcher,
             self._restart_api,
             *[self._kill_a_pool_process] * (self.config.pool_kills - self.config.pool_kills // 2),
@@ -325,10 +329,11 @@ class Chaos:
         os.kill(api, signal.SIGKILL)
         self._fault(f"SIGKILL api {api}")
 
-    def _restart_redis_empty(self) -> None:
-        assert self.stack.redis is not None
-        self.stack.redis.restart_empty()
-        self._fault("Redis restarted empty")
+    def _restart_broker_empty(self) -> None:
+        broker = self.stack.rabbitmq or self.stack.redis
+        assert broker is not None
+        broker.restart_empty()
+        self._fault(f"broker restarted empty ({self.config.broker})")
 
     def _stop_and_start_postgres(self) -> None:
         assert self.stack.postgres is not None
@@ -399,14 +404,14 @@ class Chaos:
         report.workflows_lost = report.workflows_acknowledged - sum(
             count for status, count in report.workflows_terminal.items() if status != "RUNNING"
         )
-        report.workflows_stored = _scalar(conn, "SELECT count(*) FROM workflows")
-        report.steps = _scalar(conn, "SELECT count(*) FROM tasks WHERE workflow_id IS NOT NULL")
-        report.steps_spawned = _scalar(
+        report.workflows_stored = scalar(conn, "SELECT count(*) FROM workflows")
+        report.steps = scalar(conn, "SELECT count(*) FROM tasks WHERE workflow_id IS NOT NULL")
+        report.steps_spawned = scalar(
             conn, "SELECT count(*) FROM tasks WHERE step_name LIKE 'spawner/%'"
         )
         # A step whose first attempt started before a dependency's success was committed
         # (or at all, when the dependency did not succeed).
-        report.steps_started_early = _scalar(
+        report.steps_started_early = scalar(
             conn,
             "SELECT count(*) FROM task_dependencies d "
             "JOIN tasks parent ON parent.id = d.depends_on "
@@ -414,7 +419,7 @@ class Chaos:
             "WHERE parent.status <> 'SUCCESS' OR child.started_at < parent.finished_at",
         )
 
-        report.spawned_twice = _scalar(
+        report.spawned_twice = scalar(
             conn,
             "SELECT count(*) FROM (SELECT workflow_id FROM tasks WHERE step_name LIKE 'spawner/%' "
             f"GROUP BY workflow_id HAVING count(*) > {SPAWNED_PARTS + 1}) AS twice",
@@ -437,24 +442,24 @@ class Chaos:
             )
             report.lost = report.acknowledged - terminal
             # Calls retried after the api died must not have made a second task.
-            report.tasks_stored = _scalar(
+            report.tasks_stored = scalar(
                 conn, "SELECT count(*) FROM tasks WHERE workflow_id IS NULL"
             )
             self._measure_workflows(conn)
-            report.duplicated_executions = _scalar(
+            report.duplicated_executions = scalar(
                 conn,
                 "SELECT count(*) FROM (SELECT task_id, attempt FROM chaos_executions "
                 "GROUP BY 1, 2 HAVING count(*) > 1) AS twice",
             )
-            report.re_executed_attempts = _scalar(
+            report.re_executed_attempts = scalar(
                 conn, "SELECT count(*) FROM task_attempts WHERE number > 1"
             )
-            report.recovered_from_lost_workers = _scalar(
+            report.recovered_from_lost_workers = scalar(
                 conn,
                 "SELECT count(DISTINCT task_id) FROM task_attempts "
                 "WHERE error_type = 'taskscheduler.WorkerLost'",
             )
-            report.published_again = _scalar(
+            report.published_again = scalar(
                 conn, "SELECT count(*) FROM tasks WHERE publish_count > 0"
             )
             # From the start of an attempt lost with its worker, or from the acceptance of a
@@ -474,12 +479,12 @@ class Chaos:
             # A lost worker's attempt is found once its lease expires, not after Redis's
             # visibility timeout (an hour by default); its re-run also waits for the backoff
             # and behind the queue's backlog.
-            detection = _scalar_float(
+            detection = scalar_float(
                 conn,
                 "SELECT max(extract(epoch FROM finished_at - started_at)) FROM task_attempts "
                 "WHERE error_type = 'taskscheduler.WorkerLost'",
             )
-            rerun = _scalar_float(
+            rerun = scalar_float(
                 conn,
                 "SELECT max(extract(epoch FROM n.started_at - a.started_at)) "
                 "FROM task_attempts a JOIN task_attempts n "
@@ -492,7 +497,7 @@ class Chaos:
         report.longest_lost_attempt_to_rerun_seconds = round(rerun, 2)
 
 
-async def _until_answered(
+async def until_answered(
     method: Callable[..., Awaitable[T]], request: Any, credentials: tuple[tuple[str, str], ...]
 ) -> T | None:
     """The call's answer, sent again through outages (with the request's idempotency key)
@@ -536,12 +541,12 @@ def _step(name: str, depends_on: list[str] | None = None) -> workflow_pb2.Workfl
     return workflow_pb2.WorkflowStepSpec(name=name, task=task, depends_on=depends_on or [])
 
 
-def _scalar(conn: psycopg.Connection[Any], query: str) -> int:
+def scalar(conn: psycopg.Connection[Any], query: str) -> int:
     row = conn.execute(query).fetchone()
     return int(row[0]) if row else 0
 
 
-def _scalar_float(conn: psycopg.Connection[Any], query: str) -> float:
+def scalar_float(conn: psycopg.Connection[Any], query: str) -> float:
     row = conn.execute(query).fetchone()
     return float(row[0]) if row and row[0] is not None else 0.0
 
@@ -549,6 +554,7 @@ def _scalar_float(conn: psycopg.Connection[Any], query: str) -> float:
 def print_report(report: Report) -> None:
     print("fault suite" + (" PASSED" if report.passed else " FAILED"))
     for name, value in (
+        ("broker", report.broker),
         ("tasks attempted", report.attempted),
         ("tasks acknowledged", report.acknowledged),
         ("lost (acknowledged, not terminal)", report.lost),
@@ -593,11 +599,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=100.0, help="tasks submitted per second")
+    parser.add_argument("--broker", type=Broker, choices=list(Broker), default=Broker.REDIS)
     args = parser.parse_args()
-    report = Chaos(ChaosConfig(tasks=args.tasks, rate=args.rate)).run()
+    report = Chaos(ChaosConfig(tasks=args.tasks, rate=args.rate, broker=args.broker)).run()
     print_report(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "chaos.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    name = "chaos.json" if args.broker is Broker.REDIS else f"chaos-{args.broker}.json"
+    (RESULTS / name).write_text(json.dumps(asdict(report), indent=2) + "\n")
     raise SystemExit(0 if report.passed else 1)
 
 

@@ -35,6 +35,7 @@ from gateway.problems import (
     too_deep_handler,
     validation_error_handler,
 )
+from taskscheduler.client import CHANNEL_OPTIONS
 from taskscheduler.settings import Settings, get_settings
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_bytes = settings.grpc_max_message_bytes
         options = [
+            *CHANNEL_OPTIONS,  # TASKSCHED_API_ADDRESS may name several api replicas
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
         ]

@@ -52,7 +52,9 @@ def containers() -> list[dict[str, Any]]:
 def process_commands() -> dict[str, list[str]]:
     """The commands `make run` starts, without the interpreter's path."""
     stack = Stack(StackConfig(data_dir=ROOT / ".data"))
-    commands = {name: without_hostname(command[1:]) for name, command in stack.process_commands()}
+    commands = {
+        process.name: without_hostname(process.command[1:]) for process in stack.planned_processes()
+    }
     commands["migrate"] = ["-m", "taskscheduler.adapters.postgres.migrate"]
     return commands
 

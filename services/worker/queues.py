@@ -89,7 +89,10 @@ class QueueWatcher(bootsteps.StartStopStep):  # type: ignore[misc]
     def _apply(self, c: Any) -> None:
         for name in sorted(self._names):
             if not c.task_consumer.consuming_from(name):
-                c.add_task_queue(name)
+                # Made as the publishers make a queue they have not seen (a quorum queue on
+                # RabbitMQ, which refuses to declare it again with other arguments).
+                queue = c.app.amqp.queues[name]
+                c.add_task_queue(queue.name)
 
 
 def _celery_queues(names: frozenset[str], settings: Settings) -> frozenset[str]:

@@ -22,6 +22,7 @@ clients. A workflow is built as Celery's canvas is, or step by step:
 from taskscheduler.client._async import AsyncClient
 from taskscheduler.client._canvas import Canvas, WorkflowPlan, chain, chord, group, task
 from taskscheduler.client._common import (
+    CHANNEL_OPTIONS,
     FINISHED,
     ClientError,
     Purged,
@@ -55,6 +56,7 @@ from taskscheduler.v1.worker_pb2 import Worker, WorkerState
 from taskscheduler.v1.workflow_pb2 import FailurePolicy, Workflow, WorkflowStatus, WorkflowStep
 
 __all__ = [
+    "CHANNEL_OPTIONS",
     "FINISHED",
     "AsyncClient",
     "BatchCancelTasksResponse",

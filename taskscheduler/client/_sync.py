@@ -21,6 +21,7 @@ import grpc
 from taskscheduler.client._canvas import Canvas, WorkflowPlan, workflow_request
 from taskscheduler.client._common import (
     BULK_DEADLINE_SECONDS,
+    CHANNEL_OPTIONS,
     DEFAULT_ADDRESS,
     FINISHED,
     RETRYABLE,
@@ -74,9 +75,9 @@ class Client:
     ) -> None:
         secure = credentials(tls, root_certificates, client_certificate)
         self._channel = (
-            grpc.insecure_channel(address)
+            grpc.insecure_channel(address, CHANNEL_OPTIONS)
             if secure is None
-            else grpc.secure_channel(address, secure)
+            else grpc.secure_channel(address, secure, CHANNEL_OPTIONS)
         )
         self._stub = TaskServiceStub(self._channel)
         self._metadata = call_metadata(token)

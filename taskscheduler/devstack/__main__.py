@@ -12,6 +12,7 @@ from types import FrameType
 from taskscheduler.devstack.stack import (
     DEVELOPMENT_TENANT,
     PORTS,
+    Broker,
     Stack,
     StackConfig,
     port_variable,
@@ -24,7 +25,10 @@ def config_from_env() -> StackConfig:
         data_dir=Path(os.environ.get("TASKSCHED_DATA_DIR", ".data")).resolve(),
         database_url=os.environ.get("DATABASE_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
+        broker_url=os.environ.get("BROKER_URL") or None,
     )
+    if config.broker_url or os.environ.get("TASKSCHED_STACK_BROKER") == Broker.RABBITMQ:
+        config.broker = Broker.RABBITMQ
     for number in (*PORTS, "api_processes", "gateway_processes"):
         if value := os.environ.get(port_variable(number)):
             setattr(config, number, int(value))
@@ -49,6 +53,8 @@ def main() -> int:
         stack.log("stack", f"REST gateway      {gateway}  (Swagger UI: {gateway}/docs)")
         stack.log("stack", f"PostgreSQL        {stack.database_url}")
         stack.log("stack", f"Redis             {stack.redis_url}")
+        if stack.broker_url:
+            stack.log("stack", f"RabbitMQ          {stack.broker_url}")
         stack.log(
             "stack",
             f"metrics           {gateway}/metrics, http://127.0.0.1:{config.api_metrics_port}"

@@ -288,3 +288,10 @@ class EmbeddedRabbitMQ:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def restart_empty(self) -> None:
+        """Stops the node, deletes its database (queues and messages), and starts it again on
+        the same port: a broker that lost every queued message, and its queues."""
+        self.stop()
+        shutil.rmtree(self.data_dir / "mnesia", ignore_errors=True)
+        self.start()

@@ -11,11 +11,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
 from taskscheduler.devstack.embedded import (
     EmbeddedPostgres,
+    EmbeddedRabbitMQ,
     EmbeddedRedis,
     free_port,
     wait_for_port,
@@ -27,7 +29,21 @@ DEVELOPMENT_TENANT = "dev"
 COLORS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m")
 RESET = "\033[0m"
 METRICS_PORTS = ("api_metrics_port", "worker_metrics_port", "dispatcher_metrics_port")
-PORTS = ("grpc_port", "gateway_port", "postgres_port", "redis_port", *METRICS_PORTS)
+PORTS = (
+    "grpc_port",
+    "gateway_port",
+    "postgres_port",
+    "redis_port",
+    "rabbitmq_port",
+    *METRICS_PORTS,
+)
+
+
+class Broker(StrEnum):
+    """The Celery broker of a stack: Redis (REDIS_URL's) or RabbitMQ."""
+
+    REDIS = "redis"
+    RABBITMQ = "rabbitmq"
 
 
 def port_variable(port: str) -> str:
@@ -43,6 +59,7 @@ class StackConfig:
     gateway_port: int = 8000
     postgres_port: int = 55432
     redis_port: int = 56379
+    rabbitmq_port: int = 55672
     api_metrics_port: int = 9101
     worker_metrics_port: int = 9102
     dispatcher_metrics_port: int = 9103
@@ -52,6 +69,8 @@ class StackConfig:
     gateway_processes: int = 2
     database_url: str | None = None  # None: start the embedded PostgreSQL
     redis_url: str | None = None  # None: start the embedded Redis
+    broker: Broker = Broker.REDIS
+    broker_url: str | None = None  # RabbitMQ's, None: start an embedded node (broker RABBITMQ)
     extra_env: dict[str, str] = field(default_factory=dict)
     log_stream: IO[str] = sys.stdout
 
@@ -81,6 +100,7 @@ def _kill_group(popen: subprocess.Popen[str], timeout: float = 10) -> None:
 class Process:
     name: str
     command: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # over the stack's environment
     popen: subprocess.Popen[str] | None = None
 
 
@@ -89,10 +109,12 @@ class Stack:
         self.config = config
         self.postgres: EmbeddedPostgres | None = None
         self.redis: EmbeddedRedis | None = None
+        self.rabbitmq: EmbeddedRabbitMQ | None = None
         self.processes: list[Process] = []
         self._log_lock = threading.Lock()
         self.database_url = config.database_url or ""
         self.redis_url = config.redis_url or ""
+        self.broker_url = config.broker_url or ""  # empty: Redis is the broker
         self.jwt_secret = os.environ.get("TASKSCHED_JWT_SECRET") or development_secret(
             config.data_dir
         )
@@ -123,12 +145,18 @@ class Stack:
             self.log("stack", f"starting embedded Redis on port {self.config.redis_port}")
             self.redis.start()
             self.redis_url = self.redis.url
+        if self.config.broker is Broker.RABBITMQ and not self.broker_url:
+            self.rabbitmq = EmbeddedRabbitMQ(data / "rabbitmq", self.config.rabbitmq_port)
+            self.log("stack", f"starting embedded RabbitMQ on port {self.config.rabbitmq_port}")
+            self.rabbitmq.start()
+            self.broker_url = self.rabbitmq.url
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,
+            BROKER_URL=self.broker_url,
             TASKSCHED_GRPC_PORT=str(self.config.grpc_port),
             TASKSCHED_GATEWAY_PORT=str(self.config.gateway_port),
             TASKSCHED_API_ADDRESS=f"127.0.0.1:{self.config.grpc_port}",
@@ -146,26 +174,26 @@ class Stack:
 
     # -- processes ---------------------------------------------------------------------------
 
-    def process_commands(self) -> list[tuple[str, list[str]]]:
-        python = sys.executable
+    def worker_command(self, hostname: str) -> list[str]:
         return [
-            ("api", [python, "-m", "services.api"]),
-            ("gateway", [python, "-m", "gateway"]),
-            ("dispatcher", [python, "-m", "services.dispatcher"]),
-            (
-                "worker",
-                [
-                    python, "-m", "celery", "-A", "services.worker.app", "worker",
-                    "--loglevel", "INFO", "--pool", "prefork",
-                    "--concurrency", str(self.config.worker_concurrency),
-                    "--hostname", "worker1@%h", "--without-mingle", "--without-gossip",
-                ],
-            ),
+            sys.executable, "-m", "celery", "-A", "services.worker.app", "worker",
+            "--loglevel", "INFO", "--pool", "prefork",
+            "--concurrency", str(self.config.worker_concurrency),
+            "--hostname", hostname, "--without-mingle", "--without-gossip",
         ]  # fmt: skip
 
+    def planned_processes(self) -> list[Process]:
+        """The processes to run, each with its command and its own environment variables."""
+        python = sys.executable
+        return [
+            Process("api", [python, "-m", "services.api"]),
+            Process("gateway", [python, "-m", "gateway"]),
+            Process("dispatcher", [python, "-m", "services.dispatcher"]),
+            Process("worker", self.worker_command("worker1@%h")),
+        ]
+
     def start_processes(self) -> None:
-        for index, (name, command) in enumerate(self.process_commands()):
-            process = Process(name, command)
+        for index, process in enumerate(self.planned_processes()):
             self._spawn(process, index)
             self.processes.append(process)
 
@@ -186,7 +214,7 @@ class Stack:
     def _spawn(self, process: Process, index: int) -> None:
         process.popen = subprocess.Popen(
             process.command,
-            env=self.environment(),
+            env=self.environment() | process.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -228,6 +256,8 @@ class Stack:
                 os.killpg(process.popen.pid, signal.SIGKILL)
                 process.popen.wait()
         self.processes.clear()
+        if self.rabbitmq is not None:
+            self.rabbitmq.stop()
         if self.redis is not None:
             self.redis.stop()
         if self.postgres is not None:

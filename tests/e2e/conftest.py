@@ -1,4 +1,5 @@
-"""The stack as `make run` starts it, on the test servers, shared by the end-to-end tests."""
+"""The stack as `make run` starts it, on the test servers, shared by the end-to-end tests: one
+with Redis as the broker, one with RabbitMQ."""
 
 from __future__ import annotations
 
@@ -9,9 +10,28 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from taskscheduler.devstack.embedded import free_port
-from taskscheduler.devstack.stack import Stack, StackConfig, on_free_ports
+from taskscheduler.devstack.embedded import free_port, rabbitmq_server
+from taskscheduler.devstack.stack import Broker, Stack, StackConfig, on_free_ports
 from tests.servers import Servers, fresh_database
+
+BROKERS = [
+    Broker.REDIS,
+    pytest.param(
+        Broker.RABBITMQ,
+        marks=pytest.mark.skipif(
+            rabbitmq_server() is None, reason="no rabbitmq-server: `make test` installs Debian's"
+        ),
+    ),
+]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test of the shared stack (or one taking `broker`) runs once on each broker, but in a
+    module that sets ONE_BROKER: what it checks (the REST contract, the dashboard's pages,
+    the client's packaging) never reaches the broker."""
+    if "broker" in metafunc.fixturenames:
+        one = getattr(metafunc.module, "ONE_BROKER", False)
+        metafunc.parametrize("broker", BROKERS[:1] if one else BROKERS, scope="package")
 
 
 def start_stack(config: StackConfig) -> Stack:
@@ -38,11 +58,14 @@ def wait_for_health(base_url: str, timeout: float = 30) -> None:
 
 
 @pytest.fixture(scope="package")
-def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    servers: Servers, broker: Broker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     config = on_free_ports(
-        tmp_path_factory.mktemp("stack"),
+        tmp_path_factory.mktemp(f"stack-{broker}"),
         database_url=fresh_database(servers.database_url),
         redis_url=servers.redis_url,
+        broker=broker,
         extra_env={"TASKSCHED_CELERY_QUEUE": f"e2e-{free_port()}", "TASKSCHED_LOG_FORMAT": "json"},
         log_stream=io.StringIO(),
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import SECTIONS
+from taskscheduler.devstack.embedded import rabbitmq_server
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +28,8 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads((tmp_path / "bench-quick.json").read_text())
     measured = {figure["section"] for figure in document["figures"]}
-    assert measured == set(SECTIONS)
+    # The brokers section needs rabbitmq-server (make test installs it) and says when it skips.
+    assert measured == set(SECTIONS) - ({"brokers"} if rabbitmq_server() is None else set())
     for figure in document["figures"]:
         assert figure["service"] > 0, figure
         assert figure["baseline"] is None or figure["baseline"] > 0, figure

@@ -1,20 +1,22 @@
-"""The short fault suite: tasks and workflows flow while workers are killed, Redis restarts
-empty, a dispatcher exits between commit and publish, the api is killed, PostgreSQL stops, and
-it crashes twice without a checkpoint; none may be lost, made twice or run twice, and no step may
-start before its dependencies."""
+"""The short fault suite, on each broker: tasks and workflows flow while workers are killed, the
+broker (Redis, RabbitMQ) restarts empty, a dispatcher exits between commit and publish, the api
+is killed, PostgreSQL stops, and it crashes twice without a checkpoint; none may be lost, made
+twice or run twice, and no step may start before its dependencies."""
 
 from __future__ import annotations
 
 import pytest
 
 from chaos.suite import CRASHES, Chaos, ChaosConfig
+from taskscheduler.devstack.stack import Broker
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.timeout(300)
-def test_no_task_is_lost_or_executed_twice_under_faults() -> None:
-    report = Chaos(ChaosConfig(tasks=400, rate=80, pool_kills=4)).run()
+def test_no_task_is_lost_or_executed_twice_under_faults(broker: Broker) -> None:
+    report = Chaos(ChaosConfig(tasks=400, rate=80, pool_kills=4, broker=broker)).run()
+    assert report.broker == broker
     assert report.acknowledged == report.attempted >= 400
     assert report.lost == 0, report
     assert report.tasks_stored == report.attempted, "a retried call made a second task"

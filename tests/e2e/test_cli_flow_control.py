@@ -14,6 +14,7 @@ from taskscheduler.devstack.stack import Stack
 from tests.e2e.test_cli import taskctl
 
 pytestmark = pytest.mark.e2e
+ONE_BROKER = True  # taskctl's queue and schedule commands, stored in PostgreSQL
 
 
 def run(stack: Stack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

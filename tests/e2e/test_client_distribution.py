@@ -17,6 +17,7 @@ import pytest
 from taskscheduler.devstack.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+ONE_BROKER = True  # the wheels' contents; the task it runs is any other test's
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_PACKAGES = {"taskscheduler/cli", "taskscheduler/client", "taskscheduler/v1"}

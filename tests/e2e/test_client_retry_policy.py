@@ -12,6 +12,7 @@ from taskscheduler.client import AsyncClient, Client, RetryOptions, RetryPolicy,
 from taskscheduler.devstack.stack import Stack
 
 pytestmark = pytest.mark.e2e
+ONE_BROKER = True  # the SDK's retry-policy fields, stored in PostgreSQL
 
 FAR = datetime.now(UTC) + timedelta(days=30)  # never runs during the test: nothing to wait for
 # Every field away from the service's default (3 attempts, 1 s, 300 s, x2, jitter on).

@@ -19,6 +19,7 @@ from taskscheduler.devstack.stack import Stack
 from tests.helpers import rest_wait_for_status
 
 pytestmark = pytest.mark.e2e
+ONE_BROKER = True  # the pages, in a browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TENANT = "dashboard"

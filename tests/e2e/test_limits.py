@@ -22,6 +22,7 @@ from taskscheduler.devstack.stack import Stack
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
+ONE_BROKER = True  # the limits' refusals, before anything reaches a broker
 TENANT = "limits-walk"  # its own tenant: the tasks made here stay out of the other tests' lists
 FUTURE = "2100-01-01T00:00:00Z"  # tasks made here wait as SCHEDULED, costing no worker time
 DAYS = 86_400

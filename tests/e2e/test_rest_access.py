@@ -20,6 +20,7 @@ from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 from tests.helpers import Ids
 
 pytestmark = pytest.mark.e2e
+ONE_BROKER = True  # tokens, scopes and tenants at the gateway and the api
 
 READ, WRITE = "tasks:read", "tasks:write"
 LATER = "2100-01-01T00:00:00Z"

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
+ONE_BROKER = True  # idempotency keys, decided in PostgreSQL
 
 
 def create(client: httpx.Client, key: str, payload: dict[str, object]) -> httpx.Response:
