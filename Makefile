@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 # gRPC's fork handlers then crashed forked children now and then (SIGSEGV before their exec).
 export GRPC_ENABLE_FORK_SUPPORT := false
 
-.PHONY: run test gen lint clean bench bench-quick chaos cluster token flower browser rabbitmq
+.PHONY: run test gen lint clean bench bench-quick chaos cluster soak token flower browser rabbitmq
 
 CLIENT_DIST := distributions/client
 
@@ -73,6 +73,11 @@ bench-quick: $(INSTALLED)
 ## chaos: the fault suite, 3,000 tasks through killed workers, api and dispatcher, broker restarts, PostgreSQL crashes and restarts (BROKER=rabbitmq: on RabbitMQ)
 chaos: $(INSTALLED) $(BROKER_SERVER)
 	$(BIN)/python -m chaos.suite --tasks 3000 --rate 100 --broker $(BROKER)
+
+## soak: two hours (MINUTES=...) of a steady mix, sampled and plotted (bench/results/soak.png); not part of make test
+MINUTES ?= 120
+soak: $(INSTALLED)
+	$(BIN)/python -m bench.soak --minutes $(MINUTES)
 
 ## cluster: 2 api, 2 gateways, 2 dispatchers, 3 workers on links that are cut, blackholed and slowed while tasks flow (HOLD=1: stay up afterwards)
 cluster: $(INSTALLED) $(BROKER_SERVER)

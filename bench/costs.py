@@ -18,7 +18,7 @@ CPU_GOAL_MS = 3.0
 WAL_GOAL_KB = 2.5
 
 
-def _tree_seconds(process: psutil.Process, children: bool) -> float:
+def tree_seconds(process: psutil.Process, children: bool) -> float:
     """CPU seconds of a process and, with `children`, of every descendant, living or reaped
     (a reaped child's time is in its parent's children_* counters)."""
     try:
@@ -38,7 +38,7 @@ def _tree_seconds(process: psutil.Process, children: bool) -> float:
     return seconds
 
 
-def _listener(port: int) -> psutil.Process | None:
+def listener(port: int) -> psutil.Process | None:
     for connection in psutil.net_connections(kind="tcp"):
         address = connection.laddr
         if connection.status == psutil.CONN_LISTEN and address and address.port == port:
@@ -46,7 +46,7 @@ def _listener(port: int) -> psutil.Process | None:
     return None
 
 
-def _port(url: str) -> int:
+def port_of(url: str) -> int:
     return urlsplit(url).port or 0
 
 
@@ -63,7 +63,7 @@ def stack_processes(bench: Bench) -> dict[str, tuple[psutil.Process, bool]]:
     if stack.broker_url:
         servers.append(("RabbitMQ", stack.broker_url))
     for name, url in servers:
-        server = _listener(_port(url))
+        server = listener(port_of(url))
         if server is not None:
             found[name] = (server, True)
     return found
@@ -170,12 +170,12 @@ def measured(bench: Bench, tasks: int) -> Iterator[Costs]:
     filled in when the block ends."""
     processes = stack_processes(bench)
     costs = Costs(tasks)
-    cpu_before = {name: _tree_seconds(p, children) for name, (p, children) in processes.items()}
+    cpu_before = {name: tree_seconds(p, children) for name, (p, children) in processes.items()}
     database_before = _database_counters(bench.database_url)
     indexes_before = _index_reads(bench.database_url)
     statements_before = _statement_count(bench.database_url)
     yield costs
-    cpu_after = {name: _tree_seconds(p, children) for name, (p, children) in processes.items()}
+    cpu_after = {name: tree_seconds(p, children) for name, (p, children) in processes.items()}
     database_after = _database_counters(bench.database_url)
     indexes_after = _index_reads(bench.database_url)
     statements_after = _statement_count(bench.database_url)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 from taskscheduler.adapters import metrics
@@ -238,9 +239,11 @@ class Dispatcher:
                 republished = await self.republish_lost()
                 if republished:
                     log.warning("published %d unclaimed PENDING tasks again", republished)
+                started = time.monotonic()
                 deleted = await self._due_tasks.delete_finished(
                     self._retention, self._retention_batch_size
                 )
+                metrics.observe_retention(deleted, time.monotonic() - started)
                 if deleted:
                     log.info("deleted %d tasks past their retention", deleted)
                 await self._workers.forget(self._forget_workers_after)

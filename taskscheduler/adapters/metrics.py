@@ -57,6 +57,12 @@ QUEUE_THROTTLED = Counter(
     "Dispatch passes that left a queue's ready tasks waiting, by the limit that held them",
     ["tenant", "queue", "limit"],
 )
+RETENTION_DELETED = Counter(
+    "taskscheduler_retention_deleted", "Finished tasks deleted past their retention"
+)
+RETENTION_SECONDS = Histogram(
+    "taskscheduler_retention_delete_seconds", "Time of each pass's delete of expired tasks"
+)
 HTTP_REQUESTS = Counter(
     "taskscheduler_http_requests", "REST requests handled", ["method", "route", "status"]
 )
@@ -97,6 +103,11 @@ def observe_dispatch(
         QUEUE_DISPATCHED.labels(tenant, queue).inc(dispatched)
     if held_back_by is not None:
         QUEUE_THROTTLED.labels(tenant, queue, held_back_by.value).inc()
+
+
+def observe_retention(deleted: int, seconds: float) -> None:
+    RETENTION_DELETED.inc(deleted)
+    RETENTION_SECONDS.observe(seconds)
 
 
 def observe_let_through(tenant: str, queue: str, count: int) -> None:
