@@ -36,9 +36,16 @@ import httpx
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
+from chaos.common import (
+    RESULTS,
+    Supervisor,
+    scalar,
+    unfinished,
+    until_answered,
+    wait_until_settled,
+)
 from chaos.handlers import EXECUTIONS_TABLE
 from chaos.proxy import LinkState, Proxies
-from chaos.suite import RESULTS, until_answered
 from taskscheduler.client import CHANNEL_OPTIONS
 from taskscheduler.devstack.embedded import free_port, wait_for_port
 from taskscheduler.devstack.stack import Broker, Process, Stack, StackConfig, on_free_ports
@@ -223,8 +230,6 @@ class ClusterSuite:
         self._api_down = threading.Event()
         self._faults_done = threading.Event()
         self._stopping = threading.Event()
-        self._held: set[str] = set()  # killed processes the supervisor must not restart yet
-        self._expected_exits: dict[str, int] = {}
         self.long_task = ""  # the task whose worker is cut off in its middle
         self.cut_worker = ""
         self.link_back_at: Any = None  # the database's time when that worker's link returned
@@ -249,6 +254,8 @@ class ClusterSuite:
                 log_stream=self.log_path.open("w"),
             )
         )
+        self.supervisor = Supervisor(self.cluster, self._fault)
+        self.report.unexpected_exits = self.supervisor.unexpected_exits
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -257,9 +264,9 @@ class ClusterSuite:
         self.cluster.start()
         try:
             self._create_executions_table()
-            threading.Thread(target=self._supervise, daemon=True).start()
+            self.supervisor.start(self._stopping)
             asyncio.run(self._flow())
-            self._wait_until_settled()
+            wait_until_settled(self._unfinished, self.config.settle_seconds)
             self._measure()
             if hold:
                 self._hold()
@@ -393,7 +400,7 @@ class ClusterSuite:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with self._connect() as conn:
-                started = _count(
+                started = scalar(
                     conn, "SELECT count(*) FROM task_attempts WHERE task_id = %s", (task_id,)
                 )
             if started >= 2:
@@ -420,14 +427,14 @@ class ClusterSuite:
     def _kill_an_api(self) -> None:
         """SIGKILL one api replica and keep it down a while: calls go on through the other."""
         name = "api-1"
-        self._held.add(name)
-        self._expected_exits[name] = self._expected_exits.get(name, 0) + 1
+        self.supervisor.held.add(name)
+        self.supervisor.expect_exit(name)
         os.kill(self.cluster.pid_of(name), signal.SIGKILL)
         self._api_down.set()
         self._fault(f"api killed: {name} (SIGKILL), down {self.config.fault_seconds:g} s")
         time.sleep(self.config.fault_seconds)
         self._api_down.clear()
-        self._held.discard(name)
+        self.supervisor.held.discard(name)
 
     def _cut_the_broker_from_every_worker(self) -> None:
         links = [
@@ -446,40 +453,10 @@ class ClusterSuite:
         time.sleep(self.config.fault_seconds / 2)
         self._set_links(links, LinkState.UP)
 
-    def _supervise(self) -> None:
-        """Restarts a process that exited, as Kubernetes would; an exit the suite did not cause
-        is reported as a failure."""
-        while not self._stopping.wait(0.1):
-            for process in self.cluster.exited():
-                if process.name in self._held:
-                    continue
-                code = process.popen.returncode if process.popen else None
-                text = f"{process.name} exited with code {code}; restarted"
-                if self._expected_exits.get(process.name, 0) > 0:
-                    self._expected_exits[process.name] -= 1
-                    self._fault(text)
-                else:
-                    self.report.unexpected_exits.append(text)
-                self.cluster.restart_process(process.name)
-
     # -- the figures -------------------------------------------------------------------------
 
     def _unfinished(self) -> int:
-        try:
-            with self._connect() as conn:
-                row = conn.execute(
-                    "SELECT count(*) FROM tasks WHERE id = ANY(%s::uuid[]) "
-                    "AND status NOT IN ('SUCCESS', 'FAILED', 'CANCELLED')",
-                    (list(self.acknowledged),),
-                ).fetchone()
-        except psycopg.OperationalError:
-            return -1
-        return int(row[0]) if row else -1
-
-    def _wait_until_settled(self) -> None:
-        deadline = time.monotonic() + self.config.settle_seconds
-        while time.monotonic() < deadline and self._unfinished() != 0:
-            time.sleep(0.5)
+        return unfinished(self._database_url, self.acknowledged)
 
     def _measure(self) -> None:
         report = self.report
@@ -496,10 +473,10 @@ class ClusterSuite:
                 (ids,),
             ).fetchone()
             report.lost = report.acknowledged - (int(row[0]) if row else 0)
-            report.tasks_stored = _count(
+            report.tasks_stored = scalar(
                 conn, "SELECT count(*) FROM tasks WHERE schedule_id IS NULL"
             )
-            report.duplicated_executions = _count(
+            report.duplicated_executions = scalar(
                 conn,
                 "SELECT count(*) FROM (SELECT task_id, attempt FROM chaos_executions "
                 "GROUP BY 1, 2 HAVING count(*) > 1) AS twice",
@@ -547,7 +524,7 @@ class ClusterSuite:
         report.cut_worker_late_completion_ignored = (
             first_lost and task is not None and task[0] == "SUCCESS" and task[1] == len(attempts)
         )
-        report.cut_worker_completed_after_link_back = _count(
+        report.cut_worker_completed_after_link_back = scalar(
             conn,
             "SELECT count(*) FROM task_attempts a JOIN workers w ON w.name = a.worker "
             "WHERE w.celery_hostname LIKE %s AND a.finished_at > %s",
@@ -576,11 +553,6 @@ def _schedule_calls(metrics_port: int) -> int:
         if sample.name == "taskscheduler_grpc_requests_total"
         and sample.labels.get("method", "").endswith("ScheduleTask")
     )
-
-
-def _count(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = ()) -> int:
-    row = conn.execute(query, params).fetchone()
-    return int(row[0]) if row else 0
 
 
 def print_report(report: Report) -> None:

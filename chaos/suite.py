@@ -25,15 +25,23 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import psutil
 import psycopg
 
+from chaos.common import (
+    RESULTS,
+    Supervisor,
+    scalar,
+    scalar_float,
+    unfinished,
+    until_answered,
+    wait_until_settled,
+)
 from chaos.handlers import EXECUTIONS_TABLE
 from taskscheduler.devstack.stack import Broker, Stack, on_free_ports
 from taskscheduler.settings import with_driver
@@ -41,11 +49,8 @@ from taskscheduler.v1 import schedule_pb2, workflow_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
-T = TypeVar("T")
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
 SPAWNED_PARTS = 5  # children of each chaos.spawn step (and one fan-in)
 CRASHES = 2  # PostgreSQL crashes (immediate shutdowns) in a run
-RETRYABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 FAULT_KINDS = (
     "SIGKILL worker pool process",
     "SIGKILL worker main process",
@@ -132,8 +137,6 @@ class Chaos:
         self.workflows: set[str] = set()
         self._faults_done = threading.Event()
         self._stopping = threading.Event()
-        # Exits the suite caused itself, by process name; any other exit is a defect.
-        self._expected_exits: dict[str, int] = {"worker": 0, "dispatcher": 0, "api": 0}
         data_dir = Path(tempfile.mkdtemp(prefix="taskscheduler-chaos-"))
         self.log_path = data_dir / "stack.log"
         self.crash_trigger = data_dir / "crash-dispatcher"
@@ -156,6 +159,8 @@ class Chaos:
             log_stream=self.log_path.open("w"),
         )
         self.stack = Stack(stack_config)
+        self.supervisor = Supervisor(self.stack, self._fault)
+        self.report.unexpected_exits = self.supervisor.unexpected_exits
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -164,13 +169,12 @@ class Chaos:
         self.stack.start()
         try:
             self._create_executions_table()
-            supervisor = threading.Thread(target=self._supervise, daemon=True)
-            supervisor.start()
+            self.supervisor.start(self._stopping)
             faults = threading.Thread(target=self._inject_faults, daemon=True)
             faults.start()
             asyncio.run(self._submit_all())
             faults.join()
-            self._wait_until_settled()
+            wait_until_settled(self._unfinished, self.config.settle_seconds)
             self._stopping.set()
             self._measure()
         finally:
@@ -303,7 +307,7 @@ class Chaos:
     def _restart_worker(self) -> None:
         """SIGKILL the worker's main process; the supervisor starts it again."""
         main = self.stack.pid_of("worker")
-        self._expected_exits["worker"] += 1
+        self.supervisor.expect_exit("worker")
         os.kill(main, signal.SIGKILL)
         self._fault(f"SIGKILL worker main process {main}")
         time.sleep(1)
@@ -312,20 +316,20 @@ class Chaos:
     def _crash_dispatcher(self) -> None:
         """The dispatcher exits between its next commit and publish; the supervisor restarts
         it, and the repair loop publishes what it had committed."""
-        self._expected_exits["dispatcher"] += 1
+        self.supervisor.expect_exit("dispatcher")
         self.crash_trigger.touch()
         deadline = time.monotonic() + 30
         while self.crash_trigger.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         if self.crash_trigger.exists():  # nothing to publish for 30 s: no crash, none owed
             self.crash_trigger.unlink(missing_ok=True)
-            self._expected_exits["dispatcher"] -= 1
+            self.supervisor.forget_exit("dispatcher")
 
     def _restart_api(self) -> None:
         """SIGKILL the api amid ScheduleTask calls: a call whose commit landed but whose answer
         was lost is sent again with its idempotency key and gets the same task."""
         api = self.stack.pid_of("api")
-        self._expected_exits["api"] += 1
+        self.supervisor.expect_exit("api")
         os.kill(api, signal.SIGKILL)
         self._fault(f"SIGKILL api {api}")
 
@@ -354,43 +358,10 @@ class Chaos:
         self.report.crash_recoveries = self.stack.postgres.recoveries()
         self._fault(f"PostgreSQL started: crash recovery {self.report.crash_recoveries}")
 
-    def _supervise(self) -> None:
-        """Restarts a process that exited, as systemd or Kubernetes would. An exit the suite did
-        not cause itself (a process that gave up during an outage) is reported as a failure."""
-        while not self._stopping.wait(0.1):
-            for process in self.stack.exited():
-                code = process.popen.returncode if process.popen else None
-                text = f"{process.name} exited with code {code}; restarted"
-                if self._expected_exits.get(process.name, 0) > 0:
-                    self._expected_exits[process.name] -= 1
-                    self._fault(text)
-                else:
-                    self.report.unexpected_exits.append(text)
-                self.stack.restart_process(process.name)
-
     # -- the figures -------------------------------------------------------------------------
 
-    def _wait_until_settled(self) -> None:
-        deadline = time.monotonic() + self.config.settle_seconds
-        while time.monotonic() < deadline:
-            if self._unfinished() == 0:
-                return
-            time.sleep(0.5)
-
     def _unfinished(self) -> int:
-        """The acknowledged tasks and workflows not yet terminal."""
-        try:
-            with psycopg.connect(self._database_url, autocommit=True, connect_timeout=2) as conn:
-                row = conn.execute(
-                    "SELECT (SELECT count(*) FROM tasks WHERE id = ANY(%s::uuid[]) "
-                    "AND status NOT IN ('SUCCESS', 'FAILED', 'CANCELLED')) + "
-                    "(SELECT count(*) FROM workflows WHERE id = ANY(%s::uuid[]) "
-                    "AND status = 'RUNNING')",
-                    (list(self.acknowledged), list(self.workflows)),
-                ).fetchone()
-        except psycopg.OperationalError:
-            return -1
-        return int(row[0]) if row else -1
+        return unfinished(self._database_url, self.acknowledged, self.workflows)
 
     def _measure_workflows(self, conn: psycopg.Connection[Any]) -> None:
         report = self.report
@@ -497,22 +468,6 @@ class Chaos:
         report.longest_lost_attempt_to_rerun_seconds = round(rerun, 2)
 
 
-async def until_answered(
-    method: Callable[..., Awaitable[T]], request: Any, credentials: tuple[tuple[str, str], ...]
-) -> T | None:
-    """The call's answer, sent again through outages (with the request's idempotency key)
-    for up to two minutes; None when none came."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            return await method(request, timeout=5, metadata=credentials)
-        except grpc.aio.AioRpcError as error:
-            if error.code() not in RETRYABLE_CODES:
-                raise
-            await asyncio.sleep(0.2)
-    return None
-
-
 def _workflow_steps(number: int) -> list[workflow_pb2.WorkflowStepSpec]:
     """The steps of the suite's `number`th workflow: a diamond, a fan-out of 50 and its
     fan-in, or a step that spawns five children and their fan-in, in turn."""
@@ -539,16 +494,6 @@ def _step(name: str, depends_on: list[str] | None = None) -> workflow_pb2.Workfl
     task = schedule_pb2.TaskTemplate(kind="chaos.work")
     task.payload.update({"max_ms": 30})
     return workflow_pb2.WorkflowStepSpec(name=name, task=task, depends_on=depends_on or [])
-
-
-def scalar(conn: psycopg.Connection[Any], query: str) -> int:
-    row = conn.execute(query).fetchone()
-    return int(row[0]) if row else 0
-
-
-def scalar_float(conn: psycopg.Connection[Any], query: str) -> float:
-    row = conn.execute(query).fetchone()
-    return float(row[0]) if row and row[0] is not None else 0.0
 
 
 def print_report(report: Report) -> None:
