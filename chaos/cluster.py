@@ -435,6 +435,8 @@ class ClusterSuite:
         time.sleep(self.config.fault_seconds)
         self._api_down.clear()
         self.supervisor.held.discard(name)
+        wait_for_port(self.cluster.api_ports[0], timeout=60)
+        self._fault(f"{name} back")
 
     def _cut_the_broker_from_every_worker(self) -> None:
         links = [

@@ -18,10 +18,11 @@ from taskscheduler.v1 import queue_pb2, schedule_pb2, task_pb2, worker_pb2, work
 from taskscheduler.v1 import task_service_pb2 as pb
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-CHANNEL_OPTIONS = (("grpc.lb_policy_name", "round_robin"),)
+CHANNEL_OPTIONS = (("grpc.lb_policy_name", "round_robin"), ("grpc.max_reconnect_backoff_ms", 5000))
 """Calls spread over every address of the target, and pass over one that is down: a list of
 replicas ("ipv4:10.0.0.1:50051,10.0.0.2:50051") or a DNS name with several records
-("dns:///api.tasks.svc:50051", a Kubernetes headless service)."""
+("dns:///api.tasks.svc:50051", a Kubernetes headless service). A replica back from a restart
+is tried again within 5 s (gRPC's default backoff grows to two minutes)."""
 FINISHED = frozenset(
     {task_pb2.TASK_STATUS_SUCCESS, task_pb2.TASK_STATUS_FAILED, task_pb2.TASK_STATUS_CANCELLED}
 )
