@@ -7,17 +7,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
-
 from bench import costs
 from bench.common import Bench, Figure
 from bench.throughput import service_throughput
-from taskscheduler.devstack.embedded import rabbitmq_server
+from taskscheduler.devstack.embedded import new_database, rabbitmq_server
 from taskscheduler.devstack.stack import Broker, Stack, on_free_ports
 
 WARM_UP_TASKS = 50
@@ -77,7 +74,7 @@ def stack_on(bench: Bench, broker: Broker) -> Iterator[Bench]:
         on_free_ports(
             Path(tempfile.mkdtemp(prefix=f"taskscheduler-bench-{broker}-")),
             worker_concurrency=config.worker_concurrency,
-            database_url=new_database(bench.database_url),
+            database_url=new_database(bench.database_url, "bench"),
             redis_url=bench.redis_url,
             broker=broker,
             extra_env=config.extra_env | {"TASKSCHED_CELERY_QUEUE": f"bench-{broker}"},
@@ -89,10 +86,3 @@ def stack_on(bench: Bench, broker: Broker) -> Iterator[Bench]:
         yield Bench(stack=other, quick=bench.quick)
     finally:
         other.stop()
-
-
-def new_database(server_url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server_url.rsplit("/", 1)[0] + "/" + name

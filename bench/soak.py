@@ -27,12 +27,13 @@ import grpc
 import httpx
 import psutil
 import psycopg
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.costs import listener, port_of, tree_seconds
+from chaos.common import scalar, scraped
+from taskscheduler.client import FINISHED
 from taskscheduler.devstack.stack import Stack, on_free_ports
 from taskscheduler.settings import with_driver
-from taskscheduler.v1 import schedule_pb2, task_pb2
+from taskscheduler.v1 import schedule_pb2
 from taskscheduler.v1 import task_service_pb2 as pb
 from taskscheduler.v1.task_service_pb2_grpc import TaskServiceStub
 
@@ -205,7 +206,7 @@ class Soak:
 
     def _sample(self, conn: psycopg.Connection[Any], postgres: psutil.Process | None) -> Sample:
         interval = self.config.sample_seconds
-        finished = _one(conn, FINISHED_LATELY, (interval,))
+        finished = scalar(conn, FINISHED_LATELY, (interval,))
         p50, p95 = conn.execute(START_LATENCY, (interval,)).fetchone() or (0, 0)
         sizes = conn.execute(SIZES).fetchone()
         assert sizes is not None
@@ -217,7 +218,7 @@ class Soak:
         return Sample(
             minute=round((time.monotonic() - self._started) / 60, 2),
             rss_mb=self._memory(),
-            tasks_stored=_one(conn, "SELECT count(*) FROM tasks"),
+            tasks_stored=scalar(conn, "SELECT count(*) FROM tasks"),
             tasks_heap_mb=sizes[0] / 2**20,
             tasks_indexes_mb=sizes[1] / 2**20,
             attempts_mb=sizes[2] / 2**20,
@@ -226,7 +227,7 @@ class Soak:
             finished_per_second=round(finished / interval, 2),
             start_p50_ms=float(p50 or 0) * 1000,
             start_p95_ms=float(p95 or 0) * 1000,
-            past_retention=_one(conn, PAST_RETENTION, (retention,)),
+            past_retention=scalar(conn, PAST_RETENTION, (retention,)),
             retention_seconds=self._retention_seconds(),
             postgres_cpu_seconds=0.0 if postgres is None else tree_seconds(postgres, True),
         )
@@ -243,17 +244,9 @@ class Soak:
 
     def _retention_seconds(self) -> float:
         port = self.stack.config.dispatcher_metrics_port
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "taskscheduler_retention_delete_seconds_sum"
-        )
+        return scraped(port, "taskscheduler_retention_delete_seconds_sum")
 
 
-FINISHED = {task_pb2.TASK_STATUS_SUCCESS, task_pb2.TASK_STATUS_FAILED}
-FINISHED |= {task_pb2.TASK_STATUS_CANCELLED}
 RETENTION_SLACK_SECONDS = 60  # a maintenance pass deletes at most a batch
 FINISHED_LATELY = "SELECT count(*) FROM tasks WHERE finished_at > now() - make_interval(secs => %s)"
 START_LATENCY = """
@@ -273,11 +266,6 @@ PAST_RETENTION = """
 SELECT count(*) FROM tasks
 WHERE finished_at < now() - make_interval(secs => %s)
 """
-
-
-def _one(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = ()) -> int:
-    row = conn.execute(query, params).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 async def _create_schedule(

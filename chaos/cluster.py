@@ -32,14 +32,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
-import httpx
 import psycopg
-from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.common import (
     RESULTS,
     Supervisor,
     scalar,
+    scraped,
     unfinished,
     until_answered,
     wait_until_settled,
@@ -206,9 +205,8 @@ class Cluster(Stack):
         user = parts.netloc.rpartition("@")[0]
         return urlunsplit(parts._replace(netloc=f"{user}@" * bool(user) + proxy.address))
 
-    def broker_links(self, process: str) -> list[str]:
-        server = "rabbitmq" if self.broker_url else "redis"
-        return [f"{process}/{server}"]
+    def broker_link(self, process: str) -> str:
+        return f"{process}/{'rabbitmq' if self.broker_url else 'redis'}"
 
     def links_of(self, process: str) -> list[str]:
         return [name for name in self.proxies.by_name if name.startswith(f"{process}/")]
@@ -439,9 +437,7 @@ class ClusterSuite:
         self._fault(f"{name} back")
 
     def _cut_the_broker_from_every_worker(self) -> None:
-        links = [
-            link for n in range(1, WORKERS + 1) for link in self.cluster.broker_links(f"worker-{n}")
-        ]
+        links = [self.cluster.broker_link(f"worker-{n}") for n in range(1, WORKERS + 1)]
         self._set_links(links, LinkState.CUT)
         self._fault(f"broker cut from every worker for {self.config.fault_seconds:g} s")
         time.sleep(self.config.fault_seconds)
@@ -463,7 +459,7 @@ class ClusterSuite:
     def _measure(self) -> None:
         report = self.report
         report.schedule_calls_by_api = {
-            f"api-{n}": _schedule_calls(port)
+            f"api-{n}": int(scraped(port, "taskscheduler_grpc_requests_total", "ScheduleTask"))
             for n, port in enumerate(self.cluster.api_metrics_ports, 1)
         }
         report.acknowledged = len(self.acknowledged)
@@ -543,18 +539,6 @@ class ClusterSuite:
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
-
-
-def _schedule_calls(metrics_port: int) -> int:
-    """ScheduleTask calls answered, from the api process's own metrics."""
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    return sum(
-        int(sample.value)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "taskscheduler_grpc_requests_total"
-        and sample.labels.get("method", "").endswith("ScheduleTask")
-    )
 
 
 def print_report(report: Report) -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+import httpx
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
 from taskscheduler.devstack.stack import Stack
 
@@ -93,6 +95,18 @@ def wait_until_settled(count_unfinished: Callable[[], int], seconds: float) -> N
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and count_unfinished() != 0:
         time.sleep(0.5)
+
+
+def scraped(port: int, sample_name: str, method_suffix: str = "") -> float:
+    """The sum of a sample's values on a process's /metrics (those whose `method` label ends
+    with `method_suffix`, when given)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == sample_name and sample.labels.get("method", "").endswith(method_suffix)
+    )
 
 
 def scalar(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] | None = None) -> int:

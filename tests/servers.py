@@ -12,11 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-
 from taskscheduler.adapters.postgres.migrate import upgrade
-from taskscheduler.devstack.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from taskscheduler.settings import Settings, with_driver
+from taskscheduler.devstack.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, new_database
+from taskscheduler.settings import Settings
 
 
 @dataclass
@@ -29,10 +27,7 @@ class Servers:
 
 def fresh_database(server_url: str, migrate: bool = False) -> str:
     """Creates a database of our own on the server, so tests never touch anybody's data."""
-    name = f"taskscheduler_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(with_driver(server_url, "postgresql"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = server_url.rsplit("/", 1)[0] + "/" + name
+    url = new_database(server_url, "taskscheduler_test")
     if migrate:
         upgrade(Settings(database_url=url))
     return url

@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def new_database(server_url: str, prefix: str) -> str:
+    """Creates a database named `prefix` and a random suffix on the server of `server_url` (any
+    database of it), so that a run never touches anybody's data; returns its URL."""
+    import psycopg
+
+    from taskscheduler.settings import with_driver
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(with_driver(server_url, "postgresql"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server_url.rsplit("/", 1)[0] + "/" + name
 
 
 def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
