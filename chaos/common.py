@@ -7,15 +7,16 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import grpc
 import httpx
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-from taskscheduler.devstack.stack import Stack
+from taskscheduler.devstack.stack import Broker, Stack
 
 T = TypeVar("T")
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
@@ -25,6 +26,40 @@ SELECT (SELECT count(*) FROM tasks WHERE id = ANY(%s::uuid[])
         AND status NOT IN ('SUCCESS', 'FAILED', 'CANCELLED'))
      + (SELECT count(*) FROM workflows WHERE id = ANY(%s::uuid[]) AND status = 'RUNNING')
 """
+
+
+@dataclass
+class FaultReport:
+    """What every fault run counts and must hold: each request answered, stored once and
+    finished, no attempt run twice, every fault injected and no process exiting by itself."""
+
+    fault_kinds: ClassVar[tuple[str, ...]] = ()
+    broker: str = Broker.REDIS
+    attempted: int = 0
+    acknowledged: int = 0
+    lost: int = 0  # acknowledged, not terminal
+    tasks_stored: int = 0  # one per attempted request
+    duplicated_executions: int = 0  # an attempt run twice
+    faults: list[str] = field(default_factory=list)
+    unexpected_exits: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    log: str = ""
+
+    @property
+    def missing_faults(self) -> list[str]:
+        injected = " ".join(self.faults)
+        return [fault for fault in self.fault_kinds if fault not in injected]
+
+    @property
+    def tasks_held(self) -> bool:
+        return (
+            self.acknowledged == self.attempted > 0
+            and self.lost == 0
+            and self.tasks_stored == self.attempted
+            and self.duplicated_executions == 0
+            and not self.missing_faults
+            and not self.unexpected_exits
+        )
 
 
 async def until_answered(
