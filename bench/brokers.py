@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import costs
 from bench.common import Bench, Figure
 from bench.throughput import service_throughput
-from taskscheduler.devstack.embedded import new_database, rabbitmq_server
+from taskscheduler.devstack.embedded import drop_database, new_database, rabbitmq_server
 from taskscheduler.devstack.stack import Broker, Stack, on_free_ports
 
 WARM_UP_TASKS = 50
@@ -70,11 +70,12 @@ def measure(bench: Bench) -> list[Figure]:
 def stack_on(bench: Bench, broker: Broker) -> Iterator[Bench]:
     """A stack like the bench's, on `broker`, with a database of its own."""
     config = bench.stack.config
+    database_url = new_database(bench.database_url, "bench")
     other = Stack(
         on_free_ports(
             Path(tempfile.mkdtemp(prefix=f"taskscheduler-bench-{broker}-")),
             worker_concurrency=config.worker_concurrency,
-            database_url=new_database(bench.database_url, "bench"),
+            database_url=database_url,
             redis_url=bench.redis_url,
             broker=broker,
             extra_env=config.extra_env | {"TASKSCHED_CELERY_QUEUE": f"bench-{broker}"},
@@ -86,3 +87,4 @@ def stack_on(bench: Bench, broker: Broker) -> Iterator[Bench]:
         yield Bench(stack=other, quick=bench.quick)
     finally:
         other.stop()
+        drop_database(bench.database_url, database_url)

@@ -1,8 +1,9 @@
 """The soak: the stack under a steady mix for hours (short, slow, failing-then-succeeding and
 cancelled tasks, cron schedules, status streams), sampled as it goes: each process's memory,
 the task tables' and indexes' size, dead tuples, accept-to-start latency and throughput, and
-what the retention deletes cost. It fails when memory or latency keeps growing, or when the
-stored tasks stop tracking the retention window.
+what the retention deletes cost. It fails when memory or latency keeps growing, throughput
+falls behind, a call or a sample fails, a process exits, or the stored tasks stop tracking
+the retention window.
 
     python -m bench.soak [--minutes 120] [--rate 20] [--retention-minutes 10]     (make soak)
 
@@ -44,6 +45,8 @@ MIX = 20  # the kinds of task below, per this many submitted
 GROWTH_LIMIT = 1.25  # the last quarter's median against the second quarter's
 MEMORY_SLACK_MB = 20.0
 LATENCY_SLACK_MS = 50.0
+THROUGHPUT_FLOOR = 0.9  # of the submitted rate, finished a second in the last quarter
+STREAM_SECONDS = 120.0  # a followed task reaches its end well within this
 PROCESSES = ("api", "gateway", "dispatcher", "worker")
 
 
@@ -88,6 +91,9 @@ class Report:
     verdicts: list[Verdict] = field(default_factory=list)
     submitted: int = 0
     streams_followed: int = 0
+    failed_calls: list[str] = field(default_factory=list)
+    failed_samples: list[str] = field(default_factory=list)
+    exits: list[str] = field(default_factory=list)  # processes that stopped by themselves
     summary: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -115,8 +121,8 @@ class Soak:
         self._started = 0.0
 
     def run(self) -> Report:
-        self.stack.start()
         try:
+            self.stack.start()
             self._started = time.monotonic()
             sampler = threading.Thread(target=self._sample_until_stopped, daemon=True)
             sampler.start()
@@ -126,7 +132,7 @@ class Soak:
         finally:
             self._stopping.set()
             self.stack.stop()
-        self.report.verdicts = judge(self.report.samples, self.config)
+        self.report.verdicts = judge(self.report, self.config)
         self.report.summary = summarize(self.report.samples)
         return self.report
 
@@ -177,12 +183,16 @@ class Soak:
             elif slot == 18:
                 await self._follow(stub, metadata, reply.task.id)
         except grpc.aio.AioRpcError as error:
-            print(f"soak: a call failed: {error.code().name} {error.details()}", flush=True)
+            failure = f"{error.code().name} {error.details()}"
+            self.report.failed_calls.append(failure)
+            print(f"soak: a call failed: {failure}", flush=True)
 
     async def _follow(
         self, stub: TaskServiceStub, metadata: tuple[tuple[str, str], ...], task_id: str
     ) -> None:
-        stream = stub.StreamStatus(pb.StreamStatusRequest(task_id=task_id), metadata=metadata)
+        stream = stub.StreamStatus(
+            pb.StreamStatusRequest(task_id=task_id), metadata=metadata, timeout=STREAM_SECONDS
+        )
         async for event in stream:
             if event.status in FINISHED:
                 break
@@ -195,14 +205,23 @@ class Soak:
         database = with_driver(self.stack.database_url, "postgresql")
         postgres = listener(port_of(database))
         while not self._stopping.wait(self.config.sample_seconds):
+            self._note_exits()
             try:
                 with psycopg.connect(database, autocommit=True) as conn:
                     sample = self._sample(conn, postgres)
             except (psycopg.Error, psutil.Error, httpx.HTTPError) as exc:
+                self.report.failed_samples.append(repr(exc))
                 print(f"soak: a sample failed: {exc!r}", flush=True)
                 continue
             self.report.samples.append(sample)
             print(_progress(sample), flush=True)
+
+    def _note_exits(self) -> None:
+        for process in self.stack.exited():
+            code = process.popen.returncode if process.popen else None
+            exit_ = f"{process.name} exited with code {code}"
+            if exit_ not in self.report.exits:
+                self.report.exits.append(exit_)
 
     def _sample(self, conn: psycopg.Connection[Any], postgres: psutil.Process | None) -> Sample:
         interval = self.config.sample_seconds
@@ -289,22 +308,17 @@ def _progress(sample: Sample) -> str:
 # -- the verdicts --------------------------------------------------------------------------
 
 
-def judge(samples: list[Sample], config: SoakConfig) -> list[Verdict]:
+def judge(report: Report, config: SoakConfig) -> list[Verdict]:
     """The second quarter of the run (warmed up) against the last: memory and latency may not
-    grow beyond GROWTH_LIMIT (and a small slack); the stored tasks must stay near what the
-    retention window holds, with none left long past it."""
+    grow beyond GROWTH_LIMIT (and a small slack), throughput may not fall behind the rate; the
+    stored tasks must stay near what the retention window holds, with none left long past it;
+    and every call, sample and process must have held throughout."""
+    samples = report.samples
     if len(samples) < 8:
         return [Verdict("enough samples", False, f"{len(samples)} samples; 8 needed")]
     quarter = len(samples) // 4
     settled, last = samples[quarter : 2 * quarter], samples[-quarter:]
-    verdicts = []
-    for name in PROCESSES:
-        before = statistics.median(s.rss_mb[name] for s in settled)
-        after = statistics.median(s.rss_mb[name] for s in last)
-        limit = before * GROWTH_LIMIT + MEMORY_SLACK_MB
-        verdicts.append(
-            Verdict(f"{name} memory", after <= limit, f"{before:.0f} MB, then {after:.0f} MB")
-        )
+    verdicts = [_memory_verdict(name, settled, last) for name in PROCESSES]
     before = statistics.median(s.start_p95_ms for s in settled)
     after = statistics.median(s.start_p95_ms for s in last)
     verdicts.append(
@@ -312,6 +326,14 @@ def judge(samples: list[Sample], config: SoakConfig) -> list[Verdict]:
             "accept-to-start p95",
             after <= before * GROWTH_LIMIT + LATENCY_SLACK_MS,
             f"{before:.0f} ms, then {after:.0f} ms",
+        )
+    )
+    finishing = statistics.median(s.finished_per_second for s in last)
+    verdicts.append(
+        Verdict(
+            "throughput keeps up",
+            finishing >= THROUGHPUT_FLOOR * config.rate,
+            f"{finishing:.1f} tasks/s finished in the last quarter, {config.rate:g} submitted",
         )
     )
     window = config.rate * (config.retention_minutes * 60 + RETENTION_SLACK_SECONDS)
@@ -324,7 +346,20 @@ def judge(samples: list[Sample], config: SoakConfig) -> list[Verdict]:
             f"{window:,.0f}); {max(s.past_retention for s in last)} past it",
         )
     )
+    for check, failures in (
+        ("every call answered", report.failed_calls),
+        ("every sample taken", report.failed_samples),
+        ("no process exited by itself", report.exits),
+    ):
+        verdicts.append(Verdict(check, not failures, f"{len(failures)}: {failures[:3]}"))
     return verdicts
+
+
+def _memory_verdict(name: str, settled: list[Sample], last: list[Sample]) -> Verdict:
+    before = statistics.median(s.rss_mb[name] for s in settled)
+    after = statistics.median(s.rss_mb[name] for s in last)
+    limit = before * GROWTH_LIMIT + MEMORY_SLACK_MB
+    return Verdict(f"{name} memory", after <= limit, f"{before:.0f} MB, then {after:.0f} MB")
 
 
 def summarize(samples: list[Sample]) -> dict[str, float]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -88,6 +90,7 @@ class Report(FaultReport):
     cut_task_attempts: list[str] = field(default_factory=list)  # "number status worker"
     cut_task_rerun_elsewhere: bool = False
     cut_worker_late_completion_ignored: bool = False
+    cut_worker_handler_end: str = ""  # how and when the cut-off worker's handler ended
     cut_worker_completed_after_link_back: int = 0  # attempts it finished after the link returned
 
     @property
@@ -95,7 +98,6 @@ class Report(FaultReport):
         return (
             self.tasks_held
             and self.answered_while_an_api_was_down > 0
-            and len(self.schedule_calls_by_api) == APIS
             and min(self.schedule_calls_by_api.values()) > 0
             and self.cron_fires > 0
             and self.cron_fires_missed == 0
@@ -198,8 +200,10 @@ class Cluster(Stack):
             wait_for_port(port, timeout)
 
     def stop(self, timeout: float = 20) -> None:
-        super().stop(timeout)
-        self.proxies.close()
+        try:
+            super().stop(timeout)
+        finally:
+            self.proxies.close()
 
 
 class ClusterSuite:
@@ -241,8 +245,8 @@ class ClusterSuite:
 
     def run(self, hold: bool = False) -> Report:
         started = time.monotonic()
-        self.cluster.start()
         try:
+            self.cluster.start()
             self._create_executions_table()
             self.supervisor.start(self._stopping)
             asyncio.run(self._flow())
@@ -252,6 +256,7 @@ class ClusterSuite:
                 self._hold()
         finally:
             self._stopping.set()
+            self.supervisor.join()
             self.cluster.stop()
         self.report.seconds = round(time.monotonic() - started, 1)
         self.report.log = str(self.log_path)
@@ -343,9 +348,16 @@ class ClusterSuite:
         finally:
             self._faults_done.set()
 
-    def _set_links(self, links: list[str], state: LinkState, delay: float = 0.0) -> None:
-        for link in links:
-            self.cluster.proxies.set_state(link, state, delay)
+    @contextlib.contextmanager
+    def _links_in(self, links: list[str], state: LinkState, delay: float = 0.0) -> Iterator[None]:
+        """The links in `state` for the block, and up again however the block ends."""
+        try:
+            for link in links:
+                self.cluster.proxies.set_state(link, state, delay)
+            yield
+        finally:
+            for link in links:
+                self.cluster.proxies.set_state(link, LinkState.UP)
 
     def _cut_a_worker_mid_task(self) -> None:
         """A long task's worker loses PostgreSQL while running it: its lease expires and
@@ -353,11 +365,9 @@ class ClusterSuite:
         its late renewal and end change nothing."""
         self.cut_worker = self._wait_for_worker_of(self.long_task)
         time.sleep(1)  # well inside the task
-        links = [f"{self.cut_worker}/postgres"]
-        self._set_links(links, LinkState.CUT)
-        self._fault(f"worker cut from PostgreSQL mid-task: {self.cut_worker}")
-        self._wait_for_second_attempt(self.long_task)
-        self._set_links(links, LinkState.UP)
+        with self._links_in([f"{self.cut_worker}/postgres"], LinkState.CUT):
+            self._fault(f"worker cut from PostgreSQL mid-task: {self.cut_worker}")
+            self._wait_for_second_attempt(self.long_task)
         self.link_back_at = self._database_now()
         self._fault(f"{self.cut_worker}'s link to PostgreSQL back, the task re-run elsewhere")
 
@@ -397,41 +407,38 @@ class ClusterSuite:
     def _blackhole_a_dispatcher(self) -> None:
         """Every link of one dispatcher forwards nothing: the other carries on alone, cron fires
         included, and the first comes back by itself."""
-        links = self.cluster.links_of("dispatcher-1")
-        self._set_links(links, LinkState.BLACKHOLE)
-        self._fault("dispatcher blackholed: dispatcher-1, every link")
-        time.sleep(self.config.fault_seconds)
-        self._set_links(links, LinkState.UP)
+        with self._links_in(self.cluster.links_of("dispatcher-1"), LinkState.BLACKHOLE):
+            self._fault("dispatcher blackholed: dispatcher-1, every link")
+            time.sleep(self.config.fault_seconds)
         self._fault("dispatcher-1's links back")
 
     def _kill_an_api(self) -> None:
         """SIGKILL one api replica and keep it down a while: calls go on through the other."""
         name = "api-1"
         self.supervisor.held.add(name)
-        self.supervisor.expect_exit(name)
-        os.kill(self.cluster.pid_of(name), signal.SIGKILL)
-        self._api_down.set()
-        self._fault(f"api killed: {name} (SIGKILL), down {self.config.fault_seconds:g} s")
-        time.sleep(self.config.fault_seconds)
-        self._api_down.clear()
-        self.supervisor.held.discard(name)
+        try:
+            self.supervisor.expect_exit(name)
+            os.kill(self.cluster.pid_of(name), signal.SIGKILL)
+            self._api_down.set()
+            self._fault(f"api killed: {name} (SIGKILL), down {self.config.fault_seconds:g} s")
+            time.sleep(self.config.fault_seconds)
+        finally:
+            self._api_down.clear()
+            self.supervisor.held.discard(name)
         wait_for_port(self.cluster.api_ports[0], timeout=60)
         self._fault(f"{name} back")
 
     def _cut_the_broker_from_every_worker(self) -> None:
         links = [self.cluster.broker_link(f"worker-{n}") for n in range(1, WORKERS + 1)]
-        self._set_links(links, LinkState.CUT)
-        self._fault(f"broker cut from every worker for {self.config.fault_seconds:g} s")
-        time.sleep(self.config.fault_seconds)
-        self._set_links(links, LinkState.UP)
+        with self._links_in(links, LinkState.CUT):
+            self._fault(f"broker cut from every worker for {self.config.fault_seconds:g} s")
+            time.sleep(self.config.fault_seconds)
         self._fault("the workers' links to the broker back")
 
     def _slow_an_api(self) -> None:
-        links = ["api-2/postgres"]
-        self._set_links(links, LinkState.SLOW, delay=0.05)
-        self._fault("api's link to PostgreSQL slowed: api-2, 50 ms a packet")
-        time.sleep(self.config.fault_seconds / 2)
-        self._set_links(links, LinkState.UP)
+        with self._links_in(["api-2/postgres"], LinkState.SLOW, delay=0.05):
+            self._fault("api's link to PostgreSQL slowed: api-2, 50 ms a packet")
+            time.sleep(self.config.fault_seconds / 2)
 
     # -- the figures -------------------------------------------------------------------------
 
@@ -496,20 +503,37 @@ class ClusterSuite:
             status == "SUCCESS" and not str(host).startswith(cut)
             for _, status, _, host in attempts[1:]
         )
-        task = conn.execute(
-            "SELECT status, attempt FROM tasks WHERE id = %s", (self.long_task,)
-        ).fetchone()
-        # The first worker's own success, sent once its link was back, did not land: the
-        # first attempt stays lost, and the task's result is the re-run's.
-        report.cut_worker_late_completion_ignored = (
-            first_lost and task is not None and task[0] == "SUCCESS" and task[1] == len(attempts)
-        )
+        report.cut_worker_late_completion_ignored = first_lost and self._late_end_ignored(conn)
         report.cut_worker_completed_after_link_back = scalar(
             conn,
             "SELECT count(*) FROM task_attempts a JOIN workers w ON w.name = a.worker "
             "WHERE w.celery_hostname LIKE %s AND a.finished_at > %s",
             (f"{cut}%", self.link_back_at),
         )
+
+    def _late_end_ignored(self, conn: psycopg.Connection[Any]) -> bool:
+        """The cut-off worker's handler ran on until after its link was back (its watchdog
+        then found the lease gone and stopped it), so that worker sent an end; it did not land:
+        the first attempt still ended, lost, before the link came back, and the task's result
+        is the last attempt's."""
+        row = conn.execute(
+            "SELECT e.ended_by, extract(epoch FROM e.ended_at - %(back)s),"
+            " a.finished_at < %(back)s,"
+            " t.status = 'SUCCESS' AND t.attempt > 1 AND t.result->>'attempt' = t.attempt::text"
+            " FROM chaos_executions e"
+            " JOIN task_attempts a ON a.task_id = e.task_id AND a.number = e.attempt"
+            " JOIN tasks t ON t.id = e.task_id"
+            " WHERE e.task_id = %(task)s AND e.attempt = 1",
+            {"back": self.link_back_at, "task": self.long_task},
+        ).fetchone()
+        if row is None or row[0] is None:
+            self.report.cut_worker_handler_end = "never recorded"
+            return False
+        ended_by, after_link_back, lost_before, result_of_the_rerun = row
+        self.report.cut_worker_handler_end = (
+            f"{ended_by}, {float(after_link_back):.1f} s after its link was back"
+        )
+        return float(after_link_back) > 0 and lost_before and result_of_the_rerun
 
     def _hold(self) -> None:
         for n, port in enumerate(self.cluster.gateway_ports, 1):

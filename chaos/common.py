@@ -90,6 +90,7 @@ class Supervisor:
         self._expected: dict[str, int] = {}
         self.held: set[str] = set()
         self.unexpected_exits: list[str] = []
+        self._thread: threading.Thread | None = None
 
     def expect_exit(self, name: str) -> None:
         self._expected[name] = self._expected.get(name, 0) + 1
@@ -99,21 +100,35 @@ class Supervisor:
         self._expected[name] -= 1
 
     def start(self, stopping: threading.Event) -> None:
-        threading.Thread(target=self._run, args=(stopping,), daemon=True).start()
+        self._thread = threading.Thread(target=self._run, args=(stopping,), daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        """Waits until the supervisor has seen `stopping`, so that it restarts nothing while
+        the stack stops."""
+        if self._thread is not None:
+            self._thread.join(10)
 
     def _run(self, stopping: threading.Event) -> None:
         while not stopping.wait(0.1):
-            for process in self._stack.exited():
-                if process.name in self.held:
-                    continue
-                code = process.popen.returncode if process.popen else None
-                text = f"{process.name} exited with code {code}; restarted"
-                if self._expected.get(process.name, 0) > 0:
-                    self._expected[process.name] -= 1
-                    self._log_fault(text)
-                else:
-                    self.unexpected_exits.append(text)
-                self._stack.restart_process(process.name)
+            try:
+                self._restart_exited()
+            except Exception as exc:  # unsupervised, the run could not tell an exit: it fails
+                self.unexpected_exits.append(f"the supervisor stopped: {exc!r}")
+                return
+
+    def _restart_exited(self) -> None:
+        for process in self._stack.exited():
+            if process.name in self.held:
+                continue
+            code = process.popen.returncode if process.popen else None
+            text = f"{process.name} exited with code {code}; restarted"
+            if self._expected.get(process.name, 0) > 0:
+                self._expected[process.name] -= 1
+                self._log_fault(text)
+            else:
+                self.unexpected_exits.append(text)
+            self._stack.restart_process(process.name)
 
 
 def unfinished(database_url: str, tasks: Iterable[str], workflows: Iterable[str] = ()) -> int:

@@ -1,6 +1,7 @@
 """The fault suites' kinds: chaos.work, a short task (or one of `min_ms`) that records each
-execution, so the suites can count duplicated executions (the same attempt run twice), and
-chaos.spawn, a workflow step that spawns more."""
+execution and when it ended, so the suites can count duplicated executions (the same attempt
+run twice) and see a cut-off worker end its task late, and chaos.spawn, a workflow step that
+spawns more."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ CREATE TABLE IF NOT EXISTS chaos_executions (
     task_id uuid NOT NULL,
     attempt integer NOT NULL,
     pid integer NOT NULL,
-    executed_at timestamptz NOT NULL DEFAULT now()
+    executed_at timestamptz NOT NULL DEFAULT now(),
+    ended_at timestamptz,
+    ended_by text  -- 'return', or the exception that stopped the handler
 )
 """
 
@@ -40,6 +43,26 @@ def _record(task_id: str, attempt: int) -> None:
         raise
 
 
+def _record_end(task_id: str, attempt: int, ended_by: str) -> None:
+    """Best effort, on a new connection when the link broke meanwhile (an update, safe to send
+    twice); without it the suite sees no late end, which fails its check."""
+    global _connection
+    for _ in range(2):
+        try:
+            if _connection is None or _connection.closed:
+                _connection = psycopg.connect(
+                    get_settings().libpq_url, autocommit=True, connect_timeout=2
+                )
+            _connection.execute(
+                "UPDATE chaos_executions SET ended_at = now(), ended_by = %s"
+                " WHERE task_id = %s AND attempt = %s AND pid = %s",
+                (ended_by, task_id, attempt, os.getpid()),
+            )
+            return
+        except psycopg.OperationalError:
+            _connection = None
+
+
 class Work(PayloadModel):
     min_ms: int = pydantic.Field(default=0, ge=0, le=60_000)
     max_ms: int = pydantic.Field(default=50, ge=0, le=60_000)
@@ -48,7 +71,14 @@ class Work(PayloadModel):
 @registry.register("chaos.work", payload=Work)
 def work(payload: Work, context: TaskContext) -> dict[str, int]:
     _record(context.task_id, context.attempt)
-    time.sleep(random.uniform(payload.min_ms, max(payload.min_ms, payload.max_ms)) / 1000)
+    ended_by = "return"
+    try:
+        time.sleep(random.uniform(payload.min_ms, max(payload.min_ms, payload.max_ms)) / 1000)
+    except BaseException as stopped:  # the watchdog's interrupt, once the lease is gone
+        ended_by = type(stopped).__name__
+        raise
+    finally:
+        _record_end(context.task_id, context.attempt, ended_by)
     return {"attempt": context.attempt}
 
 

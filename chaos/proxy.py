@@ -126,6 +126,13 @@ class Proxy:
         except OSError:
             _reset(writer)
             return
+        if self.state in (LinkState.CUT, LinkState.BLACKHOLE):  # it changed while connecting
+            _reset(server_writer)
+            if self.state is LinkState.CUT:
+                _reset(writer)
+            else:
+                self._silenced.add(writer)
+            return
         connection = _Connection(writer, server_writer)
         connection.tasks = [
             asyncio.create_task(self._pipe(reader, server_writer, connection)),
@@ -182,5 +189,16 @@ class Proxies:
     def close(self) -> None:
         for proxy in self.by_name.values():
             self._run(proxy.stop())
+        self._run(_cancel_the_rest())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """Ends what the proxies' connections left running (pipes of closed connections)."""
+    current = asyncio.current_task()
+    rest = [task for task in asyncio.all_tasks() if task is not current]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)

@@ -148,8 +148,8 @@ class Chaos:
 
     def run(self) -> Report:
         started = time.monotonic()
-        self.stack.start()
         try:
+            self.stack.start()
             self._create_executions_table()
             self.supervisor.start(self._stopping)
             faults = threading.Thread(target=self._inject_faults, daemon=True)
@@ -161,6 +161,7 @@ class Chaos:
             self._measure()
         finally:
             self._stopping.set()
+            self.supervisor.join()
             self.stack.stop()
         self.report.seconds = round(time.monotonic() - started, 1)
         self.report.log = str(self.log_path)

@@ -45,6 +45,17 @@ def new_database(server_url: str, prefix: str) -> str:
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
+def drop_database(server_url: str, url: str) -> None:
+    """Drops the database `url` names (one new_database made), from another of its server."""
+    import psycopg
+
+    from taskscheduler.settings import with_driver
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(with_driver(server_url, "postgresql"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def wait_for_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while True:

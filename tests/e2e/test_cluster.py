@@ -20,10 +20,14 @@ def test_replicas_carry_on_through_cut_and_blackholed_links(broker: Broker) -> N
     assert report.lost == 0, report
     assert report.tasks_stored == report.attempted, "a retried call made a second task"
     assert report.duplicated_executions == 0, report
-    # A worker cut from PostgreSQL mid-task: its lease expired, another worker ran the task,
-    # the first one's late end changed nothing, and it ran tasks again once its link was back.
+    # A worker cut from PostgreSQL mid-task: its lease expired, another worker ran the task;
+    # the first one's handler ran on until its link was back, and the end it then sent changed
+    # nothing; and that worker ran tasks again.
     assert report.cut_task_rerun_elsewhere, report.cut_task_attempts
-    assert report.cut_worker_late_completion_ignored, report.cut_task_attempts
+    assert report.cut_worker_late_completion_ignored, (
+        report.cut_task_attempts,
+        report.cut_worker_handler_end,
+    )
     assert report.cut_worker_completed_after_link_back > 0, report
     # With a dispatcher blackholed, the other fired the every-second schedule alone.
     assert report.cron_fires > 20, report

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from taskscheduler.adapters.postgres.schema import metadata
+from taskscheduler.devstack.embedded import drop_database
 from taskscheduler.settings import Settings, with_driver
 from tests.servers import Servers, fresh_database
 
@@ -94,12 +95,6 @@ def unified(migrated: str, described: str) -> str:
         migrated.splitlines(), described.splitlines(), "migrated", "schema.py", lineterm=""
     )
     return "\n".join(f"  {line}" for line in diff)
-
-
-def drop_database(server_url: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(with_driver(server_url, "postgresql"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
